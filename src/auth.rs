@@ -1,0 +1,178 @@
+//! Who may read leads: the dashboard token (as `Authorization: Bearer …`) or a session cookie
+//! obtained by trading the token at `/login`.
+//!
+//! Sessions are random 256-bit values; only their SHA-256 is stored (in memory and in the
+//! `sessions` table), so they survive a restart, logout ends them, and a copy of the database
+//! logs nobody in. Every comparison with a secret is constant time.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use crate::config::{random_token, Secret};
+use crate::store::{now_ms, Store, StoreError, Written};
+
+pub const SESSION_COOKIE: &str = "leadstream_session";
+/// How long a session lasts without logging in again.
+pub const SESSION_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
+
+/// Constant-time equality of two secrets (the lengths may differ; that leaks only the length).
+pub fn secret_eq(a: &str, b: &str) -> bool {
+    a.as_bytes().ct_eq(b.as_bytes()).into()
+}
+
+fn hash(value: &str) -> String {
+    hex::encode(Sha256::digest(value.as_bytes()))
+}
+
+pub struct Sessions {
+    store: Store,
+    /// token hash → expiry (unix ms); a mirror of the table so checks need no query.
+    live: Mutex<HashMap<String, i64>>,
+}
+
+impl Sessions {
+    /// Loads the unexpired sessions and forgets the expired ones.
+    pub async fn load(store: Store) -> Result<Sessions, StoreError> {
+        let now = now_ms();
+        let rows = store
+            .write(move |c| {
+                c.execute("DELETE FROM sessions WHERE expires_ms <= ?1", [now])?;
+                let mut stmt = c.prepare("SELECT token_hash, expires_ms FROM sessions")?;
+                let rows = stmt
+                    .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?
+                    .collect::<rusqlite::Result<HashMap<_, _>>>()?;
+                Ok(Written::value(rows))
+            })
+            .await?;
+        Ok(Sessions { store, live: Mutex::new(rows) })
+    }
+
+    /// Creates a session; returns the cookie value.
+    pub async fn create(&self) -> Result<String, StoreError> {
+        let token = random_token(32);
+        let h = hash(&token);
+        let expires = now_ms() + SESSION_TTL.as_millis() as i64;
+        let h2 = h.clone();
+        self.store
+            .write(move |c| {
+                c.execute(
+                    "INSERT INTO sessions (token_hash, created_ms, expires_ms) VALUES (?1, ?2, ?3)",
+                    rusqlite::params![h2, now_ms(), expires],
+                )?;
+                Ok(Written::value(()))
+            })
+            .await?;
+        self.live.lock().expect("sessions lock").insert(h, expires);
+        Ok(token)
+    }
+
+    /// True for a known, unexpired session cookie. Looking up the hash of the presented value
+    /// in a map does not reveal anything about other sessions' values.
+    pub fn is_valid(&self, cookie: &str) -> bool {
+        if cookie.is_empty() || cookie.len() > 128 {
+            return false;
+        }
+        let h = hash(cookie);
+        let live = self.live.lock().expect("sessions lock");
+        live.get(&h).is_some_and(|&exp| exp > now_ms())
+    }
+
+    pub async fn end(&self, cookie: &str) -> Result<(), StoreError> {
+        let h = hash(cookie);
+        self.live.lock().expect("sessions lock").remove(&h);
+        self.store
+            .write(move |c| {
+                c.execute("DELETE FROM sessions WHERE token_hash = ?1", [h])?;
+                Ok(Written::value(()))
+            })
+            .await
+    }
+}
+
+/// The credentials a request carried.
+#[derive(Debug, Default, Clone)]
+pub struct Credentials {
+    pub authorization: Option<String>,
+    pub session: Option<String>,
+}
+
+/// Checks a request's credentials against the token and the sessions.
+pub fn is_authorised(creds: &Credentials, token: &Secret, sessions: &Sessions) -> bool {
+    if let Some(h) = &creds.authorization {
+        if let Some(t) = h.strip_prefix("Bearer ").or_else(|| h.strip_prefix("bearer ")) {
+            return secret_eq(t.trim(), token.expose());
+        }
+    }
+    creds.session.as_deref().is_some_and(|s| sessions.is_valid(s))
+}
+
+/// Failed logins allowed per address per window, and the window.
+const LOGIN_FAILURES: u32 = 10;
+const LOGIN_WINDOW: Duration = Duration::from_secs(60);
+
+/// Slows down guessing: after 10 failed logins in a minute from one address, further tries
+/// from it are refused until the minute is over.
+#[derive(Default)]
+pub struct LoginLimiter {
+    failures: Mutex<HashMap<IpAddr, (Instant, u32)>>,
+}
+
+impl LoginLimiter {
+    pub fn allowed(&self, ip: Option<IpAddr>) -> bool {
+        let Some(ip) = ip else { return true };
+        let map = self.failures.lock().expect("limiter lock");
+        match map.get(&ip) {
+            Some((start, n)) if start.elapsed() < LOGIN_WINDOW => *n < LOGIN_FAILURES,
+            _ => true,
+        }
+    }
+
+    pub fn failed(&self, ip: Option<IpAddr>) {
+        let Some(ip) = ip else { return };
+        let mut map = self.failures.lock().expect("limiter lock");
+        // Bounded memory under a distributed attack: forget stale entries when the map grows.
+        if map.len() > 10_000 {
+            map.retain(|_, (start, _)| start.elapsed() < LOGIN_WINDOW);
+        }
+        let entry = map.entry(ip).or_insert((Instant::now(), 0));
+        if entry.0.elapsed() >= LOGIN_WINDOW {
+            *entry = (Instant::now(), 0);
+        }
+        entry.1 += 1;
+    }
+
+    pub fn succeeded(&self, ip: Option<IpAddr>) {
+        if let Some(ip) = ip {
+            self.failures.lock().expect("limiter lock").remove(&ip);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn limiter_blocks_after_ten_failures() {
+        let l = LoginLimiter::default();
+        let ip = Some("127.0.0.1".parse().unwrap());
+        for _ in 0..LOGIN_FAILURES {
+            assert!(l.allowed(ip));
+            l.failed(ip);
+        }
+        assert!(!l.allowed(ip));
+        assert!(l.allowed(Some("127.0.0.2".parse().unwrap())));
+    }
+
+    #[test]
+    fn bearer_must_match_exactly() {
+        assert!(secret_eq("abc", "abc"));
+        assert!(!secret_eq("abc", "ab"));
+        assert!(!secret_eq("abc", "abd"));
+    }
+}

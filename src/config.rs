@@ -1,0 +1,304 @@
+//! Settings: command-line flag, else environment variable, else `.env` in the working
+//! directory, else the default (SPEC.md "Running it").
+//!
+//! `.env` is loaded into the environment *before* clap reads it, without overriding variables
+//! that are already set, which yields exactly that precedence.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Parser;
+
+/// A secret string whose `Debug` never shows the value, so a `{:?}` of the settings in a log
+/// line cannot leak a token.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(s: impl Into<String>) -> Self {
+        Secret(s.into())
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+impl std::str::FromStr for Secret {
+    type Err = std::convert::Infallible;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(Secret(s.to_string()))
+    }
+}
+
+pub const DEFAULT_GRAPH_URL: &str = "https://graph.facebook.com/v25.0";
+
+/// What clap parses; turned into [`Settings`] by [`Cli::into_settings`], which checks the
+/// combinations clap cannot express.
+#[derive(Debug, Parser)]
+#[command(
+    name = "leadstream",
+    version,
+    about = "Receives Meta Lead Ads webhooks, keeps every lead in SQLite and shows them live.",
+    after_help = "Every setting can also come from the environment or from a .env file in the \
+                  working directory. With no META_* settings at all, leadstream starts in demo mode."
+)]
+pub struct Cli {
+    /// Address to serve on; port 0 picks a free one (the bound address is logged).
+    #[arg(long, env = "LISTEN_ADDR", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+
+    /// SQLite file, created with schema.sql on first start.
+    #[arg(long, env = "LEADS_DB", default_value = "./leads.db")]
+    pub db: PathBuf,
+
+    /// HMAC key for X-Hub-Signature-256; also signs appsecret_proof.
+    #[arg(long = "meta-app-secret", env = "META_APP_SECRET", hide_env_values = true)]
+    pub app_secret: Option<Secret>,
+
+    /// Token Meta echoes in the subscription handshake.
+    #[arg(long = "meta-webhook-verify-token", env = "META_WEBHOOK_VERIFY_TOKEN", hide_env_values = true)]
+    pub verify_token: Option<Secret>,
+
+    /// Long-lived Page (or system-user) token for Graph reads.
+    #[arg(long = "meta-page-access-token", env = "META_PAGE_ACCESS_TOKEN", hide_env_values = true)]
+    pub page_access_token: Option<Secret>,
+
+    /// Page id(s) to sync with Meta, comma-separated.
+    #[arg(long = "meta-page-id", env = "META_PAGE_ID")]
+    pub page_ids: Option<String>,
+
+    /// Graph base URL including the version.
+    #[arg(long = "meta-graph-url", env = "META_GRAPH_URL", default_value = DEFAULT_GRAPH_URL)]
+    pub graph_url: String,
+
+    /// Secret that opens the dashboard and the API; random per start when unset (printed).
+    #[arg(long = "dashboard-token", env = "DASHBOARD_TOKEN", hide_env_values = true)]
+    pub dashboard_token: Option<Secret>,
+
+    /// Run with a built-in simulated Meta that posts signed demo leads.
+    #[arg(long, env = "LEADSTREAM_DEMO", value_parser = parse_flag, num_args = 0..=1, default_missing_value = "1", default_value = "0")]
+    pub demo: bool,
+
+    /// The public https URL when behind a reverse proxy; makes the session cookie `Secure`.
+    #[arg(long = "public-url", env = "PUBLIC_URL")]
+    pub public_url: Option<String>,
+}
+
+fn parse_flag(s: &str) -> Result<bool, String> {
+    match s.trim().to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "on" => Ok(true),
+        "" | "0" | "false" | "no" | "off" => Ok(false),
+        other => Err(format!("expected 1 or 0, not {other:?}")),
+    }
+}
+
+/// Knobs that are not user settings but that tests and the load generator turn.
+#[derive(Debug, Clone)]
+pub struct Tuning {
+    /// First retry delay of a failed Graph call; doubles each try (SPEC: about 1 s).
+    pub retry_base: Duration,
+    /// Longest wait between two tries of one job (SPEC: 5 minutes).
+    pub retry_cap: Duration,
+    /// How long a job is retried before it becomes a dead letter (SPEC: 48 hours).
+    pub retry_for: Duration,
+    /// Graph lead fetches in flight at once.
+    pub worker_concurrency: usize,
+    /// Capacity of the in-memory fan-out; a client further behind is caught up from the database.
+    pub broadcast_capacity: usize,
+    /// A lagging client this many leads behind gets a `refresh` event instead of a replay.
+    pub max_replay: i64,
+    /// Comment line interval on idle streams (SPEC: at least every 15 s).
+    pub keepalive: Duration,
+    /// Periodic catch-up sync; `None` turns it off (SPEC: every 15 minutes).
+    pub sync_every: Option<Duration>,
+    /// Sync at start-up.
+    pub sync_at_start: bool,
+    /// Demo: time between simulated webhook deliveries.
+    pub demo_every: Duration,
+    /// Timeout of one Graph request.
+    pub graph_timeout: Duration,
+}
+
+impl Default for Tuning {
+    fn default() -> Self {
+        Tuning {
+            retry_base: Duration::from_secs(1),
+            retry_cap: Duration::from_secs(300),
+            retry_for: Duration::from_secs(48 * 3600),
+            worker_concurrency: 8,
+            broadcast_capacity: 1024,
+            max_replay: 10_000,
+            keepalive: Duration::from_secs(15),
+            sync_every: Some(Duration::from_secs(15 * 60)),
+            sync_at_start: true,
+            demo_every: Duration::from_secs(4),
+            graph_timeout: Duration::from_secs(20),
+        }
+    }
+}
+
+/// Meta credentials, all present (a half-configured app is refused at start-up).
+#[derive(Debug, Clone)]
+pub struct MetaSettings {
+    pub app_secret: Secret,
+    pub verify_token: Secret,
+    pub page_access_token: Secret,
+    pub page_ids: Vec<String>,
+    pub graph_url: String,
+}
+
+/// Everything the app needs, checked.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub listen: SocketAddr,
+    pub db: PathBuf,
+    /// `None` in demo mode: the demo makes up its own secrets and points Graph at itself.
+    pub meta: Option<MetaSettings>,
+    pub dashboard_token: Secret,
+    /// True when the dashboard token was generated at start (so it is printed in the URL).
+    pub token_generated: bool,
+    pub demo: bool,
+    /// Why demo mode is on, for the one start-up line that says so.
+    pub demo_reason: Option<&'static str>,
+    pub public_url: Option<String>,
+    pub tuning: Tuning,
+}
+
+impl Settings {
+    /// Reads `.env` (if any), then flags and environment.
+    pub fn from_env_and_args() -> Result<Settings, String> {
+        // A broken .env is reported rather than silently ignored: a typo there would otherwise
+        // start a half-configured server.
+        match dotenvy::dotenv() {
+            Ok(_) => {}
+            Err(e) if e.not_found() => {}
+            Err(e) => return Err(format!("could not read .env: {e}")),
+        }
+        Cli::parse().into_settings()
+    }
+
+    /// `true` when the session cookie must carry `Secure`.
+    pub fn https(&self) -> bool {
+        self.public_url
+            .as_deref()
+            .is_some_and(|u| u.to_ascii_lowercase().starts_with("https://"))
+    }
+}
+
+impl Cli {
+    pub fn into_settings(self) -> Result<Settings, String> {
+        let given = [
+            ("META_APP_SECRET", self.app_secret.is_some()),
+            ("META_WEBHOOK_VERIFY_TOKEN", self.verify_token.is_some()),
+            ("META_PAGE_ACCESS_TOKEN", self.page_access_token.is_some()),
+        ];
+        let any_meta = given.iter().any(|(_, set)| *set) || self.page_ids.is_some();
+        let (meta, demo_reason) = if self.demo {
+            (None, Some("--demo was given"))
+        } else if !any_meta {
+            (None, Some("no META_* settings were found"))
+        } else {
+            if let Some((name, _)) = given.iter().find(|(_, set)| !*set) {
+                return Err(format!(
+                    "{name} is required when a Meta app is configured (see .env.example), \
+                     or start with --demo to try leadstream without one"
+                ));
+            }
+            let page_ids = parse_page_ids(self.page_ids.as_deref().unwrap_or(""))?;
+            let graph_url = self.graph_url.trim_end_matches('/').to_string();
+            url::Url::parse(&graph_url)
+                .map_err(|e| format!("META_GRAPH_URL is not a URL ({e}): {graph_url:?}"))?;
+            (
+                Some(MetaSettings {
+                    app_secret: self.app_secret.unwrap(),
+                    verify_token: self.verify_token.unwrap(),
+                    page_access_token: self.page_access_token.unwrap(),
+                    page_ids,
+                    graph_url,
+                }),
+                None,
+            )
+        };
+        let (dashboard_token, token_generated) = match self.dashboard_token {
+            Some(t) if t.expose().len() >= 8 => (t, false),
+            Some(_) => return Err("DASHBOARD_TOKEN must be at least 8 characters long".into()),
+            None => (Secret::new(random_token(18)), true),
+        };
+        if let Some(u) = &self.public_url {
+            url::Url::parse(u).map_err(|e| format!("--public-url is not a URL ({e}): {u:?}"))?;
+        }
+        Ok(Settings {
+            listen: self.listen,
+            db: self.db,
+            demo: meta.is_none(),
+            meta,
+            dashboard_token,
+            token_generated,
+            demo_reason,
+            public_url: self.public_url,
+            tuning: Tuning::default(),
+        })
+    }
+}
+
+/// Page ids are used as URL path segments, so only digits are accepted.
+fn parse_page_ids(s: &str) -> Result<Vec<String>, String> {
+    s.split(',')
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            if crate::meta::is_meta_id(p) {
+                Ok(p.to_string())
+            } else {
+                Err(format!("META_PAGE_ID must be page ids (digits), comma-separated; got {p:?}"))
+            }
+        })
+        .collect()
+}
+
+/// A URL-safe random token of `bytes` random bytes (hex encoded).
+pub fn random_token(bytes: usize) -> String {
+    let mut buf = vec![0u8; bytes];
+    getrandom::fill(&mut buf).expect("the operating system's random source failed");
+    hex::encode(buf)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cli(args: &[&str]) -> Cli {
+        let mut all = vec!["leadstream"];
+        all.extend_from_slice(args);
+        Cli::try_parse_from(all).unwrap()
+    }
+
+    #[test]
+    fn secrets_never_show_in_debug() {
+        let s = format!("{:?}", Secret::new("hunter2"));
+        assert!(!s.contains("hunter2"));
+    }
+
+    #[test]
+    fn a_half_configured_app_is_a_one_line_error() {
+        let mut c = cli(&["--dashboard-token", "abcdefgh"]);
+        c.app_secret = Some(Secret::new("x"));
+        let err = c.into_settings().unwrap_err();
+        assert!(err.contains("META_WEBHOOK_VERIFY_TOKEN is required"), "{err}");
+        assert!(!err.contains('\n'));
+    }
+
+    #[test]
+    fn page_ids_must_be_digits() {
+        assert_eq!(parse_page_ids("1, 2,").unwrap(), vec!["1", "2"]);
+        assert!(parse_page_ids("1,../x").is_err());
+    }
+}

@@ -1,0 +1,97 @@
+//! One error type for the HTTP layer, mapped to a status and a JSON body in one place.
+//!
+//! 5xx bodies are generic on purpose: the cause is logged once here, never sent to a client
+//! (it may name a file path or a SQL statement).
+
+use warp::http::StatusCode;
+use warp::reply::{Reply, Response};
+
+#[derive(Debug)]
+pub enum AppError {
+    /// 400: a query or body the caller can fix; the message says how.
+    BadRequest(String),
+    /// 401: no session and no valid bearer token.
+    Unauthorized,
+    /// 403: a webhook whose signature is missing, malformed or wrong; or a failed handshake.
+    Forbidden(&'static str),
+    /// 404
+    NotFound,
+    /// 413: a webhook body over the limit.
+    PayloadTooLarge,
+    /// 429: too many failed logins from one address.
+    TooManyRequests,
+    /// 503: a feature that needs configuration that is absent (e.g. sync without page ids),
+    /// or Meta refused and the caller should look at /api/status.
+    Unavailable(String),
+    /// 500: a bug or a broken database; the text is logged, not sent.
+    Internal(String),
+}
+
+impl AppError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            AppError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            AppError::Unauthorized => StatusCode::UNAUTHORIZED,
+            AppError::Forbidden(_) => StatusCode::FORBIDDEN,
+            AppError::NotFound => StatusCode::NOT_FOUND,
+            AppError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            AppError::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
+            AppError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn public_message(&self) -> String {
+        match self {
+            AppError::BadRequest(m) | AppError::Unavailable(m) => m.clone(),
+            AppError::Unauthorized => "a session or an Authorization: Bearer token is required".into(),
+            AppError::Forbidden(why) => (*why).into(),
+            AppError::NotFound => "not found".into(),
+            AppError::PayloadTooLarge => "body larger than 4 MiB".into(),
+            AppError::TooManyRequests => "too many attempts; wait a minute and try again".into(),
+            AppError::Internal(_) => "internal error; see the server log".into(),
+        }
+    }
+}
+
+impl std::fmt::Display for AppError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            AppError::Internal(cause) => write!(f, "internal error: {cause}"),
+            other => f.write_str(&other.public_message()),
+        }
+    }
+}
+
+impl std::error::Error for AppError {}
+
+impl From<crate::store::StoreError> for AppError {
+    fn from(e: crate::store::StoreError) -> Self {
+        AppError::Internal(e.to_string())
+    }
+}
+
+impl Reply for AppError {
+    fn into_response(self) -> Response {
+        if let AppError::Internal(cause) = &self {
+            log::error!("request failed: {cause}");
+        }
+        let body = serde_json::json!({ "error": self.public_message() });
+        let mut res = warp::reply::with_status(warp::reply::json(&body), self.status()).into_response();
+        if matches!(self, AppError::Unauthorized) {
+            res.headers_mut().insert(
+                warp::http::header::WWW_AUTHENTICATE,
+                warp::http::HeaderValue::from_static("Bearer"),
+            );
+        }
+        res
+    }
+}
+
+/// Turns a handler's result into a response; handlers return `Result<impl Reply, AppError>`.
+pub fn respond<T: Reply>(result: Result<T, AppError>) -> Response {
+    match result {
+        Ok(r) => r.into_response(),
+        Err(e) => e.into_response(),
+    }
+}

@@ -1,0 +1,411 @@
+//! The inbox: webhook deliveries become jobs in one transaction, and the enrichment worker
+//! turns jobs into leads by asking Graph, with the retry schedule of SPEC.md.
+//!
+//! A job is a row in `jobs`, so it survives a crash: the worker claims due rows, and on start
+//! every pending job is made due at once. The worker never holds a job in memory only.
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rusqlite::{params, Connection};
+use tokio::sync::{watch, Notify, Semaphore};
+
+use crate::meta::graph::{ErrorClass, GraphClient, GraphError};
+use crate::meta::webhook::Delivery;
+use crate::model::{LeadSource, NewLead};
+use crate::status::Status;
+use crate::store::{self, now_ms, Store, StoreError, Written};
+
+/// What storing a delivery did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stored {
+    pub delivery_id: i64,
+    /// Jobs created; redelivered and already-saved leads add none.
+    pub new_jobs: usize,
+}
+
+/// Stores the raw delivery and one job per new `leadgen_id`, in one transaction (SPEC step 2).
+pub async fn store_delivery(store: &Store, body: bytes::Bytes, delivery: Delivery) -> Result<Stored, StoreError> {
+    store
+        .write(move |c| {
+            let now = now_ms();
+            let note = (!delivery.notes.is_empty()).then(|| delivery.notes.join("; "));
+            c.prepare_cached("INSERT INTO deliveries (received_ms, kind, note, body) VALUES (?1, ?2, ?3, ?4)")?
+                .execute(params![now, delivery.kind.as_str(), note, &body[..]])?;
+            let delivery_id = c.last_insert_rowid();
+            let mut new_jobs = 0;
+            let mut insert = c.prepare_cached(
+                "INSERT INTO jobs (leadgen_id, page_id, form_id, ad_id, adgroup_id, webhook_created,
+                                   delivery_id, first_seen_ms, next_attempt_ms, updated_ms)
+                 SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8, ?8
+                 WHERE NOT EXISTS (SELECT 1 FROM leads WHERE leadgen_id = ?1)
+                 ON CONFLICT(leadgen_id) DO NOTHING",
+            )?;
+            for l in &delivery.leads {
+                new_jobs += insert.execute(params![
+                    l.leadgen_id,
+                    l.page_id,
+                    l.form_id,
+                    l.ad_id,
+                    l.adgroup_id,
+                    l.created_time,
+                    delivery_id,
+                    now
+                ])?;
+            }
+            store::set_state(c, "last_webhook_ms", &now.to_string())?;
+            Ok(Written::value(Stored { delivery_id, new_jobs }))
+        })
+        .await
+}
+
+/// A due job, as the worker sees it.
+#[derive(Debug, Clone)]
+struct Job {
+    leadgen_id: String,
+    page_id: Option<String>,
+    form_id: Option<String>,
+    ad_id: Option<String>,
+    adgroup_id: Option<String>,
+    attempts: i64,
+    first_seen_ms: i64,
+}
+
+/// The retry schedule: about `base`, 2×, 4×… with ±20% jitter, capped at `cap`.
+pub fn backoff(attempt: i64, base: Duration, cap: Duration) -> Duration {
+    let exp = attempt.clamp(1, 30) as u32 - 1;
+    let raw = base.saturating_mul(2u32.saturating_pow(exp)).min(cap);
+    let mut b = [0u8; 2];
+    let _ = getrandom::fill(&mut b);
+    let jitter = (u16::from_le_bytes(b) as f64 / u16::MAX as f64) * 0.4 + 0.8; // 0.8 ..= 1.2
+    raw.mul_f64(jitter).min(cap)
+}
+
+/// Everything the worker needs; shared with the routes that wake it.
+pub struct Worker {
+    pub store: Store,
+    pub graph: GraphClient,
+    pub status: Arc<Status>,
+    pub wake: Arc<Notify>,
+    pub tuning: crate::config::Tuning,
+    pub source: LeadSource,
+}
+
+impl Worker {
+    /// Runs until `shutdown` turns true. Jobs in flight at that moment stay pending in the
+    /// database and are resumed by the next start.
+    pub async fn run(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
+        // Resume at once after a restart: whatever was waiting for a retry is due now.
+        let resumed = self
+            .store
+            .write(|c| {
+                let n = c.execute(
+                    "UPDATE jobs SET next_attempt_ms = ?1 WHERE state = 'pending' AND next_attempt_ms > ?1",
+                    [now_ms()],
+                )?;
+                let pending: i64 = c.query_row("SELECT count(*) FROM jobs WHERE state = 'pending'", [], |r| r.get(0))?;
+                let _ = n;
+                Ok(Written::value(pending))
+            })
+            .await;
+        match resumed {
+            Ok(n) if n > 0 => log::info!("resuming {n} pending lead jobs"),
+            Ok(_) => {}
+            Err(e) => log::error!("could not resume pending jobs: {e}"),
+        }
+        let slots = Arc::new(Semaphore::new(self.tuning.worker_concurrency.max(1)));
+        let in_flight: Arc<Mutex<HashSet<String>>> = Arc::default();
+        loop {
+            if *shutdown.borrow() {
+                break;
+            }
+            let wait = match self.claim_and_start(&slots, &in_flight).await {
+                Ok(wait) => wait,
+                Err(e) => {
+                    log::error!("worker could not read jobs: {e}");
+                    Duration::from_secs(1)
+                }
+            };
+            tokio::select! {
+                _ = shutdown.changed() => {}
+                _ = self.wake.notified() => {}
+                _ = tokio::time::sleep(wait) => {}
+            }
+        }
+        log::debug!("worker stopped");
+    }
+
+    /// Starts due jobs in free slots; returns how long to sleep before looking again.
+    async fn claim_and_start(
+        self: &Arc<Self>,
+        slots: &Arc<Semaphore>,
+        in_flight: &Arc<Mutex<HashSet<String>>>,
+    ) -> Result<Duration, StoreError> {
+        let idle = Duration::from_secs(60);
+        let paused = self.status.graph_paused_for();
+        if !paused.is_zero() {
+            return Ok(paused);
+        }
+        let free = slots.available_permits();
+        if free == 0 {
+            // A finishing job wakes us.
+            return Ok(idle);
+        }
+        let skip: Vec<String> = in_flight.lock().expect("lock").iter().cloned().collect();
+        let now = now_ms();
+        let (due, next_due) = self
+            .store
+            .read(move |c| due_jobs(c, now, free + skip.len(), &skip))
+            .await?;
+        for job in due {
+            if !in_flight.lock().expect("lock").insert(job.leadgen_id.clone()) {
+                continue;
+            }
+            let Ok(permit) = slots.clone().try_acquire_owned() else { break };
+            let me = self.clone();
+            let in_flight = in_flight.clone();
+            tokio::spawn(async move {
+                let id = job.leadgen_id.clone();
+                me.process(job).await;
+                in_flight.lock().expect("lock").remove(&id);
+                drop(permit);
+                me.wake.notify_one();
+            });
+        }
+        Ok(match next_due {
+            Some(at) => Duration::from_millis((at - now_ms()).clamp(0, 60_000) as u64),
+            None => idle,
+        })
+    }
+
+    async fn process(&self, job: Job) {
+        let leadgen_id = job.leadgen_id.clone();
+        match self.graph.lead(&leadgen_id).await {
+            Ok(g) => {
+                let form_id = g.form_id.clone().or(job.form_id.clone());
+                if let Some(form_id) = &form_id {
+                    self.learn_form_name(form_id, job.page_id.as_deref()).await;
+                }
+                let lead = NewLead {
+                    leadgen_id: leadgen_id.clone(),
+                    page_id: job.page_id,
+                    form_id,
+                    ad_id: g.ad_id.or(job.ad_id),
+                    adgroup_id: g.adgroup_id.or(job.adgroup_id),
+                    campaign_id: g.campaign_id,
+                    created_time: g.created_time,
+                    field_data: g.field_data,
+                    source: self.source,
+                };
+                self.status.graph_ok();
+                match self.store.save_lead(lead).await {
+                    Ok(Some(_)) => {}
+                    Ok(None) => log::info!("lead {leadgen_id} was already saved"),
+                    Err(e) => {
+                        log::error!("lead {leadgen_id} fetched but not saved: {e}; will retry");
+                        let _ = self.reschedule(&job_again(&leadgen_id, job.attempts, job.first_seen_ms), &GraphError::Transport(e.to_string())).await;
+                    }
+                }
+            }
+            Err(err) => {
+                self.status.graph_failed(&err);
+                let again = job_again(&leadgen_id, job.attempts, job.first_seen_ms);
+                if let Err(e) = self.reschedule(&again, &err).await {
+                    log::error!("could not record the failure of lead {leadgen_id}: {e}");
+                }
+            }
+        }
+    }
+
+    /// Records a failed try: another try later, or a dead letter.
+    async fn reschedule(&self, job: &Job, err: &GraphError) -> Result<(), StoreError> {
+        let attempts = job.attempts + 1;
+        let class = err.class();
+        let now = now_ms();
+        let expired = now - job.first_seen_ms > self.tuning.retry_for.as_millis() as i64;
+        let message = err.to_string();
+        let code = err.code();
+        let id = job.leadgen_id.clone();
+        if class.is_retried() && !expired {
+            let wait = backoff(attempts, self.tuning.retry_base, self.tuning.retry_cap);
+            if class == ErrorClass::RateLimited {
+                self.status.pause_graph(wait);
+            }
+            log::warn!(
+                "lead {id}: try {attempts} failed ({message}); next try in {:.1} s",
+                wait.as_secs_f64()
+            );
+            let next = now + wait.as_millis() as i64;
+            self.store
+                .write(move |c| {
+                    c.execute(
+                        "UPDATE jobs SET attempts = ?2, next_attempt_ms = ?3, last_error = ?4,
+                                         last_error_code = ?5, updated_ms = ?6
+                         WHERE leadgen_id = ?1 AND state = 'pending'",
+                        params![id, attempts, next, message, code, now],
+                    )?;
+                    Ok(Written::value(()))
+                })
+                .await
+        } else {
+            let why = if expired { "gave up after 48 hours of retries" } else { "not retried" };
+            log::warn!("lead {id}: dead letter after {attempts} tries ({why}): {message}");
+            self.store
+                .write(move |c| {
+                    c.execute(
+                        "UPDATE jobs SET state = 'dead', attempts = ?2, last_error = ?3,
+                                         last_error_code = ?4, updated_ms = ?5
+                         WHERE leadgen_id = ?1 AND state = 'pending'",
+                        params![id, attempts, message, code, now],
+                    )?;
+                    Ok(Written::value(()))
+                })
+                .await
+        }
+    }
+
+    /// Looks up a form's name once, so the dashboard can say "Spring form". Best effort: a
+    /// failure here never holds up the lead.
+    async fn learn_form_name(&self, form_id: &str, page_id: Option<&str>) {
+        let fid = form_id.to_string();
+        let known = self
+            .store
+            .read(move |c| {
+                c.query_row("SELECT count(*) FROM forms WHERE form_id = ?1 AND name IS NOT NULL", [fid], |r| r.get::<_, i64>(0))
+            })
+            .await
+            .unwrap_or(0)
+            > 0;
+        if known {
+            return;
+        }
+        match self.graph.form(form_id).await {
+            Ok(form) => {
+                let page = page_id.map(str::to_string);
+                let _ = self
+                    .store
+                    .write(move |c| {
+                        store::upsert_form(c, &form.id, page.as_deref(), form.name.as_deref(), form.status.as_deref())?;
+                        Ok(Written::value(()))
+                    })
+                    .await;
+            }
+            Err(e) => log::debug!("form {form_id}: name lookup failed: {e}"),
+        }
+    }
+}
+
+fn job_again(leadgen_id: &str, attempts: i64, first_seen_ms: i64) -> Job {
+    Job {
+        leadgen_id: leadgen_id.to_string(),
+        page_id: None,
+        form_id: None,
+        ad_id: None,
+        adgroup_id: None,
+        attempts,
+        first_seen_ms,
+    }
+}
+
+/// Due pending jobs (oldest first) not in `skip`, and when the next one is due.
+fn due_jobs(c: &Connection, now: i64, limit: usize, skip: &[String]) -> rusqlite::Result<(Vec<Job>, Option<i64>)> {
+    let mut stmt = c.prepare_cached(
+        "SELECT leadgen_id, page_id, form_id, ad_id, adgroup_id, attempts, first_seen_ms
+         FROM jobs WHERE state = 'pending' AND next_attempt_ms <= ?1
+         ORDER BY next_attempt_ms, first_seen_ms LIMIT ?2",
+    )?;
+    let jobs = stmt
+        .query_map(params![now, limit as i64], |r| {
+            Ok(Job {
+                leadgen_id: r.get(0)?,
+                page_id: r.get(1)?,
+                form_id: r.get(2)?,
+                ad_id: r.get(3)?,
+                adgroup_id: r.get(4)?,
+                attempts: r.get(5)?,
+                first_seen_ms: r.get(6)?,
+            })
+        })?
+        .filter(|j| j.as_ref().map_or(true, |j| !skip.contains(&j.leadgen_id)))
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    let next: Option<i64> = c.query_row(
+        "SELECT min(next_attempt_ms) FROM jobs WHERE state = 'pending' AND next_attempt_ms > ?1",
+        [now],
+        |r| r.get(0),
+    )?;
+    Ok((jobs, next))
+}
+
+/// Puts every dead letter back in the queue, due now. Returns how many.
+pub async fn retry_dead_letters(store: &Store) -> Result<usize, StoreError> {
+    store
+        .write(|c| {
+            let now = now_ms();
+            let n = c.execute(
+                "UPDATE jobs SET state = 'pending', attempts = 0, first_seen_ms = ?1,
+                                 next_attempt_ms = ?1, updated_ms = ?1
+                 WHERE state = 'dead'",
+                [now],
+            )?;
+            Ok(Written::value(n))
+        })
+        .await
+}
+
+/// A dead letter, for `/api/dead-letters` and the dashboard.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct DeadLetter {
+    pub leadgen_id: String,
+    pub form_id: Option<String>,
+    pub attempts: i64,
+    pub error: Option<String>,
+    pub error_code: Option<i64>,
+    pub updated_ms: i64,
+}
+
+pub fn dead_letters(c: &Connection, limit: usize) -> rusqlite::Result<Vec<DeadLetter>> {
+    let mut stmt = c.prepare(
+        "SELECT leadgen_id, form_id, attempts, last_error, last_error_code, updated_ms
+         FROM jobs WHERE state = 'dead' ORDER BY updated_ms DESC LIMIT ?1",
+    )?;
+    let rows = stmt
+        .query_map([limit as i64], |r| {
+            Ok(DeadLetter {
+                leadgen_id: r.get(0)?,
+                form_id: r.get(1)?,
+                attempts: r.get(2)?,
+                error: r.get(3)?,
+                error_code: r.get(4)?,
+                updated_ms: r.get(5)?,
+            })
+        })?
+        .collect();
+    rows
+}
+
+/// `(pending, dead)` job counts.
+pub fn job_counts(c: &Connection) -> rusqlite::Result<(i64, i64)> {
+    c.query_row(
+        "SELECT coalesce(sum(state = 'pending'), 0), coalesce(sum(state = 'dead'), 0) FROM jobs",
+        [],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_with_jitter_and_caps() {
+        let base = Duration::from_secs(1);
+        let cap = Duration::from_secs(300);
+        for (attempt, nominal) in [(1, 1.0), (2, 2.0), (3, 4.0), (4, 8.0)] {
+            let d = backoff(attempt, base, cap).as_secs_f64();
+            assert!(d >= nominal * 0.8 - 1e-9 && d <= nominal * 1.2 + 1e-9, "{attempt}: {d}");
+        }
+        assert!(backoff(30, base, cap) <= cap);
+        assert!(backoff(1000, base, cap) <= cap);
+    }
+}

@@ -1,0 +1,291 @@
+//! `/api/*` (JSON for the dashboard and scripts) and `/healthz`.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use serde_json::json;
+use warp::http::StatusCode;
+use warp::reply::Response;
+use warp::{Filter, Reply};
+
+use super::{credentials, require_auth, with_app};
+use crate::auth::Credentials;
+use crate::demo::DemoMeta;
+use crate::error::{respond, AppError};
+use crate::meta::graph::ErrorClass;
+use crate::meta::sync::{LastSync, SyncError};
+use crate::model::LeadQuery;
+use crate::{inbox, store, App};
+
+pub fn routes(app: Arc<App>) -> warp::filters::BoxedFilter<(Response,)> {
+    healthz(app.clone())
+        .or(leads(app.clone()))
+        .unify()
+        .or(count(app.clone()))
+        .unify()
+        .or(sync(app.clone()))
+        .unify()
+        .or(status(app.clone()))
+        .unify()
+        .or(stats(app.clone()))
+        .unify()
+        .or(forms(app.clone()))
+        .unify()
+        .or(pages(app.clone()))
+        .unify()
+        .or(dead_letters(app.clone()))
+        .unify()
+        .or(retry_dead(app.clone()))
+        .unify()
+        .or(super::reports::routes(app))
+        .unify()
+        .boxed()
+}
+
+type Authed = (Arc<App>, Credentials);
+
+/// The app and the request's credentials, for a private route.
+fn private(app: Arc<App>) -> impl Filter<Extract = Authed, Error = std::convert::Infallible> + Clone {
+    with_app(app).and(credentials())
+}
+
+/// GET /healthz — no auth; 200 while the process serves and the database answers.
+fn healthz(app: Arc<App>) -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone {
+    warp::path!("healthz").and(warp::get()).and(with_app(app)).then(|app: Arc<App>| async move {
+        match app.store.count().await {
+            Ok(_) => warp::reply::json(&json!({"status": "ok"})).into_response(),
+            Err(e) => {
+                log::error!("health check: {e}");
+                warp::reply::with_status(warp::reply::json(&json!({"status": "database unavailable"})), StatusCode::SERVICE_UNAVAILABLE)
+                    .into_response()
+            }
+        }
+    })
+}
+
+/// GET /api/leads?q=&form_id=&page_id=&ad_id=&since=&until=&sort=&order=&limit=&offset=
+fn leads(app: Arc<App>) -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone {
+    warp::path!("api" / "leads")
+        .and(warp::get())
+        .and(private(app))
+        .and(warp::query::<LeadQuery>())
+        .then(|app: Arc<App>, creds: Credentials, q: LeadQuery| async move {
+            respond(
+                async {
+                    require_auth(&app, &creds)?;
+                    let (filter, limit, offset) = q.parse().map_err(AppError::BadRequest)?;
+                    let (leads, total) = app.store.read(move |c| store::list_leads(c, &filter, limit, offset)).await?;
+                    Ok(warp::reply::json(&json!({"leads": leads, "total": total})))
+                }
+                .await,
+            )
+        })
+}
+
+/// GET /api/leads/count — `{"count","last_id"}`, the dashboard's 3 s fallback check.
+fn count(app: Arc<App>) -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone {
+    warp::path!("api" / "leads" / "count")
+        .and(warp::get())
+        .and(private(app))
+        .then(|app: Arc<App>, creds: Credentials| async move {
+            respond(
+                async {
+                    require_auth(&app, &creds)?;
+                    let (count, last_id) = app.store.count().await?;
+                    Ok(warp::reply::json(&json!({"count": count, "last_id": last_id})))
+                }
+                .await,
+            )
+        })
+}
+
+/// POST /api/leads/sync — pull from Meta now; joins a sync already running.
+fn sync(app: Arc<App>) -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone {
+    warp::path!("api" / "leads" / "sync")
+        .and(warp::post())
+        .and(private(app))
+        .then(|app: Arc<App>, creds: Credentials| async move {
+            respond(
+                async {
+                    require_auth(&app, &creds)?;
+                    match app.syncer.sync().await {
+                        Ok(report) => Ok(warp::reply::json(&report).into_response()),
+                        Err(SyncError::NotConfigured) => Err(AppError::Unavailable(
+                            "no page to sync: set META_PAGE_ID to your page id(s)".into(),
+                        )),
+                        Err(SyncError::Store(e)) => Err(AppError::Internal(e)),
+                        Err(e @ SyncError::Graph { .. }) => {
+                            // Meta's refusal is not our failure: 502 with words a person can use.
+                            let words = match &e {
+                                SyncError::Graph { error, .. } => crate::status::problem_words(error),
+                                _ => None,
+                            };
+                            let status = if e.class() == Some(ErrorClass::RateLimited) {
+                                StatusCode::TOO_MANY_REQUESTS
+                            } else {
+                                StatusCode::BAD_GATEWAY
+                            };
+                            let body = json!({"error": words.unwrap_or_else(|| e.to_string())});
+                            Ok(warp::reply::with_status(warp::reply::json(&body), status).into_response())
+                        }
+                    }
+                }
+                .await,
+            )
+        })
+}
+
+/// GET /api/status — health for humans.
+fn status(app: Arc<App>) -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone {
+    warp::path!("api" / "status")
+        .and(warp::get())
+        .and(private(app))
+        .then(|app: Arc<App>, creds: Credentials| async move {
+            respond(
+                async {
+                    require_auth(&app, &creds)?;
+                    let (pending, dead, last_webhook, last_sync, count) = app
+                        .store
+                        .read(|c| {
+                            let (pending, dead) = inbox::job_counts(c)?;
+                            let get = |k: &str| {
+                                rusqlite::OptionalExtension::optional(c.query_row(
+                                    "SELECT value FROM state WHERE key = ?1",
+                                    [k],
+                                    |r| r.get::<_, String>(0),
+                                ))
+                            };
+                            let count: i64 = c.query_row("SELECT count(*) FROM leads", [], |r| r.get(0))?;
+                            Ok((pending, dead, get("last_webhook_ms")?, get("last_sync")?, count))
+                        })
+                        .await?;
+                    let last_webhook_at = last_webhook
+                        .and_then(|ms| ms.parse::<i64>().ok())
+                        .and_then(|ms| chrono::DateTime::from_timestamp_millis(ms))
+                        .map(crate::model::format_seconds);
+                    let last_sync: Option<LastSync> = last_sync.and_then(|s| serde_json::from_str(&s).ok());
+                    let mut problems = app.status.problems();
+                    if app.syncer.page_ids.is_empty() {
+                        problems.push("sync with Meta is off: set META_PAGE_ID to your page id(s) to catch up on missed leads".into());
+                    }
+                    let paused = app.status.graph_paused_for();
+                    Ok(warp::reply::json(&json!({
+                        "last_webhook_at": last_webhook_at,
+                        "last_sync": last_sync,
+                        "jobs_waiting": pending,
+                        "dead_letters": dead,
+                        "leads": count,
+                        "problems": problems,
+                        "graph_paused_seconds": paused.as_secs(),
+                        "stream_clients": app.hub.subscribers(),
+                        "demo": app.settings.demo,
+                        "version": env!("CARGO_PKG_VERSION"),
+                    })))
+                }
+                .await,
+            )
+        })
+}
+
+/// GET /api/stats?<filters> — today, 7 days, total, per form, per day (UTC).
+fn stats(app: Arc<App>) -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone {
+    warp::path!("api" / "stats")
+        .and(warp::get())
+        .and(private(app))
+        .and(warp::query::<LeadQuery>())
+        .then(|app: Arc<App>, creds: Credentials, q: LeadQuery| async move {
+            respond(
+                async {
+                    require_auth(&app, &creds)?;
+                    let (filter, _, _) = q.parse().map_err(AppError::BadRequest)?;
+                    let stats = app.store.read(move |c| store::stats(c, &filter, 30)).await?;
+                    Ok(warp::reply::json(&stats))
+                }
+                .await,
+            )
+        })
+}
+
+/// GET /api/forms — every known form with its lead count, for the filter.
+fn forms(app: Arc<App>) -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone {
+    warp::path!("api" / "forms")
+        .and(warp::get())
+        .and(private(app))
+        .then(|app: Arc<App>, creds: Credentials| async move {
+            respond(
+                async {
+                    require_auth(&app, &creds)?;
+                    let forms = app.store.read(store::forms_summary).await?;
+                    Ok(warp::reply::json(&json!({ "forms": forms })))
+                }
+                .await,
+            )
+        })
+}
+
+/// GET /api/pages — pages with leads, for the filter.
+fn pages(app: Arc<App>) -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone {
+    warp::path!("api" / "pages")
+        .and(warp::get())
+        .and(private(app))
+        .then(|app: Arc<App>, creds: Credentials| async move {
+            respond(
+                async {
+                    require_auth(&app, &creds)?;
+                    let pages = app.store.read(store::pages_summary).await?;
+                    Ok(warp::reply::json(&json!({ "pages": pages })))
+                }
+                .await,
+            )
+        })
+}
+
+/// GET /api/dead-letters — jobs set aside, newest first, with Meta's message.
+fn dead_letters(app: Arc<App>) -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone {
+    warp::path!("api" / "dead-letters")
+        .and(warp::get())
+        .and(private(app))
+        .then(|app: Arc<App>, creds: Credentials| async move {
+            respond(
+                async {
+                    require_auth(&app, &creds)?;
+                    let rows = app.store.read(|c| inbox::dead_letters(c, 500)).await?;
+                    Ok(warp::reply::json(&json!({ "dead_letters": rows })))
+                }
+                .await,
+            )
+        })
+}
+
+/// POST /api/dead-letters/retry — puts every dead letter back in the queue.
+fn retry_dead(app: Arc<App>) -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone {
+    warp::path!("api" / "dead-letters" / "retry")
+        .and(warp::post())
+        .and(private(app))
+        .then(|app: Arc<App>, creds: Credentials| async move {
+            respond(
+                async {
+                    require_auth(&app, &creds)?;
+                    let n = inbox::retry_dead_letters(&app.store).await?;
+                    log::info!("{n} dead letters put back in the queue by hand");
+                    app.wake_worker.notify_one();
+                    Ok(warp::reply::json(&json!({ "retried": n })))
+                }
+                .await,
+            )
+        })
+}
+
+/// GET /demo-graph/v25.0/… — the simulated Graph of demo mode (never mounted otherwise).
+pub fn demo_graph(demo: DemoMeta) -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone {
+    warp::path("demo-graph")
+        .and(warp::path("v25.0"))
+        .and(warp::path::tail())
+        .and(warp::get())
+        .and(warp::query::<HashMap<String, String>>())
+        .map(move |tail: warp::path::Tail, q: HashMap<String, String>| {
+            let (status, body) = demo.graph(tail.as_str(), &q);
+            warp::reply::with_status(warp::reply::json(&body), StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST))
+                .into_response()
+        })
+}

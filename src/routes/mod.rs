@@ -1,0 +1,121 @@
+//! The HTTP surface. Each area has its file; each route is a small function with a
+//! `/// METHOD /path` line, and handlers are plain `async fn`s returning
+//! `Result<impl Reply, AppError>`.
+//!
+//! Auth is checked inside handlers, after path matching, so an unknown path is a 404 and a
+//! known private path without credentials is a 401, never the other way round.
+
+pub mod api;
+pub mod reports;
+pub mod dashboard;
+pub mod stream;
+pub mod webhook;
+
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use warp::http::{HeaderMap, HeaderValue, StatusCode};
+use warp::reply::Response;
+use warp::{Filter, Rejection, Reply};
+
+use crate::auth::{self, Credentials};
+use crate::demo::DemoMeta;
+use crate::error::AppError;
+use crate::App;
+
+/// Every page and answer carries these (issue "Lock it down").
+pub const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+     connect-src 'self'; font-src 'self'; object-src 'none'; frame-ancestors 'none'; base-uri 'none'; \
+     form-action 'self'";
+
+/// All routes, with the security headers and JSON answers for warp's own rejections.
+pub fn routes(app: Arc<App>, demo: Option<DemoMeta>) -> warp::filters::BoxedFilter<(Response,)> {
+    let mut headers = HeaderMap::new();
+    headers.insert("content-security-policy", HeaderValue::from_static(CSP));
+    headers.insert("x-content-type-options", HeaderValue::from_static("nosniff"));
+    headers.insert("referrer-policy", HeaderValue::from_static("no-referrer"));
+    headers.insert("x-frame-options", HeaderValue::from_static("DENY"));
+    let demo_graph = match demo {
+        Some(d) => api::demo_graph(d).boxed(),
+        None => warp::any().and(warp::path("demo-graph")).and_then(|| async { Err::<Response, _>(warp::reject::not_found()) }).boxed(),
+    };
+    webhook::routes(app.clone())
+        .or(stream::routes(app.clone()))
+        .unify()
+        .or(api::routes(app.clone()))
+        .unify()
+        .or(dashboard::routes(app))
+        .unify()
+        .or(demo_graph)
+        .unify()
+        .recover(handle_rejection)
+        .unify()
+        .with(warp::reply::with::headers(headers))
+        // Answers hold personal data: no cache may keep them. Static assets set their own.
+        .with(warp::reply::with::default_header("cache-control", "no-store"))
+        .map(Reply::into_response)
+        .boxed()
+}
+
+/// Passes the shared app to a handler.
+pub fn with_app(app: Arc<App>) -> impl Filter<Extract = (Arc<App>,), Error = Infallible> + Clone {
+    warp::any().map(move || app.clone())
+}
+
+/// The credentials a request carries; never rejects (a garbled header is just no credential).
+pub fn credentials() -> impl Filter<Extract = (Credentials,), Error = Infallible> + Clone {
+    warp::header::headers_cloned().map(|h: HeaderMap| Credentials {
+        authorization: h
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string),
+        session: session_cookie(&h),
+    })
+}
+
+/// The value of our session cookie, if the request has one.
+pub fn session_cookie(h: &HeaderMap) -> Option<String> {
+    h.get_all("cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(k, _)| *k == auth::SESSION_COOKIE)
+        .map(|(_, v)| v.trim().to_string())
+}
+
+/// `Ok` when the request may read leads.
+pub fn require_auth(app: &App, creds: &Credentials) -> Result<(), AppError> {
+    if auth::is_authorised(creds, &app.settings.dashboard_token, &app.sessions) {
+        Ok(())
+    } else {
+        Err(AppError::Unauthorized)
+    }
+}
+
+/// warp's own rejections (no route, wrong method, …) as JSON; anything else passes on.
+async fn handle_rejection(r: Rejection) -> Result<Response, Rejection> {
+    let (status, msg) = if r.is_not_found() {
+        (StatusCode::NOT_FOUND, "not found".to_string())
+    } else if r.find::<warp::reject::MethodNotAllowed>().is_some() {
+        (StatusCode::METHOD_NOT_ALLOWED, "method not allowed".to_string())
+    } else if r.find::<warp::reject::InvalidQuery>().is_some() {
+        (StatusCode::BAD_REQUEST, "malformed query string".to_string())
+    } else if r.find::<warp::reject::PayloadTooLarge>().is_some() {
+        (StatusCode::PAYLOAD_TOO_LARGE, "body too large".to_string())
+    } else if let Some(e) = r.find::<warp::reject::InvalidHeader>() {
+        (StatusCode::BAD_REQUEST, e.to_string())
+    } else if let Some(e) = r.find::<warp::reject::MissingHeader>() {
+        (StatusCode::BAD_REQUEST, e.to_string())
+    } else if r.find::<warp::reject::UnsupportedMediaType>().is_some() {
+        (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported content type".to_string())
+    } else if r.find::<warp::reject::LengthRequired>().is_some() {
+        (StatusCode::LENGTH_REQUIRED, "length required".to_string())
+    } else if let Some(e) = r.find::<warp::body::BodyDeserializeError>() {
+        (StatusCode::BAD_REQUEST, e.to_string())
+    } else {
+        return Err(r);
+    };
+    let body = serde_json::json!({ "error": msg });
+    Ok(warp::reply::with_status(warp::reply::json(&body), status).into_response())
+}

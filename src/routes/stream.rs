@@ -1,0 +1,83 @@
+//! `GET /api/stream`: Server-Sent Events of saved leads (SPEC "Live stream").
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use warp::http::{HeaderMap, HeaderValue, StatusCode};
+use warp::reply::Response;
+use warp::{Filter, Reply};
+
+use super::{credentials, require_auth, with_app};
+use crate::auth::Credentials;
+use crate::error::AppError;
+use crate::live::{lead_stream, StreamParams};
+use crate::App;
+
+/// GET /api/stream (Last-Event-ID header or ?last_event_id=)
+pub fn routes(app: Arc<App>) -> warp::filters::BoxedFilter<(Response,)> {
+    warp::path!("api" / "stream")
+        .and(warp::get())
+        .and(with_app(app))
+        .and(credentials())
+        .and(warp::header::headers_cloned())
+        .and(warp::query::<HashMap<String, String>>())
+        .then(|app: Arc<App>, creds: Credentials, headers: HeaderMap, q: HashMap<String, String>| async move {
+            if let Err(e) = require_auth(&app, &creds) {
+                return e.into_response();
+            }
+            open(app, resume_point(&headers, &q)).await
+        })
+        .boxed()
+}
+
+/// The id to resume after: the header wins over the query. Anything unparseable is treated
+/// as absent, never as an error (EventSource would give up for good on a non-200).
+pub fn resume_point(headers: &HeaderMap, q: &HashMap<String, String>) -> Option<i64> {
+    let parse = |s: &str| s.trim().parse::<i64>().ok().filter(|n| *n >= 0);
+    headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .and_then(parse)
+        .or_else(|| q.get("last_event_id").and_then(|s| parse(s)))
+}
+
+async fn open(app: Arc<App>, resume: Option<i64>) -> Response {
+    let params = StreamParams {
+        keepalive: app.settings.tuning.keepalive,
+        max_replay: app.settings.tuning.max_replay,
+    };
+    let stream = match lead_stream(&app.hub, app.store.clone(), resume, app.shutdown.clone(), params).await {
+        Ok(s) => s,
+        Err(e) => return AppError::Internal(format!("could not open a stream: {e}")).into_response(),
+    };
+    // warp wants a Sync stream; SyncWrapper makes any Send stream Sync (it is only ever
+    // polled through a &mut), without a task or a channel per client.
+    let mut res = warp::reply::stream(sync_wrapper::SyncStream::new(stream)).into_response();
+    *res.status_mut() = StatusCode::OK;
+    let h = res.headers_mut();
+    h.insert("content-type", HeaderValue::from_static("text/event-stream"));
+    h.insert("cache-control", HeaderValue::from_static("no-store"));
+    // nginx buffers proxied answers unless told not to; a buffered stream is not live.
+    h.insert("x-accel-buffering", HeaderValue::from_static("no"));
+    res
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bad_last_event_ids_are_ignored() {
+        let mut h = HeaderMap::new();
+        let q = HashMap::new();
+        assert_eq!(resume_point(&h, &q), None);
+        h.insert("last-event-id", HeaderValue::from_static("abc"));
+        assert_eq!(resume_point(&h, &q), None);
+        h.insert("last-event-id", HeaderValue::from_static("-4"));
+        assert_eq!(resume_point(&h, &q), None);
+        h.insert("last-event-id", HeaderValue::from_static(" 42 "));
+        assert_eq!(resume_point(&h, &q), Some(42));
+        let q = HashMap::from([("last_event_id".to_string(), "7".to_string())]);
+        assert_eq!(resume_point(&HeaderMap::new(), &q), Some(7));
+    }
+}

@@ -1,0 +1,98 @@
+//! What the process knows about its own health that is not in the database: Meta problems a
+//! person must fix (expired token, missing permission), and the rate-limit pause.
+//!
+//! The words here are shown on `/api/status` and the dashboard as they are, so they say what
+//! to do, not just what went wrong.
+
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use crate::meta::graph::{ErrorClass, GraphError};
+
+#[derive(Default)]
+pub struct Status {
+    inner: Mutex<Inner>,
+}
+
+#[derive(Default)]
+struct Inner {
+    /// No Graph calls before this instant (Meta said we were rate limited).
+    graph_paused_until: Option<Instant>,
+    /// A problem with the token or permissions, in words a user can act on.
+    meta_problem: Option<String>,
+}
+
+impl Status {
+    /// How long Graph calls must still wait; zero when they may go ahead.
+    pub fn graph_paused_for(&self) -> Duration {
+        let inner = self.inner.lock().expect("status lock");
+        inner
+            .graph_paused_until
+            .map(|t| t.saturating_duration_since(Instant::now()))
+            .unwrap_or_default()
+    }
+
+    pub fn pause_graph(&self, d: Duration) {
+        let mut inner = self.inner.lock().expect("status lock");
+        let until = Instant::now() + d;
+        if inner.graph_paused_until.is_none_or(|t| t < until) {
+            inner.graph_paused_until = Some(until);
+        }
+    }
+
+    /// A Graph call succeeded: token and permissions are fine again.
+    pub fn graph_ok(&self) {
+        self.inner.lock().expect("status lock").meta_problem = None;
+    }
+
+    /// Remembers token and permission problems, which no retry will fix.
+    pub fn graph_failed(&self, err: &GraphError) {
+        if let Some(words) = problem_words(err) {
+            let mut inner = self.inner.lock().expect("status lock");
+            if inner.meta_problem.as_deref() != Some(words.as_str()) {
+                log::error!("Meta problem: {words}");
+            }
+            inner.meta_problem = Some(words);
+        }
+    }
+
+    pub fn problems(&self) -> Vec<String> {
+        self.inner
+            .lock()
+            .expect("status lock")
+            .meta_problem
+            .iter()
+            .cloned()
+            .collect()
+    }
+}
+
+/// The sentence a person sees for errors that need a person.
+pub fn problem_words(err: &GraphError) -> Option<String> {
+    let GraphError::Api { error, .. } = err else { return None };
+    match err.class() {
+        ErrorClass::Token => Some(match error.error_subcode {
+            Some(463) | Some(467) | None => "the page token has expired or is invalid: create a long-lived page token \
+                 and set META_PAGE_ACCESS_TOKEN, then restart leadstream"
+                .to_string(),
+            Some(460) => "the page token stopped working because the password of its user changed: create a new \
+                 long-lived page token and set META_PAGE_ACCESS_TOKEN"
+                .to_string(),
+            Some(458) => "the app was removed from the user or page: reinstall it, create a new page token and set \
+                 META_PAGE_ACCESS_TOKEN"
+                .to_string(),
+            Some(sub) => format!(
+                "Meta refused the page token (code 190, subcode {sub}: {}): create a long-lived page token and set \
+                 META_PAGE_ACCESS_TOKEN",
+                error.message
+            ),
+        }),
+        ErrorClass::Permission => Some(format!(
+            "the page token lacks a permission (code {}: {}): grant leads_retrieval, pages_show_list, \
+             pages_read_engagement, pages_manage_metadata and ads_management, then create a new page token",
+            error.code.unwrap_or_default(),
+            error.message
+        )),
+        _ => None,
+    }
+}
