@@ -49,7 +49,10 @@ impl Sessions {
                 Ok(Written::value(rows))
             })
             .await?;
-        Ok(Sessions { store, live: Mutex::new(rows) })
+        Ok(Sessions {
+            store,
+            live: Mutex::new(rows),
+        })
     }
 
     /// Creates a session; returns the cookie value.
@@ -104,11 +107,17 @@ pub struct Credentials {
 /// Checks a request's credentials against the token and the sessions.
 pub fn is_authorised(creds: &Credentials, token: &Secret, sessions: &Sessions) -> bool {
     if let Some(h) = &creds.authorization {
-        if let Some(t) = h.strip_prefix("Bearer ").or_else(|| h.strip_prefix("bearer ")) {
+        if let Some(t) = h
+            .strip_prefix("Bearer ")
+            .or_else(|| h.strip_prefix("bearer "))
+        {
             return secret_eq(t.trim(), token.expose());
         }
     }
-    creds.session.as_deref().is_some_and(|s| sessions.is_valid(s))
+    creds
+        .session
+        .as_deref()
+        .is_some_and(|s| sessions.is_valid(s))
 }
 
 /// Failed logins allowed per address per window, and the window.

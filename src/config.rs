@@ -60,15 +60,27 @@ pub struct Cli {
     pub db: PathBuf,
 
     /// HMAC key for X-Hub-Signature-256; also signs appsecret_proof.
-    #[arg(long = "meta-app-secret", env = "META_APP_SECRET", hide_env_values = true)]
+    #[arg(
+        long = "meta-app-secret",
+        env = "META_APP_SECRET",
+        hide_env_values = true
+    )]
     pub app_secret: Option<Secret>,
 
     /// Token Meta echoes in the subscription handshake.
-    #[arg(long = "meta-webhook-verify-token", env = "META_WEBHOOK_VERIFY_TOKEN", hide_env_values = true)]
+    #[arg(
+        long = "meta-webhook-verify-token",
+        env = "META_WEBHOOK_VERIFY_TOKEN",
+        hide_env_values = true
+    )]
     pub verify_token: Option<Secret>,
 
     /// Long-lived Page (or system-user) token for Graph reads.
-    #[arg(long = "meta-page-access-token", env = "META_PAGE_ACCESS_TOKEN", hide_env_values = true)]
+    #[arg(
+        long = "meta-page-access-token",
+        env = "META_PAGE_ACCESS_TOKEN",
+        hide_env_values = true
+    )]
     pub page_access_token: Option<Secret>,
 
     /// Page id(s) to sync with Meta, comma-separated.
@@ -80,7 +92,11 @@ pub struct Cli {
     pub graph_url: String,
 
     /// Secret that opens the dashboard and the API; random per start when unset (printed).
-    #[arg(long = "dashboard-token", env = "DASHBOARD_TOKEN", hide_env_values = true)]
+    #[arg(
+        long = "dashboard-token",
+        env = "DASHBOARD_TOKEN",
+        hide_env_values = true
+    )]
     pub dashboard_token: Option<Secret>,
 
     /// Run with a built-in simulated Meta that posts signed demo leads.
@@ -258,7 +274,9 @@ fn parse_page_ids(s: &str) -> Result<Vec<String>, String> {
             if crate::meta::is_meta_id(p) {
                 Ok(p.to_string())
             } else {
-                Err(format!("META_PAGE_ID must be page ids (digits), comma-separated; got {p:?}"))
+                Err(format!(
+                    "META_PAGE_ID must be page ids (digits), comma-separated; got {p:?}"
+                ))
             }
         })
         .collect()
@@ -292,7 +310,10 @@ mod tests {
         let mut c = cli(&["--dashboard-token", "abcdefgh"]);
         c.app_secret = Some(Secret::new("x"));
         let err = c.into_settings().unwrap_err();
-        assert!(err.contains("META_WEBHOOK_VERIFY_TOKEN is required"), "{err}");
+        assert!(
+            err.contains("META_WEBHOOK_VERIFY_TOKEN is required"),
+            "{err}"
+        );
         assert!(!err.contains('\n'));
     }
 

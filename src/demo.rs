@@ -23,16 +23,38 @@ pub const DEMO_PAGE_ID: &str = "100000000000001";
 /// (form id, form name, questions beyond name/email/phone)
 const FORMS: &[(&str, &str, &[&str])] = &[
     ("200000000000001", "Spring open day", &["preferred_date"]),
-    ("200000000000002", "Free quote request", &["company_name", "budget"]),
+    (
+        "200000000000002",
+        "Free quote request",
+        &["company_name", "budget"],
+    ),
     ("200000000000003", "Newsletter sign-up", &[]),
 ];
 const FIRST: &[&str] = &[
-    "Ada", "Grace", "Alan", "Zoë", "José", "Łukasz", "Amélie", "Søren", "Mei", "Aarav", "Fatima", "Olu", "Björn", "Chloé",
-    "Diego", "Hana", "Ines", "Kwame", "Lena", "Mateo",
+    "Ada", "Grace", "Alan", "Zoë", "José", "Łukasz", "Amélie", "Søren", "Mei", "Aarav", "Fatima",
+    "Olu", "Björn", "Chloé", "Diego", "Hana", "Ines", "Kwame", "Lena", "Mateo",
 ];
 const LAST: &[&str] = &[
-    "Lovelace", "Hopper", "Turing", "Ström", "García", "Nowak", "Dubois", "Jensen", "Chen", "Sharma", "Haddad", "Adeyemi",
-    "Andersson", "Martin", "López", "Sato", "Costa", "Mensah", "Müller", "Rossi",
+    "Lovelace",
+    "Hopper",
+    "Turing",
+    "Ström",
+    "García",
+    "Nowak",
+    "Dubois",
+    "Jensen",
+    "Chen",
+    "Sharma",
+    "Haddad",
+    "Adeyemi",
+    "Andersson",
+    "Martin",
+    "López",
+    "Sato",
+    "Costa",
+    "Mensah",
+    "Müller",
+    "Rossi",
 ];
 
 /// A lead the simulated Meta knows, so its Graph can answer for it.
@@ -58,8 +80,16 @@ pub struct DemoMeta {
 
 impl DemoMeta {
     pub fn new(server: SocketAddr) -> DemoMeta {
-        let host = if server.ip().is_unspecified() { "127.0.0.1".to_string() } else { server.ip().to_string() };
-        let host = if host.contains(':') { format!("[{host}]") } else { host };
+        let host = if server.ip().is_unspecified() {
+            "127.0.0.1".to_string()
+        } else {
+            server.ip().to_string()
+        };
+        let host = if host.contains(':') {
+            format!("[{host}]")
+        } else {
+            host
+        };
         let base = format!("http://{host}:{}", server.port());
         DemoMeta {
             app_secret: Secret::new(random_token(16)),
@@ -93,7 +123,13 @@ impl DemoMeta {
         let email_user: String = format!("{first}.{last}")
             .to_lowercase()
             .chars()
-            .map(|c| if c.is_ascii_alphanumeric() || c == '.' { c } else { 'x' })
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '.' {
+                    c
+                } else {
+                    'x'
+                }
+            })
             .collect();
         let mut fields = vec![
             json!({"name": "full_name", "values": [format!("{first} {last}")]}),
@@ -102,14 +138,23 @@ impl DemoMeta {
         ];
         for q in FORMS[form].2 {
             let v = match *q {
-                "preferred_date" => ["Saturday morning", "Sunday afternoon", "Any weekday"][self.random(3)].to_string(),
-                "company_name" => ["Analytical Engines Ltd", "Hopper & Co", "Bletchley Works"][self.random(3)].to_string(),
+                "preferred_date" => ["Saturday morning", "Sunday afternoon", "Any weekday"]
+                    [self.random(3)]
+                .to_string(),
+                "company_name" => ["Analytical Engines Ltd", "Hopper & Co", "Bletchley Works"]
+                    [self.random(3)]
+                .to_string(),
                 "budget" => ["< 1,000 €", "1,000–5,000 €", "> 5,000 €"][self.random(3)].to_string(),
                 _ => String::new(),
             };
             fields.push(json!({"name": q, "values": [v]}));
         }
-        DemoLead { id, form, created: Utc::now(), field_data: Value::Array(fields) }
+        DemoLead {
+            id,
+            form,
+            created: Utc::now(),
+            field_data: Value::Array(fields),
+        }
     }
 
     fn change(lead: &DemoLead) -> Value {
@@ -121,7 +166,10 @@ impl DemoMeta {
 
     /// Posts a webhook every `every`: mostly one lead, sometimes a batch, sometimes a resend.
     pub async fn run(self, every: Duration, mut shutdown: watch::Receiver<bool>) {
-        let http = reqwest::Client::builder().timeout(Duration::from_secs(5)).build().expect("client");
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(5))
+            .build()
+            .expect("client");
         let mut last_body: Option<Vec<u8>> = None;
         // A first lead soon after start, so a newcomer sees something at once.
         let mut wait = Duration::from_millis(1500).min(every);
@@ -170,12 +218,20 @@ impl DemoMeta {
 
     /// Answers one simulated Graph call: `path` below `/demo-graph/v25.0/`, and the query.
     pub fn graph(&self, path: &str, query: &HashMap<String, String>) -> (u16, Value) {
-        let token_ok = query.get("access_token").is_some_and(|t| secret_eq(t, self.page_token.expose()));
+        let token_ok = query
+            .get("access_token")
+            .is_some_and(|t| secret_eq(t, self.page_token.expose()));
         let proof_ok = query.get("appsecret_proof").is_some_and(|p| {
-            secret_eq(p, &appsecret_proof(self.app_secret.expose(), self.page_token.expose()))
+            secret_eq(
+                p,
+                &appsecret_proof(self.app_secret.expose(), self.page_token.expose()),
+            )
         });
         if !token_ok {
-            return graph_error(190, "Invalid OAuth access token - Cannot parse access token");
+            return graph_error(
+                190,
+                "Invalid OAuth access token - Cannot parse access token",
+            );
         }
         if !proof_ok {
             return graph_error(100, "Invalid appsecret_proof provided in the API argument");
@@ -187,8 +243,14 @@ impl DemoMeta {
         };
         match parts.as_slice() {
             [page, "leadgen_forms"] if *page == DEMO_PAGE_ID => {
-                let data: Vec<Value> = FORMS.iter().map(|(id, name, _)| json!({"id": id, "name": name, "status": "ACTIVE"})).collect();
-                (200, json!({"data": data, "paging": {"cursors": {"before": "a", "after": "b"}}}))
+                let data: Vec<Value> = FORMS
+                    .iter()
+                    .map(|(id, name, _)| json!({"id": id, "name": name, "status": "ACTIVE"}))
+                    .collect();
+                (
+                    200,
+                    json!({"data": data, "paging": {"cursors": {"before": "a", "after": "b"}}}),
+                )
             }
             [form, "leads"] => {
                 let Some(fi) = FORMS.iter().position(|f| f.0 == *form) else {
@@ -203,7 +265,10 @@ impl DemoMeta {
                     .map(lead_json)
                     .collect();
                 data.sort_by(|a, b| b["created_time"].as_str().cmp(&a["created_time"].as_str()));
-                (200, json!({"data": data, "paging": {"cursors": {"before": "a", "after": "b"}}}))
+                (
+                    200,
+                    json!({"data": data, "paging": {"cursors": {"before": "a", "after": "b"}}}),
+                )
             }
             [id] => {
                 if let Some((fid, name, _)) = FORMS.iter().find(|f| f.0 == *id) {
@@ -211,7 +276,10 @@ impl DemoMeta {
                 }
                 match self.leads.lock().expect("demo lock").get(*id) {
                     Some(l) => (200, lead_json(l)),
-                    None => graph_error(100, "Unsupported get request. Object with ID does not exist"),
+                    None => graph_error(
+                        100,
+                        "Unsupported get request. Object with ID does not exist",
+                    ),
                 }
             }
             _ => graph_error(100, "Unknown path components"),
@@ -220,5 +288,8 @@ impl DemoMeta {
 }
 
 fn graph_error(code: i64, message: &str) -> (u16, Value) {
-    (400, json!({"error": {"message": message, "type": "OAuthException", "code": code, "fbtrace_id": "demo"}}))
+    (
+        400,
+        json!({"error": {"message": message, "type": "OAuthException", "code": code, "fbtrace_id": "demo"}}),
+    )
 }

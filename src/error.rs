@@ -44,7 +44,9 @@ impl AppError {
     fn public_message(&self) -> String {
         match self {
             AppError::BadRequest(m) | AppError::Unavailable(m) => m.clone(),
-            AppError::Unauthorized => "a session or an Authorization: Bearer token is required".into(),
+            AppError::Unauthorized => {
+                "a session or an Authorization: Bearer token is required".into()
+            }
             AppError::Forbidden(why) => (*why).into(),
             AppError::NotFound => "not found".into(),
             AppError::PayloadTooLarge => "body larger than 4 MiB".into(),
@@ -77,7 +79,8 @@ impl Reply for AppError {
             log::error!("request failed: {cause}");
         }
         let body = serde_json::json!({ "error": self.public_message() });
-        let mut res = warp::reply::with_status(warp::reply::json(&body), self.status()).into_response();
+        let mut res =
+            warp::reply::with_status(warp::reply::json(&body), self.status()).into_response();
         if matches!(self, AppError::Unauthorized) {
             res.headers_mut().insert(
                 warp::http::header::WWW_AUTHENTICATE,

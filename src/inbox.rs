@@ -26,13 +26,19 @@ pub struct Stored {
 }
 
 /// Stores the raw delivery and one job per new `leadgen_id`, in one transaction (SPEC step 2).
-pub async fn store_delivery(store: &Store, body: bytes::Bytes, delivery: Delivery) -> Result<Stored, StoreError> {
+pub async fn store_delivery(
+    store: &Store,
+    body: bytes::Bytes,
+    delivery: Delivery,
+) -> Result<Stored, StoreError> {
     store
         .write(move |c| {
             let now = now_ms();
             let note = (!delivery.notes.is_empty()).then(|| delivery.notes.join("; "));
-            c.prepare_cached("INSERT INTO deliveries (received_ms, kind, note, body) VALUES (?1, ?2, ?3, ?4)")?
-                .execute(params![now, delivery.kind.as_str(), note, &body[..]])?;
+            c.prepare_cached(
+                "INSERT INTO deliveries (received_ms, kind, note, body) VALUES (?1, ?2, ?3, ?4)",
+            )?
+            .execute(params![now, delivery.kind.as_str(), note, &body[..]])?;
             let delivery_id = c.last_insert_rowid();
             let mut new_jobs = 0;
             let mut insert = c.prepare_cached(
@@ -55,7 +61,10 @@ pub async fn store_delivery(store: &Store, body: bytes::Bytes, delivery: Deliver
                 ])?;
             }
             store::set_state(c, "last_webhook_ms", &now.to_string())?;
-            Ok(Written::value(Stored { delivery_id, new_jobs }))
+            Ok(Written::value(Stored {
+                delivery_id,
+                new_jobs,
+            }))
         })
         .await
 }
@@ -159,10 +168,16 @@ impl Worker {
             .read(move |c| due_jobs(c, now, free + skip.len(), &skip))
             .await?;
         for job in due {
-            if !in_flight.lock().expect("lock").insert(job.leadgen_id.clone()) {
+            if !in_flight
+                .lock()
+                .expect("lock")
+                .insert(job.leadgen_id.clone())
+            {
                 continue;
             }
-            let Ok(permit) = slots.clone().try_acquire_owned() else { break };
+            let Ok(permit) = slots.clone().try_acquire_owned() else {
+                break;
+            };
             let me = self.clone();
             let in_flight = in_flight.clone();
             tokio::spawn(async move {
@@ -204,7 +219,12 @@ impl Worker {
                     Ok(None) => log::info!("lead {leadgen_id} was already saved"),
                     Err(e) => {
                         log::error!("lead {leadgen_id} fetched but not saved: {e}; will retry");
-                        let _ = self.reschedule(&job_again(&leadgen_id, job.attempts, job.first_seen_ms), &GraphError::Transport(e.to_string())).await;
+                        let _ = self
+                            .reschedule(
+                                &job_again(&leadgen_id, job.attempts, job.first_seen_ms),
+                                &GraphError::Transport(e.to_string()),
+                            )
+                            .await;
                     }
                 }
             }
@@ -249,7 +269,11 @@ impl Worker {
                 })
                 .await
         } else {
-            let why = if expired { "gave up after 48 hours of retries" } else { "not retried" };
+            let why = if expired {
+                "gave up after 48 hours of retries"
+            } else {
+                "not retried"
+            };
             log::warn!("lead {id}: dead letter after {attempts} tries ({why}): {message}");
             self.store
                 .write(move |c| {
@@ -272,7 +296,11 @@ impl Worker {
         let known = self
             .store
             .read(move |c| {
-                c.query_row("SELECT count(*) FROM forms WHERE form_id = ?1 AND name IS NOT NULL", [fid], |r| r.get::<_, i64>(0))
+                c.query_row(
+                    "SELECT count(*) FROM forms WHERE form_id = ?1 AND name IS NOT NULL",
+                    [fid],
+                    |r| r.get::<_, i64>(0),
+                )
             })
             .await
             .unwrap_or(0)
@@ -286,7 +314,13 @@ impl Worker {
                 let _ = self
                     .store
                     .write(move |c| {
-                        store::upsert_form(c, &form.id, page.as_deref(), form.name.as_deref(), form.status.as_deref())?;
+                        store::upsert_form(
+                            c,
+                            &form.id,
+                            page.as_deref(),
+                            form.name.as_deref(),
+                            form.status.as_deref(),
+                        )?;
                         Ok(Written::value(()))
                     })
                     .await;
@@ -309,7 +343,12 @@ fn job_again(leadgen_id: &str, attempts: i64, first_seen_ms: i64) -> Job {
 }
 
 /// Due pending jobs (oldest first) not in `skip`, and when the next one is due.
-fn due_jobs(c: &Connection, now: i64, limit: usize, skip: &[String]) -> rusqlite::Result<(Vec<Job>, Option<i64>)> {
+fn due_jobs(
+    c: &Connection,
+    now: i64,
+    limit: usize,
+    skip: &[String],
+) -> rusqlite::Result<(Vec<Job>, Option<i64>)> {
     let mut stmt = c.prepare_cached(
         "SELECT leadgen_id, page_id, form_id, ad_id, adgroup_id, attempts, first_seen_ms
          FROM jobs WHERE state = 'pending' AND next_attempt_ms <= ?1
@@ -403,7 +442,10 @@ mod tests {
         let cap = Duration::from_secs(300);
         for (attempt, nominal) in [(1, 1.0), (2, 2.0), (3, 4.0), (4, 8.0)] {
             let d = backoff(attempt, base, cap).as_secs_f64();
-            assert!(d >= nominal * 0.8 - 1e-9 && d <= nominal * 1.2 + 1e-9, "{attempt}: {d}");
+            assert!(
+                d >= nominal * 0.8 - 1e-9 && d <= nominal * 1.2 + 1e-9,
+                "{attempt}: {d}"
+            );
         }
         assert!(backoff(30, base, cap) <= cap);
         assert!(backoff(1000, base, cap) <= cap);

@@ -72,23 +72,57 @@ pub struct App {
 const SHUTDOWN_GRACE: Duration = Duration::from_millis(4500);
 
 /// Runs leadstream on `listener` until `shutdown` resolves.
-pub async fn run(settings: Settings, listener: TcpListener, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), String> {
-    let local_addr = listener.local_addr().map_err(|e| format!("listener has no address: {e}"))?;
+pub async fn run(
+    settings: Settings,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), String> {
+    let local_addr = listener
+        .local_addr()
+        .map_err(|e| format!("listener has no address: {e}"))?;
     let hub = Hub::new(settings.tuning.broadcast_capacity);
     let store = Store::open(&settings.db, hub.clone())?;
     let status = Arc::new(Status::default());
-    let sessions = auth::Sessions::load(store.clone()).await.map_err(|e| e.to_string())?;
+    let sessions = auth::Sessions::load(store.clone())
+        .await
+        .map_err(|e| e.to_string())?;
     let (stop_tx, stop_rx) = watch::channel(false);
 
     // In demo mode the simulated Meta makes up its secrets and serves Graph from this server.
-    let demo_meta = settings.meta.is_none().then(|| demo::DemoMeta::new(local_addr));
-    let (app_secret, verify_token, page_token, graph_url, page_ids) = match (&settings.meta, &demo_meta) {
-        (Some(m), _) => (m.app_secret.clone(), m.verify_token.clone(), m.page_access_token.clone(), m.graph_url.clone(), m.page_ids.clone()),
-        (None, Some(d)) => (d.app_secret.clone(), d.verify_token.clone(), d.page_token.clone(), d.graph_url.clone(), d.page_ids.clone()),
-        (None, None) => unreachable!("demo_meta is set whenever meta is not"),
-    };
-    let graph = GraphClient::new(&graph_url, page_token.expose(), app_secret.expose(), settings.tuning.graph_timeout);
-    let syncer = Arc::new(Syncer::new(graph.clone(), store.clone(), status.clone(), page_ids));
+    let demo_meta = settings
+        .meta
+        .is_none()
+        .then(|| demo::DemoMeta::new(local_addr));
+    let (app_secret, verify_token, page_token, graph_url, page_ids) =
+        match (&settings.meta, &demo_meta) {
+            (Some(m), _) => (
+                m.app_secret.clone(),
+                m.verify_token.clone(),
+                m.page_access_token.clone(),
+                m.graph_url.clone(),
+                m.page_ids.clone(),
+            ),
+            (None, Some(d)) => (
+                d.app_secret.clone(),
+                d.verify_token.clone(),
+                d.page_token.clone(),
+                d.graph_url.clone(),
+                d.page_ids.clone(),
+            ),
+            (None, None) => unreachable!("demo_meta is set whenever meta is not"),
+        };
+    let graph = GraphClient::new(
+        &graph_url,
+        page_token.expose(),
+        app_secret.expose(),
+        settings.tuning.graph_timeout,
+    );
+    let syncer = Arc::new(Syncer::new(
+        graph.clone(),
+        store.clone(),
+        status.clone(),
+        page_ids,
+    ));
     let wake_worker = Arc::new(Notify::new());
     let app = Arc::new(App {
         store: store.clone(),
@@ -111,7 +145,11 @@ pub async fn run(settings: Settings, listener: TcpListener, shutdown: impl Futur
         status,
         wake: wake_worker,
         tuning: app.settings.tuning.clone(),
-        source: if demo_meta.is_some() { LeadSource::Demo } else { LeadSource::Webhook },
+        source: if demo_meta.is_some() {
+            LeadSource::Demo
+        } else {
+            LeadSource::Webhook
+        },
     });
     let mut background = vec![tokio::spawn(worker.run(stop_rx.clone()))];
     if let Some(every) = app.settings.tuning.sync_every {
@@ -124,7 +162,9 @@ pub async fn run(settings: Settings, listener: TcpListener, shutdown: impl Futur
         )));
     }
     if let Some(d) = demo_meta.clone() {
-        background.push(tokio::spawn(d.run(app.settings.tuning.demo_every, stop_rx.clone())));
+        background.push(tokio::spawn(
+            d.run(app.settings.tuning.demo_every, stop_rx.clone()),
+        ));
     }
 
     let mut server_stop = stop_rx.clone();
@@ -142,7 +182,10 @@ pub async fn run(settings: Settings, listener: TcpListener, shutdown: impl Futur
     }
     log::info!("shutting down: ending streams, finishing writes");
     let _ = stop_tx.send(true);
-    if tokio::time::timeout(SHUTDOWN_GRACE, &mut server).await.is_err() {
+    if tokio::time::timeout(SHUTDOWN_GRACE, &mut server)
+        .await
+        .is_err()
+    {
         log::warn!("connections still open after {SHUTDOWN_GRACE:?}; closing them");
         server.abort();
     }
@@ -155,15 +198,28 @@ pub async fn run(settings: Settings, listener: TcpListener, shutdown: impl Futur
 /// The one line a person needs: where the dashboard is (with the token when it was generated).
 fn print_banner(app: &App) {
     let addr = app.local_addr;
-    let host = if addr.ip().is_unspecified() { "127.0.0.1".to_string() } else { addr.ip().to_string() };
-    let host = if host.contains(':') { format!("[{host}]") } else { host };
+    let host = if addr.ip().is_unspecified() {
+        "127.0.0.1".to_string()
+    } else {
+        addr.ip().to_string()
+    };
+    let host = if host.contains(':') {
+        format!("[{host}]")
+    } else {
+        host
+    };
     let base = format!("http://{host}:{}", addr.port());
     log::info!("listening on {addr}");
     if let Some(reason) = app.settings.demo_reason {
-        log::info!("demo mode ({reason}): a simulated Meta posts signed demo leads every few seconds");
+        log::info!(
+            "demo mode ({reason}): a simulated Meta posts signed demo leads every few seconds"
+        );
     }
     if app.settings.token_generated {
-        println!("leadstream is running: open {base}/?token={}", app.settings.dashboard_token.expose());
+        println!(
+            "leadstream is running: open {base}/?token={}",
+            app.settings.dashboard_token.expose()
+        );
     } else {
         println!("leadstream is running: open {base}/ and log in with DASHBOARD_TOKEN");
     }

@@ -52,7 +52,11 @@ impl Hub {
         );
         let frame = lead_frame(&lead);
         // No receivers is fine: nobody has a dashboard open.
-        let _ = self.tx.send(Arc::new(LeadEvent { id: lead.id, lead, frame }));
+        let _ = self.tx.send(Arc::new(LeadEvent {
+            id: lead.id,
+            lead,
+            frame,
+        }));
     }
 
     pub fn subscribe(&self) -> broadcast::Receiver<Arc<LeadEvent>> {
@@ -72,7 +76,9 @@ pub fn lead_frame(lead: &Lead) -> Bytes {
 
 /// Told to a client that is too far behind to replay: reload the list instead.
 fn refresh_frame(last_id: i64) -> Bytes {
-    Bytes::from(format!("id: {last_id}\nevent: refresh\ndata: {{\"last_id\":{last_id}}}\n\n"))
+    Bytes::from(format!(
+        "id: {last_id}\nevent: refresh\ndata: {{\"last_id\":{last_id}}}\n\n"
+    ))
 }
 
 /// Ask EventSource to reconnect after 2 s, and say hello so proxies flush headers at once.
@@ -124,7 +130,8 @@ pub async fn lead_stream(
         None => store.read(store::max_lead_id).await?,
     };
     let rx = hub.subscribe();
-    let mut keepalive = tokio::time::interval_at(Instant::now() + params.keepalive, params.keepalive);
+    let mut keepalive =
+        tokio::time::interval_at(Instant::now() + params.keepalive, params.keepalive);
     keepalive.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let state = State {
         rx,
@@ -155,7 +162,11 @@ async fn next_frame(s: &mut State) -> Option<Bytes> {
                     continue;
                 }
                 let after = s.last_sent;
-                let batch = match s.store.read(move |c| store::leads_after(c, after, REPLAY_BATCH)).await {
+                let batch = match s
+                    .store
+                    .read(move |c| store::leads_after(c, after, REPLAY_BATCH))
+                    .await
+                {
                     Ok(b) => b,
                     Err(e) => {
                         // Ending the body makes EventSource reconnect with Last-Event-ID;

@@ -46,11 +46,23 @@ pub struct Lead {
 impl Lead {
     /// The person's name as the dashboard shows it: `full_name`, else first + last name.
     pub fn display_name(&self) -> String {
-        if let Some(n) = self.fields.get("full_name").filter(|n| !n.trim().is_empty()) {
+        if let Some(n) = self
+            .fields
+            .get("full_name")
+            .filter(|n| !n.trim().is_empty())
+        {
             return n.clone();
         }
-        let first = self.fields.get("first_name").map(String::as_str).unwrap_or("");
-        let last = self.fields.get("last_name").map(String::as_str).unwrap_or("");
+        let first = self
+            .fields
+            .get("first_name")
+            .map(String::as_str)
+            .unwrap_or("");
+        let last = self
+            .fields
+            .get("last_name")
+            .map(String::as_str)
+            .unwrap_or("");
         format!("{first} {last}").trim().to_string()
     }
 
@@ -271,7 +283,8 @@ mod tests {
             Some(parse_time_param("2026-11-28", false).unwrap())
         );
         assert_eq!(
-            parse_time_param("2026-11-28", true).unwrap() - parse_time_param("2026-11-28", false).unwrap(),
+            parse_time_param("2026-11-28", true).unwrap()
+                - parse_time_param("2026-11-28", false).unwrap(),
             86_399
         );
         assert_eq!(parse_time_param("yesterday", false), None);
@@ -294,8 +307,14 @@ mod tests {
     #[test]
     fn display_name_falls_back_to_first_and_last() {
         let fd = vec![
-            FieldData { name: "first_name".into(), values: vec!["Ada".into()] },
-            FieldData { name: "last_name".into(), values: vec!["Lovelace".into()] },
+            FieldData {
+                name: "first_name".into(),
+                values: vec!["Ada".into()],
+            },
+            FieldData {
+                name: "last_name".into(),
+                values: vec!["Lovelace".into()],
+            },
         ];
         let lead = Lead {
             id: 1,

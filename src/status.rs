@@ -69,7 +69,9 @@ impl Status {
 
 /// The sentence a person sees for errors that need a person.
 pub fn problem_words(err: &GraphError) -> Option<String> {
-    let GraphError::Api { error, .. } = err else { return None };
+    let GraphError::Api { error, .. } = err else {
+        return None;
+    };
     match err.class() {
         ErrorClass::Token => Some(match error.error_subcode {
             Some(463) | Some(467) | None => "the page token has expired or is invalid: create a long-lived page token \

@@ -24,7 +24,9 @@ use rusqlite::{params, Connection, OptionalExtension, Row};
 use tokio::sync::oneshot;
 
 use crate::live::Hub;
-use crate::model::{flatten_fields, format_millis, format_seconds, FieldData, Lead, LeadFilter, NewLead, SortKey};
+use crate::model::{
+    flatten_fields, format_millis, format_seconds, FieldData, Lead, LeadFilter, NewLead, SortKey,
+};
 
 /// The schema of a new database (user_version 1).
 pub const SCHEMA: &str = include_str!("../schema.sql");
@@ -71,7 +73,10 @@ pub struct Written<T> {
 
 impl<T> Written<T> {
     pub fn value(value: T) -> Self {
-        Written { value, inserted: Vec::new() }
+        Written {
+            value,
+            inserted: Vec::new(),
+        }
     }
 }
 
@@ -165,12 +170,16 @@ impl Store {
     pub fn open(path: &Path, hub: Hub) -> Result<Store, String> {
         let describe = |e: rusqlite::Error| format!("cannot open database {}: {e}", path.display());
         let conn = Connection::open(path).map_err(describe)?;
-        conn.busy_timeout(Duration::from_secs(5)).map_err(describe)?;
+        conn.busy_timeout(Duration::from_secs(5))
+            .map_err(describe)?;
         // WAL: readers never block the writer. FULL: a commit survives power loss, which is
         // what a 200 to Meta promises. foreign_keys: deliveries ↔ jobs stay consistent.
-        conn.pragma_update(None, "journal_mode", "WAL").map_err(describe)?;
-        conn.pragma_update(None, "synchronous", "FULL").map_err(describe)?;
-        conn.pragma_update(None, "foreign_keys", true).map_err(describe)?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(describe)?;
+        conn.pragma_update(None, "synchronous", "FULL")
+            .map_err(describe)?;
+        conn.pragma_update(None, "foreign_keys", true)
+            .map_err(describe)?;
         migrate(&conn).map_err(describe)?;
         let (tx, rx) = mpsc::channel::<Box<dyn QueuedWrite>>();
         std::thread::Builder::new()
@@ -193,8 +202,14 @@ impl Store {
         F: FnOnce(&Connection) -> rusqlite::Result<Written<T>> + Send + 'static,
     {
         let (reply, rx) = oneshot::channel();
-        let op = Op { f: Some(f), result: None, reply };
-        self.writer.send(Box::new(op)).map_err(|_| StoreError::Closed)?;
+        let op = Op {
+            f: Some(f),
+            result: None,
+            reply,
+        };
+        self.writer
+            .send(Box::new(op))
+            .map_err(|_| StoreError::Closed)?;
         rx.await.map_err(|_| StoreError::Closed)?
     }
 
@@ -217,7 +232,10 @@ impl Store {
 
     /// Runs `f` on a read connection on the current thread. For code that is already on a
     /// blocking thread (exports).
-    pub fn read_blocking<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T, StoreError> {
+    pub fn read_blocking<T>(
+        &self,
+        f: impl FnOnce(&Connection) -> rusqlite::Result<T>,
+    ) -> Result<T, StoreError> {
         let conn = self.readers.get()?;
         let out = f(&conn);
         self.readers.put(conn);
@@ -241,9 +259,11 @@ impl Store {
     /// `(count, last_id)` of all leads.
     pub async fn count(&self) -> Result<(i64, i64), StoreError> {
         self.read(|c| {
-            c.query_row("SELECT count(*), coalesce(max(id), 0) FROM leads", [], |r| {
-                Ok((r.get(0)?, r.get(1)?))
-            })
+            c.query_row(
+                "SELECT count(*), coalesce(max(id), 0) FROM leads",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
         })
         .await
     }
@@ -256,8 +276,10 @@ impl Store {
 
     pub async fn get_state(&self, key: &'static str) -> Result<Option<String>, StoreError> {
         self.read(move |c| {
-            c.query_row("SELECT value FROM state WHERE key = ?1", [key], |r| r.get(0))
-                .optional()
+            c.query_row("SELECT value FROM state WHERE key = ?1", [key], |r| {
+                r.get(0)
+            })
+            .optional()
         })
         .await
     }
@@ -283,14 +305,18 @@ pub fn set_state(c: &Connection, key: &str, value: &str) -> rusqlite::Result<()>
 fn migrate(conn: &Connection) -> rusqlite::Result<()> {
     let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
     if version == 0 {
-        conn.execute_batch(&format!("BEGIN IMMEDIATE; {SCHEMA}; PRAGMA user_version = 1; COMMIT;"))?;
+        conn.execute_batch(&format!(
+            "BEGIN IMMEDIATE; {SCHEMA}; PRAGMA user_version = 1; COMMIT;"
+        ))?;
         log::info!("created database schema version 1");
     }
     let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
     for (i, sql) in MIGRATIONS.iter().enumerate() {
         let to = i as i64 + 2;
         if version < to {
-            conn.execute_batch(&format!("BEGIN IMMEDIATE; {sql}; PRAGMA user_version = {to}; COMMIT;"))?;
+            conn.execute_batch(&format!(
+                "BEGIN IMMEDIATE; {sql}; PRAGMA user_version = {to}; COMMIT;"
+            ))?;
             log::info!("migrated database to schema version {to}");
         }
     }
@@ -331,7 +357,8 @@ fn run_batch(
     batch: &mut [Box<dyn QueuedWrite>],
     inserted: &mut Vec<Lead>,
 ) -> Result<(), String> {
-    conn.execute_batch("BEGIN IMMEDIATE").map_err(|e| e.to_string())?;
+    conn.execute_batch("BEGIN IMMEDIATE")
+        .map_err(|e| e.to_string())?;
     for op in batch.iter_mut() {
         if let Err(e) = conn.execute_batch("SAVEPOINT op") {
             let _ = conn.execute_batch("ROLLBACK");
@@ -340,7 +367,11 @@ fn run_batch(
         // `run` keeps its own result; an operation that failed is rolled back to its
         // savepoint and reports its error, the rest of the batch goes on.
         let outcome = op.run(conn);
-        let end = if outcome.is_some() { "RELEASE op" } else { "ROLLBACK TO op; RELEASE op" };
+        let end = if outcome.is_some() {
+            "RELEASE op"
+        } else {
+            "ROLLBACK TO op; RELEASE op"
+        };
         if let Err(e) = conn.execute_batch(end) {
             let _ = conn.execute_batch("ROLLBACK");
             return Err(e.to_string());
@@ -361,7 +392,11 @@ pub fn now_ms() -> i64 {
 }
 
 /// Inserts a lead (once per `leadgen_id`) and closes its job. `None` for a duplicate.
-pub fn insert_lead(c: &Connection, lead: &NewLead, received_ms: i64) -> rusqlite::Result<Option<Lead>> {
+pub fn insert_lead(
+    c: &Connection,
+    lead: &NewLead,
+    received_ms: i64,
+) -> rusqlite::Result<Option<Lead>> {
     let fields = flatten_fields(&lead.field_data);
     let received = Utc
         .timestamp_millis_opt(received_ms)
@@ -435,9 +470,14 @@ fn search_text(l: &Lead) -> String {
     let mut s = String::new();
     // U+001F between parts, so a search cannot match across two answers.
     let sep = '\u{1f}';
-    for part in [Some(&l.leadgen_id), l.form_id.as_ref(), l.page_id.as_ref(), l.ad_id.as_ref()]
-        .into_iter()
-        .flatten()
+    for part in [
+        Some(&l.leadgen_id),
+        l.form_id.as_ref(),
+        l.page_id.as_ref(),
+        l.ad_id.as_ref(),
+    ]
+    .into_iter()
+    .flatten()
     {
         s.push_str(part);
         s.push(sep);
@@ -452,7 +492,8 @@ fn search_text(l: &Lead) -> String {
 }
 
 /// The columns [`lead_from_row`] reads, for `SELECT {LEAD_COLUMNS} FROM leads l LEFT JOIN forms f …`.
-pub const LEAD_COLUMNS: &str = "l.id, l.leadgen_id, l.page_id, l.form_id, f.name, l.ad_id, l.adgroup_id, \
+pub const LEAD_COLUMNS: &str =
+    "l.id, l.leadgen_id, l.page_id, l.form_id, f.name, l.ad_id, l.adgroup_id, \
      l.campaign_id, l.created_time, l.received_at, l.field_data, l.source";
 const LEAD_FROM: &str = "FROM leads l LEFT JOIN forms f ON f.form_id = l.form_id";
 
@@ -485,14 +526,21 @@ fn where_clause(filter: &LeadFilter) -> (String, Vec<SqlValue>) {
     if let Some(q) = &filter.q {
         // Every word must appear somewhere: "ada gmail" finds Ada's gmail address.
         for word in q.to_lowercase().split_whitespace() {
-            let escaped = word.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
+            let escaped = word
+                .replace('\\', "\\\\")
+                .replace('%', "\\%")
+                .replace('_', "\\_");
             sql.push_str(" AND (l.search_text LIKE ? ESCAPE '\\' OR lower(coalesce(f.name, '')) LIKE ? ESCAPE '\\')");
             let pattern = format!("%{escaped}%");
             args.push(SqlValue::Text(pattern.clone()));
             args.push(SqlValue::Text(pattern));
         }
     }
-    for (col, v) in [("l.form_id", &filter.form_id), ("l.page_id", &filter.page_id), ("l.ad_id", &filter.ad_id)] {
+    for (col, v) in [
+        ("l.form_id", &filter.form_id),
+        ("l.page_id", &filter.page_id),
+        ("l.ad_id", &filter.ad_id),
+    ] {
         if let Some(v) = v {
             sql.push_str(&format!(" AND {col} = ?"));
             args.push(SqlValue::Text(v.clone()));
@@ -520,7 +568,12 @@ fn order_clause(filter: &LeadFilter) -> String {
 }
 
 /// One page of leads matching `filter`, and how many match in all.
-pub fn list_leads(c: &Connection, filter: &LeadFilter, limit: usize, offset: usize) -> rusqlite::Result<(Vec<Lead>, i64)> {
+pub fn list_leads(
+    c: &Connection,
+    filter: &LeadFilter,
+    limit: usize,
+    offset: usize,
+) -> rusqlite::Result<(Vec<Lead>, i64)> {
     let (wh, mut args) = where_clause(filter);
     let total: i64 = c.query_row(
         &format!("SELECT count(*) {LEAD_FROM} {wh}"),
@@ -529,7 +582,10 @@ pub fn list_leads(c: &Connection, filter: &LeadFilter, limit: usize, offset: usi
     )?;
     args.push(SqlValue::Integer(limit as i64));
     args.push(SqlValue::Integer(offset as i64));
-    let sql = format!("SELECT {LEAD_COLUMNS} {LEAD_FROM} {wh} {} LIMIT ? OFFSET ?", order_clause(filter));
+    let sql = format!(
+        "SELECT {LEAD_COLUMNS} {LEAD_FROM} {wh} {} LIMIT ? OFFSET ?",
+        order_clause(filter)
+    );
     let mut stmt = c.prepare(&sql)?;
     let leads = stmt
         .query_map(rusqlite::params_from_iter(args.iter()), lead_from_row)?
@@ -545,7 +601,10 @@ pub fn for_each_lead<E>(
     mut f: impl FnMut(Lead) -> Result<(), E>,
 ) -> Result<(), ForEachError<E>> {
     let (wh, args) = where_clause(filter);
-    let sql = format!("SELECT {LEAD_COLUMNS} {LEAD_FROM} {wh} {}", order_clause(filter));
+    let sql = format!(
+        "SELECT {LEAD_COLUMNS} {LEAD_FROM} {wh} {}",
+        order_clause(filter)
+    );
     let mut stmt = c.prepare(&sql).map_err(ForEachError::Sqlite)?;
     let mut rows = stmt
         .query(rusqlite::params_from_iter(args.iter()))
@@ -603,7 +662,12 @@ pub struct DayCount {
 
 pub fn stats(c: &Connection, filter: &LeadFilter, days: i64) -> rusqlite::Result<Stats> {
     let (wh, args) = where_clause(filter);
-    let today_start = Utc::now().date_naive().and_hms_opt(0, 0, 0).expect("midnight").and_utc().timestamp();
+    let today_start = Utc::now()
+        .date_naive()
+        .and_hms_opt(0, 0, 0)
+        .expect("midnight")
+        .and_utc()
+        .timestamp();
     let week_start = today_start - 6 * 86_400;
     let first_day = today_start - (days - 1) * 86_400;
     let (total, today, week): (i64, i64, i64) = c.query_row(
@@ -622,7 +686,12 @@ pub fn stats(c: &Connection, filter: &LeadFilter, days: i64) -> rusqlite::Result
     ))?;
     let per_form = stmt
         .query_map(rusqlite::params_from_iter(args.iter()), |r| {
-            Ok(FormCount { form_id: r.get(0)?, form_name: r.get(1)?, page_id: r.get(2)?, count: r.get(3)? })
+            Ok(FormCount {
+                form_id: r.get(0)?,
+                form_name: r.get(1)?,
+                page_id: r.get(2)?,
+                count: r.get(3)?,
+            })
         })?
         .collect::<rusqlite::Result<Vec<_>>>()?;
     let mut stmt = c.prepare(&format!(
@@ -630,7 +699,9 @@ pub fn stats(c: &Connection, filter: &LeadFilter, days: i64) -> rusqlite::Result
          AND l.created_ts >= {first_day} GROUP BY d"
     ))?;
     let mut counts = vec![0i64; days as usize];
-    let rows = stmt.query_map(rusqlite::params_from_iter(args.iter()), |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)))?;
+    let rows = stmt.query_map(rusqlite::params_from_iter(args.iter()), |r| {
+        Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?))
+    })?;
     for row in rows {
         let (d, n) = row?;
         if let Some(slot) = counts.get_mut(d as usize) {
@@ -649,7 +720,13 @@ pub fn stats(c: &Connection, filter: &LeadFilter, days: i64) -> rusqlite::Result
             count,
         })
         .collect();
-    Ok(Stats { today, last_7_days: week, total, per_form, per_day })
+    Ok(Stats {
+        today,
+        last_7_days: week,
+        total,
+        per_form,
+        per_day,
+    })
 }
 
 /// Every form that has leads or is known from Meta, with its lead count.
@@ -664,7 +741,12 @@ pub fn forms_summary(c: &Connection) -> rusqlite::Result<Vec<FormCount>> {
     )?;
     let forms = stmt
         .query_map([], |r| {
-            Ok(FormCount { form_id: r.get(0)?, form_name: r.get(1)?, page_id: r.get(2)?, count: r.get(3)? })
+            Ok(FormCount {
+                form_id: r.get(0)?,
+                form_name: r.get(1)?,
+                page_id: r.get(2)?,
+                count: r.get(3)?,
+            })
         })?
         .collect();
     forms
@@ -681,13 +763,24 @@ pub fn pages_summary(c: &Connection) -> rusqlite::Result<Vec<PageCount>> {
         "SELECT page_id, count(*) FROM leads WHERE page_id IS NOT NULL GROUP BY page_id ORDER BY count(*) DESC",
     )?;
     let pages = stmt
-        .query_map([], |r| Ok(PageCount { page_id: r.get(0)?, count: r.get(1)? }))?
+        .query_map([], |r| {
+            Ok(PageCount {
+                page_id: r.get(0)?,
+                count: r.get(1)?,
+            })
+        })?
         .collect();
     pages
 }
 
 /// Records form names learnt from Meta.
-pub fn upsert_form(c: &Connection, form_id: &str, page_id: Option<&str>, name: Option<&str>, status: Option<&str>) -> rusqlite::Result<()> {
+pub fn upsert_form(
+    c: &Connection,
+    form_id: &str,
+    page_id: Option<&str>,
+    name: Option<&str>,
+    status: Option<&str>,
+) -> rusqlite::Result<()> {
     c.prepare_cached(
         "INSERT INTO forms (form_id, page_id, name, status, updated_ms) VALUES (?1, ?2, ?3, ?4, ?5)
          ON CONFLICT(form_id) DO UPDATE SET
@@ -714,7 +807,10 @@ mod tests {
             adgroup_id: None,
             campaign_id: None,
             created_time: Utc::now(),
-            field_data: vec![FieldData { name: "full_name".into(), values: vec![name.into()] }],
+            field_data: vec![FieldData {
+                name: "full_name".into(),
+                values: vec![name.into()],
+            }],
             source: LeadSource::Webhook,
         }
     }
@@ -730,7 +826,10 @@ mod tests {
         assert!(first.is_some());
         assert!(again.is_none());
         assert_eq!(rx.recv().await.unwrap().id, first.unwrap().id);
-        assert!(rx.try_recv().is_err(), "the duplicate must not be published");
+        assert!(
+            rx.try_recv().is_err(),
+            "the duplicate must not be published"
+        );
         assert_eq!(store.count().await.unwrap().0, 1);
     }
 
@@ -752,12 +851,21 @@ mod tests {
     async fn search_matches_every_word_and_escapes_wildcards() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("t.db"), Hub::new(16)).unwrap();
-        store.save_lead(new_lead("1", "Ada Lovelace")).await.unwrap();
+        store
+            .save_lead(new_lead("1", "Ada Lovelace"))
+            .await
+            .unwrap();
         store.save_lead(new_lead("2", "Zoë Ström")).await.unwrap();
         store.save_lead(new_lead("3", "100% real")).await.unwrap();
         let find = |q: &str| {
-            let f = LeadFilter { q: Some(q.into()), ..Default::default() };
-            store.read_blocking(move |c| list_leads(c, &f, 10, 0)).unwrap().1
+            let f = LeadFilter {
+                q: Some(q.into()),
+                ..Default::default()
+            };
+            store
+                .read_blocking(move |c| list_leads(c, &f, 10, 0))
+                .unwrap()
+                .1
         };
         assert_eq!(find("ada love"), 1);
         assert_eq!(find("STRÖM"), 1);

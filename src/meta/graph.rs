@@ -75,7 +75,9 @@ impl GraphError {
     pub fn class(&self) -> ErrorClass {
         match self {
             GraphError::Transport(_) => ErrorClass::Transient,
-            GraphError::Http { status } if *status >= 500 || *status == 429 => ErrorClass::Transient,
+            GraphError::Http { status } if *status >= 500 || *status == 429 => {
+                ErrorClass::Transient
+            }
             GraphError::Http { .. } => ErrorClass::Permanent,
             // A truncated or garbled 200 is most likely a proxy hiccup: worth another try.
             GraphError::Decode(_) => ErrorClass::Transient,
@@ -183,10 +185,9 @@ impl IdValue {
 impl TryFrom<RawLead> for GraphLead {
     type Error = GraphError;
     fn try_from(r: RawLead) -> Result<Self, GraphError> {
-        let id = r
-            .id
-            .into_id()
-            .ok_or_else(|| GraphError::Decode("lead id is not digits".into()))?;
+        let id =
+            r.id.into_id()
+                .ok_or_else(|| GraphError::Decode("lead id is not digits".into()))?;
         let created_time = parse_graph_time(&r.created_time)
             .map_err(|e| GraphError::Decode(format!("created_time {:?}: {e}", r.created_time)))?;
         Ok(GraphLead {
@@ -266,7 +267,9 @@ pub struct GraphClient {
 
 impl std::fmt::Debug for GraphClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("GraphClient").field("base", &self.base).finish_non_exhaustive()
+        f.debug_struct("GraphClient")
+            .field("base", &self.base)
+            .finish_non_exhaustive()
     }
 }
 
@@ -311,13 +314,18 @@ impl GraphClient {
     pub async fn forms(&self, page_id: &str) -> Result<Page<GraphForm>, GraphError> {
         assert!(is_meta_id(page_id), "callers pass checked ids");
         let url = format!("{}/{}/leadgen_forms", self.base, page_id);
-        let page: RawPage<RawForm> =
-            self.get_json(&url, &[("fields", "id,name,status"), ("limit", "100")]).await?;
+        let page: RawPage<RawForm> = self
+            .get_json(&url, &[("fields", "id,name,status"), ("limit", "100")])
+            .await?;
         self.convert_page(page, form_from_raw)
     }
 
     /// First page of `GET /{form_id}/leads`, created after `since` (unix seconds) when given.
-    pub async fn form_leads(&self, form_id: &str, since: Option<i64>) -> Result<Page<GraphLead>, GraphError> {
+    pub async fn form_leads(
+        &self,
+        form_id: &str,
+        since: Option<i64>,
+    ) -> Result<Page<GraphLead>, GraphError> {
         assert!(is_meta_id(form_id), "callers pass checked ids");
         let url = format!("{}/{}/leads", self.base, form_id);
         let filtering = since.map(|s| {
@@ -348,7 +356,11 @@ impl GraphClient {
         page: RawPage<R>,
         convert: impl Fn(R) -> Result<T, GraphError>,
     ) -> Result<Page<T>, GraphError> {
-        let items = page.data.into_iter().map(convert).collect::<Result<Vec<_>, _>>()?;
+        let items = page
+            .data
+            .into_iter()
+            .map(convert)
+            .collect::<Result<Vec<_>, _>>()?;
         let next = page.paging.and_then(|p| p.next);
         if let Some(n) = &next {
             if !self.is_own_url(n) {
@@ -361,7 +373,11 @@ impl GraphClient {
     /// A `next` link must stay on the configured Graph host: it is fetched with our token.
     fn is_own_url(&self, url: &str) -> bool {
         match (url::Url::parse(url), url::Url::parse(&self.base)) {
-            (Ok(a), Ok(b)) => a.scheme() == b.scheme() && a.host_str() == b.host_str() && a.port_or_known_default() == b.port_or_known_default(),
+            (Ok(a), Ok(b)) => {
+                a.scheme() == b.scheme()
+                    && a.host_str() == b.host_str()
+                    && a.port_or_known_default() == b.port_or_known_default()
+            }
             _ => false,
         }
     }
@@ -371,7 +387,8 @@ impl GraphClient {
         url: &str,
         query: &[(&str, &str)],
     ) -> Result<T, GraphError> {
-        let mut u = url::Url::parse(url).map_err(|e| GraphError::Decode(format!("bad URL: {e}")))?;
+        let mut u =
+            url::Url::parse(url).map_err(|e| GraphError::Decode(format!("bad URL: {e}")))?;
         {
             // `next` links from Meta already carry access_token; set ours exactly once.
             let kept: Vec<(String, String)> = u
@@ -407,7 +424,10 @@ impl GraphClient {
                 error: ApiError,
             }
             return Err(match serde_json::from_slice::<Envelope>(&body) {
-                Ok(env) => GraphError::Api { status, error: env.error },
+                Ok(env) => GraphError::Api {
+                    status,
+                    error: env.error,
+                },
                 Err(_) => GraphError::Http { status },
             });
         }
@@ -457,8 +477,14 @@ mod tests {
             assert_eq!(api(c).class(), ErrorClass::Permission, "{c}");
         }
         assert_eq!(api(100).class(), ErrorClass::Permanent);
-        assert_eq!(GraphError::Http { status: 502 }.class(), ErrorClass::Transient);
-        assert_eq!(GraphError::Transport("x".into()).class(), ErrorClass::Transient);
+        assert_eq!(
+            GraphError::Http { status: 502 }.class(),
+            ErrorClass::Transient
+        );
+        assert_eq!(
+            GraphError::Transport("x".into()).class(),
+            ErrorClass::Transient
+        );
     }
 
     #[test]
@@ -473,6 +499,9 @@ mod tests {
         assert_eq!(l.ad_id, None);
         assert_eq!(l.form_id.as_deref(), Some("77"));
         assert_eq!(l.field_data[1].values, vec!["5"]);
-        assert_eq!(crate::model::format_seconds(l.created_time), "2026-02-28T08:49:14Z");
+        assert_eq!(
+            crate::model::format_seconds(l.created_time),
+            "2026-02-28T08:49:14Z"
+        );
     }
 }

@@ -44,7 +44,8 @@ pub fn verify(secret: &[u8], body: &[u8], header: Option<&str>) -> Result<(), Si
     let mut m = mac(secret);
     m.update(body);
     // verify_slice compares in constant time (subtle underneath).
-    m.verify_slice(&expected).map_err(|_| SignatureError::Mismatch)
+    m.verify_slice(&expected)
+        .map_err(|_| SignatureError::Mismatch)
 }
 
 /// The header value Meta would send for `body`: `sha256=<lowercase hex>`.
@@ -66,13 +67,18 @@ mod tests {
     use super::*;
 
     const META_BODY: &[u8] = br#"{"name":"Jos\u00e9 \u00e4\u00f6\u00e5","url":"https:\/\/x"}"#;
-    const META_SIG: &str = "sha256=1c05557cd8709f96cdcd9b68b0d5bc88b85456f53cc0292ee4a0eac1a69f4094";
-    const GITHUB_SIG: &str = "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17";
+    const META_SIG: &str =
+        "sha256=1c05557cd8709f96cdcd9b68b0d5bc88b85456f53cc0292ee4a0eac1a69f4094";
+    const GITHUB_SIG: &str =
+        "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17";
 
     #[test]
     fn meta_vector_with_escapes_verifies_on_raw_bytes() {
         assert_eq!(sign(b"test_app_secret", META_BODY), META_SIG);
-        assert_eq!(verify(b"test_app_secret", META_BODY, Some(META_SIG)), Ok(()));
+        assert_eq!(
+            verify(b"test_app_secret", META_BODY, Some(META_SIG)),
+            Ok(())
+        );
         // The same JSON re-serialised without the escapes is different bytes: must not match.
         let reserialised = "{\"name\":\"José äöå\",\"url\":\"https://x\"}";
         assert_eq!(
@@ -92,10 +98,22 @@ mod tests {
     fn bad_headers_are_told_apart() {
         let s = b"k";
         assert_eq!(verify(s, b"x", None), Err(SignatureError::Missing));
-        assert_eq!(verify(s, b"x", Some("sha1=abc")), Err(SignatureError::Malformed));
-        assert_eq!(verify(s, b"x", Some("sha256=zz")), Err(SignatureError::Malformed));
-        assert_eq!(verify(s, b"x", Some(&format!("sha256={}", "g".repeat(64)))), Err(SignatureError::Malformed));
-        assert_eq!(verify(s, b"x", Some(&format!("sha256={}", "0".repeat(64)))), Err(SignatureError::Mismatch));
+        assert_eq!(
+            verify(s, b"x", Some("sha1=abc")),
+            Err(SignatureError::Malformed)
+        );
+        assert_eq!(
+            verify(s, b"x", Some("sha256=zz")),
+            Err(SignatureError::Malformed)
+        );
+        assert_eq!(
+            verify(s, b"x", Some(&format!("sha256={}", "g".repeat(64)))),
+            Err(SignatureError::Malformed)
+        );
+        assert_eq!(
+            verify(s, b"x", Some(&format!("sha256={}", "0".repeat(64)))),
+            Err(SignatureError::Mismatch)
+        );
     }
 
     #[test]

@@ -34,7 +34,11 @@ pub struct SyncReport {
 #[derive(Debug, Clone, PartialEq)]
 pub enum SyncError {
     NotConfigured,
-    Graph { error: GraphError, partial: SyncReport },
+    Graph {
+        // Boxed: Meta's error object is large and this travels through every Result.
+        error: Box<GraphError>,
+        partial: SyncReport,
+    },
     Store(String),
 }
 
@@ -82,8 +86,19 @@ pub struct Syncer {
 }
 
 impl Syncer {
-    pub fn new(graph: GraphClient, store: Store, status: Arc<Status>, page_ids: Vec<String>) -> Syncer {
-        Syncer { graph, store, status, page_ids, running: Mutex::new(None) }
+    pub fn new(
+        graph: GraphClient,
+        store: Store,
+        status: Arc<Status>,
+        page_ids: Vec<String>,
+    ) -> Syncer {
+        Syncer {
+            graph,
+            store,
+            status,
+            page_ids,
+            running: Mutex::new(None),
+        }
     }
 
     /// Runs a sync, or joins the one already running.
@@ -100,10 +115,9 @@ impl Syncer {
         };
         if let Some(mut rx) = joined {
             log::info!("sync requested while one runs: joining it");
-            return rx
-                .recv()
-                .await
-                .unwrap_or_else(|_| Err(SyncError::Store("the running sync was cancelled".into())));
+            return rx.recv().await.unwrap_or_else(|_| {
+                Err(SyncError::Store("the running sync was cancelled".into()))
+            });
         }
         // If this future is dropped mid-way, the guard still clears `running`.
         struct Clear<'a>(&'a Mutex<Option<broadcast::Sender<Outcome>>>);
@@ -146,7 +160,11 @@ impl Syncer {
         let saved = self
             .store
             .write(move |c| {
-                store::set_state(c, "last_sync", &serde_json::to_string(&last).expect("serialises"))?;
+                store::set_state(
+                    c,
+                    "last_sync",
+                    &serde_json::to_string(&last).expect("serialises"),
+                )?;
                 if let Some(t) = ok_ts {
                     store::set_state(c, "last_sync_ok_ts", &t.to_string())?;
                 }
@@ -177,13 +195,22 @@ impl Syncer {
 
     async fn walk(&self, since: Option<i64>, report: &mut SyncReport) -> Result<(), SyncError> {
         for page_id in &self.page_ids {
-            let forms = self.all_forms(page_id).await.map_err(|e| self.failed(e, report))?;
+            let forms = self
+                .all_forms(page_id)
+                .await
+                .map_err(|e| self.failed(e, report))?;
             let page = page_id.clone();
             let rows = forms.clone();
             self.store
                 .write(move |c| {
                     for f in &rows {
-                        store::upsert_form(c, &f.id, Some(&page), f.name.as_deref(), f.status.as_deref())?;
+                        store::upsert_form(
+                            c,
+                            &f.id,
+                            Some(&page),
+                            f.name.as_deref(),
+                            f.status.as_deref(),
+                        )?;
                     }
                     Ok(Written::value(()))
                 })
@@ -191,7 +218,11 @@ impl Syncer {
                 .map_err(|e| SyncError::Store(e.to_string()))?;
             for form in forms {
                 report.forms += 1;
-                let mut listing = self.graph.form_leads(&form.id, since).await.map_err(|e| self.failed(e, report))?;
+                let mut listing = self
+                    .graph
+                    .form_leads(&form.id, since)
+                    .await
+                    .map_err(|e| self.failed(e, report))?;
                 loop {
                     let n = listing.items.len() as u64;
                     let new = self.save(page_id, &form.id, listing.items).await?;
@@ -199,7 +230,11 @@ impl Syncer {
                     report.new += new;
                     // An empty page can still have a `next`: keep going until it is absent.
                     let Some(next) = listing.next else { break };
-                    listing = self.graph.next_leads(&next).await.map_err(|e| self.failed(e, report))?;
+                    listing = self
+                        .graph
+                        .next_leads(&next)
+                        .await
+                        .map_err(|e| self.failed(e, report))?;
                 }
             }
         }
@@ -208,7 +243,10 @@ impl Syncer {
 
     fn failed(&self, error: GraphError, report: &SyncReport) -> SyncError {
         self.status.graph_failed(&error);
-        SyncError::Graph { error, partial: *report }
+        SyncError::Graph {
+            error: Box::new(error),
+            partial: *report,
+        }
     }
 
     async fn all_forms(&self, page_id: &str) -> Result<Vec<GraphForm>, GraphError> {
@@ -223,7 +261,12 @@ impl Syncer {
     }
 
     /// Saves one page of leads in one transaction; returns how many were new.
-    async fn save(&self, page_id: &str, form_id: &str, leads: Vec<GraphLead>) -> Result<u64, SyncError> {
+    async fn save(
+        &self,
+        page_id: &str,
+        form_id: &str,
+        leads: Vec<GraphLead>,
+    ) -> Result<u64, SyncError> {
         if leads.is_empty() {
             return Ok(0);
         }
@@ -247,7 +290,10 @@ impl Syncer {
                     };
                     inserted.extend(store::insert_lead(c, &lead, now)?);
                 }
-                Ok(Written { value: inserted.len() as u64, inserted })
+                Ok(Written {
+                    value: inserted.len() as u64,
+                    inserted,
+                })
             })
             .await
             .map_err(|e| SyncError::Store(e.to_string()))

@@ -109,7 +109,10 @@ pub fn parse(body: &[u8]) -> Delivery {
         for (ci, change) in changes.iter().enumerate() {
             let field = change.get("field").and_then(Value::as_str);
             if field != Some("leadgen") {
-                note(&mut d, format!("entry[{ei}].changes[{ci}]: field {field:?} is not leadgen"));
+                note(
+                    &mut d,
+                    format!("entry[{ei}].changes[{ci}]: field {field:?} is not leadgen"),
+                );
                 continue;
             }
             match leadgen_change(change.get("value"), entry_id.as_deref()) {
@@ -129,7 +132,8 @@ pub fn parse(body: &[u8]) -> Delivery {
         (true, true) => DeliveryKind::Unusable,
     };
     if d.kind == DeliveryKind::Unusable && d.notes.is_empty() {
-        d.notes.push("no leadgen changes and no messaging events".into());
+        d.notes
+            .push("no leadgen changes and no messaging events".into());
     }
     d
 }
@@ -212,7 +216,11 @@ mod tests {
         let d = parse(body);
         let ids: Vec<_> = d.leads.iter().map(|c| c.leadgen_id.as_str()).collect();
         assert_eq!(ids, ["10", "11", "12"]);
-        assert_eq!(d.leads[2].page_id.as_deref(), Some("2"), "page falls back to entry.id");
+        assert_eq!(
+            d.leads[2].page_id.as_deref(),
+            Some("2"),
+            "page falls back to entry.id"
+        );
     }
 
     #[test]
@@ -236,7 +244,12 @@ mod tests {
         ];
         for c in cases {
             let d = parse(c);
-            assert_eq!(d.kind, DeliveryKind::Unusable, "{:?}", String::from_utf8_lossy(c));
+            assert_eq!(
+                d.kind,
+                DeliveryKind::Unusable,
+                "{:?}",
+                String::from_utf8_lossy(c)
+            );
             assert!(d.leads.is_empty());
             assert!(!d.notes.is_empty());
         }

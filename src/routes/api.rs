@@ -45,22 +45,30 @@ pub fn routes(app: Arc<App>) -> warp::filters::BoxedFilter<(Response,)> {
 type Authed = (Arc<App>, Credentials);
 
 /// The app and the request's credentials, for a private route.
-fn private(app: Arc<App>) -> impl Filter<Extract = Authed, Error = std::convert::Infallible> + Clone {
+fn private(
+    app: Arc<App>,
+) -> impl Filter<Extract = Authed, Error = std::convert::Infallible> + Clone {
     with_app(app).and(credentials())
 }
 
 /// GET /healthz — no auth; 200 while the process serves and the database answers.
 fn healthz(app: Arc<App>) -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone {
-    warp::path!("healthz").and(warp::get()).and(with_app(app)).then(|app: Arc<App>| async move {
-        match app.store.count().await {
-            Ok(_) => warp::reply::json(&json!({"status": "ok"})).into_response(),
-            Err(e) => {
-                log::error!("health check: {e}");
-                warp::reply::with_status(warp::reply::json(&json!({"status": "database unavailable"})), StatusCode::SERVICE_UNAVAILABLE)
+    warp::path!("healthz")
+        .and(warp::get())
+        .and(with_app(app))
+        .then(|app: Arc<App>| async move {
+            match app.store.count().await {
+                Ok(_) => warp::reply::json(&json!({"status": "ok"})).into_response(),
+                Err(e) => {
+                    log::error!("health check: {e}");
+                    warp::reply::with_status(
+                        warp::reply::json(&json!({"status": "database unavailable"})),
+                        StatusCode::SERVICE_UNAVAILABLE,
+                    )
                     .into_response()
+                }
             }
-        }
-    })
+        })
 }
 
 /// GET /api/leads?q=&form_id=&page_id=&ad_id=&since=&until=&sort=&order=&limit=&offset=
@@ -69,17 +77,22 @@ fn leads(app: Arc<App>) -> impl Filter<Extract = (Response,), Error = warp::Reje
         .and(warp::get())
         .and(private(app))
         .and(warp::query::<LeadQuery>())
-        .then(|app: Arc<App>, creds: Credentials, q: LeadQuery| async move {
-            respond(
-                async {
-                    require_auth(&app, &creds)?;
-                    let (filter, limit, offset) = q.parse().map_err(AppError::BadRequest)?;
-                    let (leads, total) = app.store.read(move |c| store::list_leads(c, &filter, limit, offset)).await?;
-                    Ok(warp::reply::json(&json!({"leads": leads, "total": total})))
-                }
-                .await,
-            )
-        })
+        .then(
+            |app: Arc<App>, creds: Credentials, q: LeadQuery| async move {
+                respond(
+                    async {
+                        require_auth(&app, &creds)?;
+                        let (filter, limit, offset) = q.parse().map_err(AppError::BadRequest)?;
+                        let (leads, total) = app
+                            .store
+                            .read(move |c| store::list_leads(c, &filter, limit, offset))
+                            .await?;
+                        Ok(warp::reply::json(&json!({"leads": leads, "total": total})))
+                    }
+                    .await,
+                )
+            },
+        )
 }
 
 /// GET /api/leads/count — `{"count","last_id"}`, the dashboard's 3 s fallback check.
@@ -92,7 +105,9 @@ fn count(app: Arc<App>) -> impl Filter<Extract = (Response,), Error = warp::Reje
                 async {
                     require_auth(&app, &creds)?;
                     let (count, last_id) = app.store.count().await?;
-                    Ok(warp::reply::json(&json!({"count": count, "last_id": last_id})))
+                    Ok(warp::reply::json(
+                        &json!({"count": count, "last_id": last_id}),
+                    ))
                 }
                 .await,
             )
@@ -117,7 +132,9 @@ fn sync(app: Arc<App>) -> impl Filter<Extract = (Response,), Error = warp::Rejec
                         Err(e @ SyncError::Graph { .. }) => {
                             // Meta's refusal is not our failure: 502 with words a person can use.
                             let words = match &e {
-                                SyncError::Graph { error, .. } => crate::status::problem_words(error),
+                                SyncError::Graph { error, .. } => {
+                                    crate::status::problem_words(error)
+                                }
                                 _ => None,
                             };
                             let status = if e.class() == Some(ErrorClass::RateLimited) {
@@ -126,7 +143,8 @@ fn sync(app: Arc<App>) -> impl Filter<Extract = (Response,), Error = warp::Rejec
                                 StatusCode::BAD_GATEWAY
                             };
                             let body = json!({"error": words.unwrap_or_else(|| e.to_string())});
-                            Ok(warp::reply::with_status(warp::reply::json(&body), status).into_response())
+                            Ok(warp::reply::with_status(warp::reply::json(&body), status)
+                                .into_response())
                         }
                     }
                 }
@@ -161,7 +179,7 @@ fn status(app: Arc<App>) -> impl Filter<Extract = (Response,), Error = warp::Rej
                         .await?;
                     let last_webhook_at = last_webhook
                         .and_then(|ms| ms.parse::<i64>().ok())
-                        .and_then(|ms| chrono::DateTime::from_timestamp_millis(ms))
+                        .and_then(chrono::DateTime::from_timestamp_millis)
                         .map(crate::model::format_seconds);
                     let last_sync: Option<LastSync> = last_sync.and_then(|s| serde_json::from_str(&s).ok());
                     let mut problems = app.status.problems();
@@ -193,17 +211,22 @@ fn stats(app: Arc<App>) -> impl Filter<Extract = (Response,), Error = warp::Reje
         .and(warp::get())
         .and(private(app))
         .and(warp::query::<LeadQuery>())
-        .then(|app: Arc<App>, creds: Credentials, q: LeadQuery| async move {
-            respond(
-                async {
-                    require_auth(&app, &creds)?;
-                    let (filter, _, _) = q.parse().map_err(AppError::BadRequest)?;
-                    let stats = app.store.read(move |c| store::stats(c, &filter, 30)).await?;
-                    Ok(warp::reply::json(&stats))
-                }
-                .await,
-            )
-        })
+        .then(
+            |app: Arc<App>, creds: Credentials, q: LeadQuery| async move {
+                respond(
+                    async {
+                        require_auth(&app, &creds)?;
+                        let (filter, _, _) = q.parse().map_err(AppError::BadRequest)?;
+                        let stats = app
+                            .store
+                            .read(move |c| store::stats(c, &filter, 30))
+                            .await?;
+                        Ok(warp::reply::json(&stats))
+                    }
+                    .await,
+                )
+            },
+        )
 }
 
 /// GET /api/forms — every known form with its lead count, for the filter.
@@ -241,7 +264,9 @@ fn pages(app: Arc<App>) -> impl Filter<Extract = (Response,), Error = warp::Reje
 }
 
 /// GET /api/dead-letters — jobs set aside, newest first, with Meta's message.
-fn dead_letters(app: Arc<App>) -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone {
+fn dead_letters(
+    app: Arc<App>,
+) -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone {
     warp::path!("api" / "dead-letters")
         .and(warp::get())
         .and(private(app))
@@ -258,7 +283,9 @@ fn dead_letters(app: Arc<App>) -> impl Filter<Extract = (Response,), Error = war
 }
 
 /// POST /api/dead-letters/retry — puts every dead letter back in the queue.
-fn retry_dead(app: Arc<App>) -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone {
+fn retry_dead(
+    app: Arc<App>,
+) -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone {
     warp::path!("api" / "dead-letters" / "retry")
         .and(warp::post())
         .and(private(app))
@@ -277,7 +304,9 @@ fn retry_dead(app: Arc<App>) -> impl Filter<Extract = (Response,), Error = warp:
 }
 
 /// GET /demo-graph/v25.0/… — the simulated Graph of demo mode (never mounted otherwise).
-pub fn demo_graph(demo: DemoMeta) -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone {
+pub fn demo_graph(
+    demo: DemoMeta,
+) -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone {
     warp::path("demo-graph")
         .and(warp::path("v25.0"))
         .and(warp::path::tail())
@@ -285,7 +314,10 @@ pub fn demo_graph(demo: DemoMeta) -> impl Filter<Extract = (Response,), Error = 
         .and(warp::query::<HashMap<String, String>>())
         .map(move |tail: warp::path::Tail, q: HashMap<String, String>| {
             let (status, body) = demo.graph(tail.as_str(), &q);
-            warp::reply::with_status(warp::reply::json(&body), StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST))
-                .into_response()
+            warp::reply::with_status(
+                warp::reply::json(&body),
+                StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST),
+            )
+            .into_response()
         })
 }

@@ -6,8 +6,8 @@
 //! known private path without credentials is a 401, never the other way round.
 
 pub mod api;
-pub mod reports;
 pub mod dashboard;
+pub mod reports;
 pub mod stream;
 pub mod webhook;
 
@@ -32,12 +32,18 @@ pub const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; 
 pub fn routes(app: Arc<App>, demo: Option<DemoMeta>) -> warp::filters::BoxedFilter<(Response,)> {
     let mut headers = HeaderMap::new();
     headers.insert("content-security-policy", HeaderValue::from_static(CSP));
-    headers.insert("x-content-type-options", HeaderValue::from_static("nosniff"));
+    headers.insert(
+        "x-content-type-options",
+        HeaderValue::from_static("nosniff"),
+    );
     headers.insert("referrer-policy", HeaderValue::from_static("no-referrer"));
     headers.insert("x-frame-options", HeaderValue::from_static("DENY"));
     let demo_graph = match demo {
         Some(d) => api::demo_graph(d).boxed(),
-        None => warp::any().and(warp::path("demo-graph")).and_then(|| async { Err::<Response, _>(warp::reject::not_found()) }).boxed(),
+        None => warp::any()
+            .and(warp::path("demo-graph"))
+            .and_then(|| async { Err::<Response, _>(warp::reject::not_found()) })
+            .boxed(),
     };
     webhook::routes(app.clone())
         .or(stream::routes(app.clone()))
@@ -52,7 +58,10 @@ pub fn routes(app: Arc<App>, demo: Option<DemoMeta>) -> warp::filters::BoxedFilt
         .unify()
         .with(warp::reply::with::headers(headers))
         // Answers hold personal data: no cache may keep them. Static assets set their own.
-        .with(warp::reply::with::default_header("cache-control", "no-store"))
+        .with(warp::reply::with::default_header(
+            "cache-control",
+            "no-store",
+        ))
         .map(Reply::into_response)
         .boxed()
 }
@@ -98,9 +107,15 @@ async fn handle_rejection(r: Rejection) -> Result<Response, Rejection> {
     let (status, msg) = if r.is_not_found() {
         (StatusCode::NOT_FOUND, "not found".to_string())
     } else if r.find::<warp::reject::MethodNotAllowed>().is_some() {
-        (StatusCode::METHOD_NOT_ALLOWED, "method not allowed".to_string())
+        (
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method not allowed".to_string(),
+        )
     } else if r.find::<warp::reject::InvalidQuery>().is_some() {
-        (StatusCode::BAD_REQUEST, "malformed query string".to_string())
+        (
+            StatusCode::BAD_REQUEST,
+            "malformed query string".to_string(),
+        )
     } else if r.find::<warp::reject::PayloadTooLarge>().is_some() {
         (StatusCode::PAYLOAD_TOO_LARGE, "body too large".to_string())
     } else if let Some(e) = r.find::<warp::reject::InvalidHeader>() {
@@ -108,7 +123,10 @@ async fn handle_rejection(r: Rejection) -> Result<Response, Rejection> {
     } else if let Some(e) = r.find::<warp::reject::MissingHeader>() {
         (StatusCode::BAD_REQUEST, e.to_string())
     } else if r.find::<warp::reject::UnsupportedMediaType>().is_some() {
-        (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported content type".to_string())
+        (
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported content type".to_string(),
+        )
     } else if r.find::<warp::reject::LengthRequired>().is_some() {
         (StatusCode::LENGTH_REQUIRED, "length required".to_string())
     } else if let Some(e) = r.find::<warp::body::BodyDeserializeError>() {

@@ -46,16 +46,29 @@ async fn open(app: Arc<App>, resume: Option<i64>) -> Response {
         keepalive: app.settings.tuning.keepalive,
         max_replay: app.settings.tuning.max_replay,
     };
-    let stream = match lead_stream(&app.hub, app.store.clone(), resume, app.shutdown.clone(), params).await {
+    let stream = match lead_stream(
+        &app.hub,
+        app.store.clone(),
+        resume,
+        app.shutdown.clone(),
+        params,
+    )
+    .await
+    {
         Ok(s) => s,
-        Err(e) => return AppError::Internal(format!("could not open a stream: {e}")).into_response(),
+        Err(e) => {
+            return AppError::Internal(format!("could not open a stream: {e}")).into_response()
+        }
     };
     // warp wants a Sync stream; SyncWrapper makes any Send stream Sync (it is only ever
     // polled through a &mut), without a task or a channel per client.
     let mut res = warp::reply::stream(sync_wrapper::SyncStream::new(stream)).into_response();
     *res.status_mut() = StatusCode::OK;
     let h = res.headers_mut();
-    h.insert("content-type", HeaderValue::from_static("text/event-stream"));
+    h.insert(
+        "content-type",
+        HeaderValue::from_static("text/event-stream"),
+    );
     h.insert("cache-control", HeaderValue::from_static("no-store"));
     // nginx buffers proxied answers unless told not to; a buffered stream is not live.
     h.insert("x-accel-buffering", HeaderValue::from_static("no"));

@@ -45,7 +45,12 @@ fn verify_handshake(app: &App, q: &HashMap<String, String>) -> Result<Response, 
         (true, Some(challenge)) => {
             log::info!("webhook subscription verified by Meta");
             // Echoed byte for byte, as text: Meta compares it with what it sent.
-            Ok(warp::reply::with_header(challenge.clone(), "content-type", "text/plain; charset=utf-8").into_response())
+            Ok(warp::reply::with_header(
+                challenge.clone(),
+                "content-type",
+                "text/plain; charset=utf-8",
+            )
+            .into_response())
         }
         _ => {
             log::warn!("webhook handshake refused (wrong mode, token or no challenge)");
@@ -61,7 +66,9 @@ fn ingest(app: Arc<App>) -> impl Filter<Extract = (Response,), Error = warp::Rej
         .and(with_app(app))
         .and(warp::header::headers_cloned())
         .and(warp::body::stream())
-        .then(|app: Arc<App>, headers: HeaderMap, body| async move { respond(receive(app, headers, body).await) })
+        .then(|app: Arc<App>, headers: HeaderMap, body| async move {
+            respond(receive(app, headers, body).await)
+        })
 }
 
 async fn receive<S, B>(app: Arc<App>, headers: HeaderMap, body: S) -> Result<Response, AppError>
@@ -75,11 +82,16 @@ where
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|n| n > MAX_BODY as u64) {
-        log::warn!("webhook refused: declared body of {} bytes", declared.unwrap_or_default());
+        log::warn!(
+            "webhook refused: declared body of {} bytes",
+            declared.unwrap_or_default()
+        );
         return Err(AppError::PayloadTooLarge);
     }
     let raw = read_limited(body, MAX_BODY).await?;
-    let sig = headers.get("x-hub-signature-256").and_then(|v| v.to_str().ok());
+    let sig = headers
+        .get("x-hub-signature-256")
+        .and_then(|v| v.to_str().ok());
     if let Err(e) = signature::verify(app.app_secret.expose().as_bytes(), &raw, sig) {
         log_bad_signature(e.describe(), raw.len());
         return Err(AppError::Forbidden(e.describe()));
@@ -124,7 +136,8 @@ where
 {
     let mut buf = BytesMut::new();
     while let Some(chunk) = body.next().await {
-        let mut chunk = chunk.map_err(|e| AppError::BadRequest(format!("could not read the body: {e}")))?;
+        let mut chunk =
+            chunk.map_err(|e| AppError::BadRequest(format!("could not read the body: {e}")))?;
         if buf.len() + chunk.remaining() > limit {
             log::warn!("webhook refused: body over {limit} bytes");
             return Err(AppError::PayloadTooLarge);
@@ -151,7 +164,9 @@ fn log_bad_signature(why: &str, len: usize) {
     if LAST_SECOND.swap(now, Ordering::Relaxed) != now {
         let more = SUPPRESSED.swap(0, Ordering::Relaxed);
         if more > 0 {
-            log::warn!("webhook refused: {why} ({len} bytes); {more} more refused since the last line");
+            log::warn!(
+                "webhook refused: {why} ({len} bytes); {more} more refused since the last line"
+            );
         } else {
             log::warn!("webhook refused: {why} ({len} bytes)");
         }

@@ -1,0 +1,33 @@
+# leadstream: `make run` shows it working, `make test` proves it.
+CARGO ?= cargo
+
+.PHONY: run test test-rust test-e2e bench lint fmt clean
+
+## Start the server (demo mode when no META_* settings are present).
+run:
+	$(CARGO) run --release --bin leadstream
+
+## Everything: formatting, lints, unit + integration tests, browser end-to-end tests.
+test: lint test-rust test-e2e
+
+lint:
+	$(CARGO) fmt --check
+	$(CARGO) clippy --all-targets -- -D warnings
+
+test-rust:
+	$(CARGO) test --all-targets
+
+## Browser tests in Debian's Chromium through playwright-core (see tests/e2e/README.md).
+test-e2e:
+	$(CARGO) build --bin leadstream
+	cd tests/e2e && npm ci --no-audit --no-fund && node --test --test-concurrency=1
+
+## The load generator behind the README's numbers.
+bench:
+	$(CARGO) run --release --bin loadgen
+
+fmt:
+	$(CARGO) fmt
+
+clean:
+	$(CARGO) clean

@@ -1,0 +1,419 @@
+//! `TestApp`: the real server, in-process on a random port, with a temp SQLite file and a
+//! fake Graph; plus named helpers for what tests do (post a webhook, list leads, open a stream).
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt;
+use leadstream::config::{MetaSettings, Secret, Settings, Tuning};
+use leadstream::meta::signature::sign;
+use serde_json::{json, Value};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+use crate::fake_graph::FakeGraph;
+
+pub const APP_SECRET: &str = "test_app_secret";
+pub const VERIFY_TOKEN: &str = "verify-me-please";
+pub const PAGE_TOKEN: &str = "EAAG-test-page-token";
+pub const DASHBOARD_TOKEN: &str = "dashboard-test-token-0123456789";
+pub const PAGE_ID: &str = "111111111111111";
+pub const FORM_ID: &str = "222222222222222";
+
+/// Fast clocks for tests: retries after ~50 ms instead of ~1 s, no periodic sync.
+pub fn test_tuning() -> Tuning {
+    Tuning {
+        retry_base: Duration::from_millis(50),
+        retry_cap: Duration::from_millis(400),
+        sync_every: None,
+        sync_at_start: false,
+        ..Tuning::default()
+    }
+}
+
+pub struct TestApp {
+    pub base: String,
+    pub graph: FakeGraph,
+    pub client: reqwest::Client,
+    pub db_path: PathBuf,
+    pub settings: Settings,
+    shutdown: Option<oneshot::Sender<()>>,
+    handle: Option<JoinHandle<Result<(), String>>>,
+    // Kept so the directory lives as long as the app.
+    pub dir: std::sync::Arc<tempfile::TempDir>,
+}
+
+impl TestApp {
+    /// A server with a fresh database and a fresh fake Graph.
+    pub async fn spawn() -> TestApp {
+        Self::spawn_tuned(|_| {}).await
+    }
+
+    /// Like [`spawn`], with settings changed by `tune` first.
+    pub async fn spawn_tuned(tune: impl FnOnce(&mut Settings)) -> TestApp {
+        let graph = FakeGraph::start(PAGE_TOKEN, APP_SECRET).await;
+        let dir = std::sync::Arc::new(tempfile::tempdir().unwrap());
+        let db_path = dir.path().join("leads.db");
+        let mut settings = Settings {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            db: db_path.clone(),
+            meta: Some(MetaSettings {
+                app_secret: Secret::new(APP_SECRET),
+                verify_token: Secret::new(VERIFY_TOKEN),
+                page_access_token: Secret::new(PAGE_TOKEN),
+                page_ids: vec![PAGE_ID.to_string()],
+                graph_url: graph.url(),
+            }),
+            dashboard_token: Secret::new(DASHBOARD_TOKEN),
+            token_generated: false,
+            demo: false,
+            demo_reason: None,
+            public_url: None,
+            tuning: test_tuning(),
+        };
+        tune(&mut settings);
+        Self::start(settings, graph, dir).await
+    }
+
+    async fn start(
+        settings: Settings,
+        graph: FakeGraph,
+        dir: std::sync::Arc<tempfile::TempDir>,
+    ) -> TestApp {
+        let listener = tokio::net::TcpListener::bind(settings.listen)
+            .await
+            .unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (tx, rx) = oneshot::channel::<()>();
+        let handle = tokio::spawn(leadstream::run(settings.clone(), listener, async move {
+            let _ = rx.await;
+        }));
+        let app = TestApp {
+            base: format!("http://{addr}"),
+            graph,
+            client: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap(),
+            db_path: settings.db.clone(),
+            settings,
+            shutdown: Some(tx),
+            handle: Some(handle),
+            dir,
+        };
+        app.wait_until_healthy().await;
+        app
+    }
+
+    async fn wait_until_healthy(&self) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(r) = self
+                .client
+                .get(format!("{}/healthz", self.base))
+                .send()
+                .await
+            {
+                if r.status() == 200 {
+                    return;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!("server did not become healthy");
+    }
+
+    /// Stops the server (as SIGTERM would) and waits for it; returns how long that took.
+    pub async fn stop(&mut self) -> Duration {
+        let started = Instant::now();
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(h) = self.handle.take() {
+            h.await.unwrap().unwrap();
+        }
+        started.elapsed()
+    }
+
+    /// Stops this server and starts another on the same database and fake Graph.
+    pub async fn restart(mut self) -> TestApp {
+        self.stop().await;
+        let mut settings = self.settings.clone();
+        settings.listen = "127.0.0.1:0".parse().unwrap();
+        Self::start(settings, self.graph.clone(), self.dir.clone()).await
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    /// POSTs `body` to /webhook, signed like Meta signs it.
+    pub async fn post_webhook(&self, body: &[u8]) -> reqwest::Response {
+        let sig = sign(APP_SECRET.as_bytes(), body);
+        self.post_webhook_raw(body.to_vec(), Some(&sig)).await
+    }
+
+    /// POSTs `body` to /webhook with the given signature header (or none).
+    pub async fn post_webhook_raw(
+        &self,
+        body: Vec<u8>,
+        signature: Option<&str>,
+    ) -> reqwest::Response {
+        let mut req = self
+            .client
+            .post(self.url("/webhook"))
+            .header("content-type", "application/json")
+            .body(body);
+        if let Some(s) = signature {
+            req = req.header("x-hub-signature-256", s);
+        }
+        req.send().await.unwrap()
+    }
+
+    /// GET with the bearer token.
+    pub async fn get_authed(&self, path: &str) -> reqwest::Response {
+        self.client
+            .get(self.url(path))
+            .bearer_auth(DASHBOARD_TOKEN)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn post_authed(&self, path: &str) -> reqwest::Response {
+        self.client
+            .post(self.url(path))
+            .bearer_auth(DASHBOARD_TOKEN)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// `GET /api/leads?{query}` as JSON.
+    pub async fn leads(&self, query: &str) -> Value {
+        let r = self.get_authed(&format!("/api/leads?{query}")).await;
+        assert_eq!(r.status(), 200, "GET /api/leads?{query}");
+        r.json().await.unwrap()
+    }
+
+    pub async fn lead_count(&self) -> i64 {
+        let v: Value = self
+            .get_authed("/api/leads/count")
+            .await
+            .json()
+            .await
+            .unwrap();
+        v["count"].as_i64().unwrap()
+    }
+
+    pub async fn status(&self) -> Value {
+        self.get_authed("/api/status").await.json().await.unwrap()
+    }
+
+    /// Waits until at least `n` leads exist (up to `timeout`); returns the count seen last.
+    pub async fn wait_for_count(&self, n: i64, timeout: Duration) -> i64 {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let c = self.lead_count().await;
+            if c >= n || Instant::now() > deadline {
+                return c;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Waits until `cond` holds on `/api/status` (up to `timeout`).
+    pub async fn wait_for_status(&self, timeout: Duration, cond: impl Fn(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let s = self.status().await;
+            if cond(&s) || Instant::now() > deadline {
+                return s;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Opens `/api/stream`, optionally resuming after `last_event_id` (sent as the header).
+    pub async fn open_stream(&self, last_event_id: Option<i64>) -> SseClient {
+        let mut req = self
+            .client
+            .get(self.url("/api/stream"))
+            .bearer_auth(DASHBOARD_TOKEN);
+        if let Some(id) = last_event_id {
+            req = req.header("last-event-id", id.to_string());
+        }
+        let res = req.send().await.unwrap();
+        assert_eq!(res.status(), 200);
+        assert!(res.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/event-stream"));
+        SseClient::new(res)
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+/// One parsed SSE event.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SseEvent {
+    pub id: Option<String>,
+    pub event: String,
+    pub data: String,
+}
+
+impl SseEvent {
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.data).unwrap()
+    }
+}
+
+/// A minimal SSE reader over a streaming reqwest response.
+pub struct SseClient {
+    body: std::pin::Pin<Box<dyn futures_util::Stream<Item = reqwest::Result<bytes::Bytes>> + Send>>,
+    buf: String,
+    /// Comment lines seen (keep-alives).
+    pub comments: usize,
+    /// `retry:` hint seen.
+    pub retry: Option<u64>,
+}
+
+impl SseClient {
+    pub fn new(res: reqwest::Response) -> SseClient {
+        SseClient {
+            body: Box::pin(res.bytes_stream()),
+            buf: String::new(),
+            comments: 0,
+            retry: None,
+        }
+    }
+
+    /// The next event (comments skipped), or `None` when the stream ended or `timeout` passed.
+    pub async fn next_event(&mut self, timeout: Duration) -> Option<SseEvent> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            if let Some(ev) = self.take_event() {
+                return Some(ev);
+            }
+            match tokio::time::timeout_at(deadline, self.body.next()).await {
+                Ok(Some(Ok(chunk))) => self.buf.push_str(&String::from_utf8_lossy(&chunk)),
+                _ => return None,
+            }
+        }
+    }
+
+    /// Reads `n` lead events (panics with what it got if they do not come in `timeout`).
+    pub async fn leads(&mut self, n: usize, timeout: Duration) -> Vec<Value> {
+        let deadline = Instant::now() + timeout;
+        let mut out = Vec::new();
+        while out.len() < n {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.next_event(left).await {
+                Some(ev) if ev.event == "lead" => {
+                    let v = ev.json();
+                    assert_eq!(
+                        ev.id.as_deref(),
+                        Some(v["id"].to_string().as_str()),
+                        "SSE id must be the row id"
+                    );
+                    out.push(v);
+                }
+                Some(_) => {}
+                None => panic!("stream gave {} of {n} leads", out.len()),
+            }
+        }
+        out
+    }
+
+    /// True when the server ended the stream within `timeout`.
+    pub async fn ends_within(&mut self, timeout: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            match tokio::time::timeout_at(deadline, self.body.next()).await {
+                Ok(None) | Ok(Some(Err(_))) => return true,
+                Ok(Some(Ok(_))) => continue,
+                Err(_) => return false,
+            }
+        }
+    }
+
+    fn take_event(&mut self) -> Option<SseEvent> {
+        loop {
+            let end = self.buf.find("\n\n")?;
+            let block: String = self.buf.drain(..end + 2).collect();
+            let mut ev = SseEvent {
+                id: None,
+                event: "message".into(),
+                data: String::new(),
+            };
+            let mut has_data = false;
+            for line in block.lines() {
+                if line.starts_with(':') {
+                    self.comments += 1;
+                } else if let Some(v) = line.strip_prefix("id: ") {
+                    ev.id = Some(v.to_string());
+                } else if let Some(v) = line.strip_prefix("event: ") {
+                    ev.event = v.to_string();
+                } else if let Some(v) = line.strip_prefix("data: ") {
+                    if has_data {
+                        ev.data.push('\n');
+                    }
+                    ev.data.push_str(v);
+                    has_data = true;
+                } else if let Some(v) = line.strip_prefix("retry: ") {
+                    self.retry = v.parse().ok();
+                }
+            }
+            if has_data {
+                return Some(ev);
+            }
+        }
+    }
+}
+
+/// A webhook body with one leadgen change per id, on one page (ids as strings).
+pub fn leadgen_body(ids: &[&str]) -> Vec<u8> {
+    let changes: Vec<Value> = ids
+        .iter()
+        .map(|id| {
+            json!({"field": "leadgen", "value": {
+                "leadgen_id": id, "page_id": PAGE_ID, "form_id": FORM_ID, "created_time": 1_764_338_531
+            }})
+        })
+        .collect();
+    serde_json::to_vec(&json!({"object": "page", "entry": [{"id": PAGE_ID, "time": 1_764_338_531, "changes": changes}]})).unwrap()
+}
+
+/// Lead ids that look like Meta's (16 digits), distinct per `n`.
+pub fn lead_id(n: u64) -> String {
+    format!("{}", 1_000_000_000_000_000u64 + n)
+}
+
+/// Adds `n` leads (ids from `first`) to the fake Graph, named "Person {i}".
+pub fn add_graph_leads(app: &TestApp, first: u64, n: u64) -> Vec<String> {
+    (first..first + n)
+        .map(|i| {
+            let id = lead_id(i);
+            let name = format!("Person {i}");
+            let email = format!("person{i}@example.com");
+            app.graph.add_lead(
+                &id,
+                FORM_ID,
+                1_764_338_531,
+                &[
+                    ("full_name", &name),
+                    ("email", &email),
+                    ("phone_number", "+44 20 7946 0000"),
+                ],
+            );
+            id
+        })
+        .collect()
+}
