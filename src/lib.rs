@@ -27,7 +27,7 @@ pub mod inbox;
 pub mod live;
 pub mod meta;
 pub mod model;
-// pub mod report;
+pub mod report;
 pub mod routes;
 pub mod status;
 pub mod store;
@@ -122,6 +122,8 @@ pub async fn run(
         store.clone(),
         status.clone(),
         page_ids,
+        &settings.tuning,
+        stop_rx.clone(),
     ));
     let wake_worker = Arc::new(Notify::new());
     let app = Arc::new(App {
@@ -157,7 +159,6 @@ pub async fn run(
             syncer,
             app.settings.tuning.sync_at_start,
             every,
-            app.settings.tuning.retry_base,
             stop_rx.clone(),
         )));
     }
