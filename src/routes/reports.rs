@@ -1,10 +1,240 @@
-//! CSV and PDF exports (wired when report.rs lands).
-use crate::App;
+//! `GET /api/leads.csv` and `GET /api/report.pdf`: the same filters as `/api/leads`.
+//!
+//! Both walk the matching rows on a blocking thread, one row in memory at a time. The CSV is
+//! streamed to the client as it is written (two passes: the first collects the question
+//! columns, the second writes rows), so 100,000 leads never sit in memory. The PDF keeps only
+//! the five short cells per lead that its table prints.
+
+use std::io::Write;
 use std::sync::Arc;
+
+use bytes::Bytes;
+use chrono::Utc;
+use rusqlite::OptionalExtension;
+use tokio::sync::mpsc;
+use warp::http::{header, HeaderValue};
 use warp::reply::Response;
-use warp::Filter;
-pub fn routes(_app: Arc<App>) -> warp::filters::BoxedFilter<(Response,)> {
-    warp::any()
-        .and_then(|| async { Err::<Response, _>(warp::reject::not_found()) })
-        .boxed()
+use warp::{Filter, Reply};
+
+use super::{credentials, require_auth, with_app};
+use crate::auth::Credentials;
+use crate::error::{respond, AppError};
+use crate::model::{LeadFilter, LeadQuery, SortKey};
+use crate::report::{render_pdf_rows, CsvExport, QuestionSet, ReportRow, SummaryBuilder};
+use crate::store::{self, ForEachError, Store};
+use crate::App;
+
+pub fn routes(app: Arc<App>) -> warp::filters::BoxedFilter<(Response,)> {
+    csv(app.clone()).or(pdf(app)).unify().boxed()
+}
+
+/// GET /api/leads.csv?<filters>
+fn csv(app: Arc<App>) -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone {
+    warp::path!("api" / "leads.csv")
+        .and(warp::get())
+        .and(with_app(app))
+        .and(credentials())
+        .and(warp::query::<LeadQuery>())
+        .then(|app: Arc<App>, creds: Credentials, q: LeadQuery| async move {
+            respond(
+                async {
+                    require_auth(&app, &creds)?;
+                    let (filter, _, _) = q.parse().map_err(AppError::BadRequest)?;
+                    Ok(csv_response(app.store.clone(), filter))
+                }
+                .await,
+            )
+        })
+}
+
+/// GET /api/report.pdf?<filters>
+fn pdf(app: Arc<App>) -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone {
+    warp::path!("api" / "report.pdf")
+        .and(warp::get())
+        .and(with_app(app))
+        .and(credentials())
+        .and(warp::query::<LeadQuery>())
+        .then(|app: Arc<App>, creds: Credentials, q: LeadQuery| async move {
+            respond(
+                async {
+                    require_auth(&app, &creds)?;
+                    let (filter, _, _) = q.parse().map_err(AppError::BadRequest)?;
+                    let store = app.store.clone();
+                    let started = std::time::Instant::now();
+                    let (pdf, total) = tokio::task::spawn_blocking(move || build_pdf(&store, &filter))
+                        .await
+                        .map_err(|e| AppError::Internal(format!("report task failed: {e}")))??;
+                    log::info!(
+                        "PDF report of {total} leads, {} KiB, in {} ms",
+                        pdf.len() / 1024,
+                        started.elapsed().as_millis()
+                    );
+                    let mut res = Response::new(pdf.into());
+                    let h = res.headers_mut();
+                    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/pdf"));
+                    h.insert(header::CONTENT_DISPOSITION, attachment("pdf"));
+                    Ok(res)
+                }
+                .await,
+            )
+        })
+}
+
+fn attachment(ext: &str) -> HeaderValue {
+    let name = format!("attachment; filename=\"leads-{}.{ext}\"", Utc::now().format("%Y-%m-%d"));
+    HeaderValue::from_str(&name).unwrap_or_else(|_| HeaderValue::from_static("attachment"))
+}
+
+/// Chunks of CSV sent to the client while the blocking thread writes; the bounded channel
+/// makes a slow client slow the writer down instead of filling memory.
+struct ChannelWriter {
+    tx: mpsc::Sender<Bytes>,
+    buf: Vec<u8>,
+}
+
+const CSV_CHUNK: usize = 64 * 1024;
+
+impl Write for ChannelWriter {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        self.buf.extend_from_slice(data);
+        if self.buf.len() >= CSV_CHUNK {
+            self.flush()?;
+        }
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let chunk = Bytes::from(std::mem::take(&mut self.buf));
+        self.tx
+            .blocking_send(chunk)
+            .map_err(|_| std::io::Error::new(std::io::ErrorKind::BrokenPipe, "client went away"))
+    }
+}
+
+fn csv_response(store: Store, filter: LeadFilter) -> Response {
+    let (tx, mut rx) = mpsc::channel::<Bytes>(4);
+    tokio::task::spawn_blocking(move || {
+        if let Err(e) = write_csv(&store, &filter, tx) {
+            log::warn!("CSV export stopped: {e}");
+        }
+    });
+    let body = futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx).map(|c| c.map(Ok::<_, std::convert::Infallible>)));
+    let mut res = warp::reply::stream(sync_wrapper::SyncStream::new(body)).into_response();
+    let h = res.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/csv; charset=utf-8"));
+    h.insert(header::CONTENT_DISPOSITION, attachment("csv"));
+    res
+}
+
+fn write_csv(store: &Store, filter: &LeadFilter, tx: mpsc::Sender<Bytes>) -> Result<(), String> {
+    // Pass 1: the union of questions, in order of first appearance.
+    let mut questions = QuestionSet::new();
+    store
+        .read_blocking(|c| {
+            store::for_each_lead(c, filter, |lead| {
+                questions.add(&lead);
+                Ok::<(), std::convert::Infallible>(())
+            })
+            .map_err(|e| match e {
+                ForEachError::Sqlite(e) => e,
+                ForEachError::Callback(never) => match never {},
+            })
+        })
+        .map_err(|e| e.to_string())?;
+    // Pass 2: the rows. A lead saved between the passes may have a question without a
+    // column; its other answers are still written.
+    let mut out = CsvExport::new(ChannelWriter { tx, buf: Vec::new() }, questions.into_vec()).map_err(|e| e.to_string())?;
+    let mut rows = 0u64;
+    store
+        .read_blocking(|c| {
+            store::for_each_lead(c, filter, |lead| {
+                rows += 1;
+                out.write_lead(&lead)
+            })
+            .map_err(|e| match e {
+                ForEachError::Sqlite(e) => e,
+                ForEachError::Callback(e) => rusqlite::Error::ToSqlConversionFailure(Box::new(e)),
+            })
+        })
+        .map_err(|e| e.to_string())?;
+    let mut w = out.finish().map_err(|e| e.to_string())?;
+    w.flush().map_err(|e| e.to_string())?;
+    log::info!("CSV export of {rows} leads");
+    Ok(())
+}
+
+/// The PDF of the leads matching `filter`, and how many there were.
+fn build_pdf(store: &Store, filter: &LeadFilter) -> Result<(Vec<u8>, u64), AppError> {
+    let mut summary = SummaryBuilder::new();
+    let mut rows = Vec::new();
+    let description = store
+        .read_blocking(|c| {
+            store::for_each_lead(c, filter, |lead| {
+                summary.add(&lead);
+                rows.push(ReportRow::from(&lead));
+                Ok::<(), std::convert::Infallible>(())
+            })
+            .map_err(|e| match e {
+                ForEachError::Sqlite(e) => e,
+                ForEachError::Callback(never) => match never {},
+            })?;
+            describe(c, filter)
+        })
+        .map_err(AppError::from)?;
+    let summary = summary.finish("Leads report", description, Utc::now());
+    let total = summary.total;
+    let pdf = render_pdf_rows(&summary, rows).map_err(|e| AppError::Internal(format!("PDF rendering failed: {e}")))?;
+    Ok((pdf, total))
+}
+
+/// The filter in words, for the report's first page: "Search “ada” · Form: Spring open day ·
+/// from 2026-11-01 to 2026-11-30 · sorted by name".
+fn describe(c: &rusqlite::Connection, f: &LeadFilter) -> rusqlite::Result<String> {
+    let mut parts = Vec::new();
+    if let Some(q) = &f.q {
+        parts.push(format!("Search “{q}”"));
+    }
+    if let Some(form) = &f.form_id {
+        let name: Option<String> = c
+            .query_row("SELECT name FROM forms WHERE form_id = ?1", [form], |r| r.get(0))
+            .optional()?
+            .flatten();
+        parts.push(match name {
+            Some(n) => format!("Form: {n} ({form})"),
+            None => format!("Form: {form}"),
+        });
+    }
+    if let Some(p) = &f.page_id {
+        parts.push(format!("Page: {p}"));
+    }
+    if let Some(a) = &f.ad_id {
+        parts.push(format!("Ad: {a}"));
+    }
+    let day = |t: i64| {
+        chrono::DateTime::from_timestamp(t, 0).map_or_else(|| t.to_string(), |d| d.format("%Y-%m-%d %H:%M UTC").to_string())
+    };
+    match (f.since, f.until) {
+        (Some(s), Some(u)) => parts.push(format!("Created from {} to {}", day(s), day(u))),
+        (Some(s), None) => parts.push(format!("Created since {}", day(s))),
+        (None, Some(u)) => parts.push(format!("Created until {}", day(u))),
+        (None, None) => parts.push("All dates".to_string()),
+    }
+    if f.q.is_none() && f.form_id.is_none() && f.page_id.is_none() && f.ad_id.is_none() {
+        parts.insert(0, "All leads".to_string());
+    }
+    parts.push(
+        match (f.sort, f.ascending) {
+            (SortKey::Name, true) => "sorted by name, A to Z",
+            (SortKey::Name, false) => "sorted by name, Z to A",
+            (SortKey::CreatedTime, true) => "sorted by time created, oldest first",
+            (SortKey::CreatedTime, false) => "sorted by time created, newest first",
+            (SortKey::ReceivedAt, true) => "sorted by time received, oldest first",
+            (SortKey::ReceivedAt, false) => "sorted by time received, newest first",
+        }
+        .to_string(),
+    );
+    Ok(parts.join(" · "))
 }

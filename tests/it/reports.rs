@@ -1,1 +1,157 @@
-//! (tests for this area are being written)
+//! CSV and PDF exports of a filtered view, through the real routes.
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+
+use crate::helpers::*;
+
+const SPRING: &str = "333333333333333";
+const QUOTE: &str = "444444444444444";
+
+/// Saves leads through the real path (Graph → sync → store) and returns the app.
+async fn app_with_leads() -> TestApp {
+    let app = TestApp::spawn().await;
+    app.graph.add_form(PAGE_ID, SPRING, "Spring open day");
+    app.graph.add_form(PAGE_ID, QUOTE, "Free quote");
+    let people: &[(&str, &str, &str, i64, &[(&str, &str)])] = &[
+        ("1000000000000001", SPRING, "Zoë Ström", 1_764_000_000, &[("preferred_date", "Saturday")]),
+        ("1000000000000002", SPRING, "José Núñez", 1_764_100_000, &[]),
+        ("1000000000000003", QUOTE, "=HYPERLINK(\"http://evil\",\"x\")", 1_764_200_000, &[("budget", "-5"), ("notes", "<script>alert(1)</script>")]),
+        ("1000000000000004", QUOTE, "Łukasz Żółć", 1_764_300_000, &[("budget", "@SUM(A1)")]),
+    ];
+    for (id, form, name, t, extra) in people {
+        // One hostile email, so the PDF table (name, email, phone, form, time) must print it.
+        let email = if *form == QUOTE && name.starts_with('=') {
+            "<script>alert(1)</script>".to_string()
+        } else {
+            format!("{}@example.com", &id[12..])
+        };
+        let mut fields = vec![("full_name", *name), ("email", email.as_str()), ("phone_number", "+44 20 7946 0000")];
+        fields.extend_from_slice(extra);
+        app.graph.add_lead(id, form, *t, &fields);
+    }
+    let r = app.post_authed("/api/leads/sync").await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(app.lead_count().await, 4);
+    app
+}
+
+async fn csv_rows(app: &TestApp, query: &str) -> (Vec<String>, Vec<Vec<String>>) {
+    let r = app.get_authed(&format!("/api/leads.csv?{query}")).await;
+    assert_eq!(r.status(), 200);
+    assert!(r.headers()["content-type"].to_str().unwrap().starts_with("text/csv"));
+    assert!(r.headers()["content-disposition"].to_str().unwrap().contains("attachment"));
+    let body = r.bytes().await.unwrap();
+    let body = body.strip_prefix(b"\xEF\xBB\xBF".as_slice()).expect("a UTF-8 BOM for Excel");
+    let mut reader = csv::Reader::from_reader(body);
+    let header: Vec<String> = reader.headers().unwrap().iter().map(str::to_string).collect();
+    let rows = reader.records().map(|r| r.unwrap().iter().map(str::to_string).collect()).collect();
+    (header, rows)
+}
+
+fn col(header: &[String], name: &str) -> usize {
+    header.iter().position(|h| h == name).unwrap_or_else(|| panic!("no column {name} in {header:?}"))
+}
+
+#[tokio::test]
+async fn csv_round_trips_with_accents_question_union_and_neutralised_formulas() {
+    let app = app_with_leads().await;
+    let (header, rows) = csv_rows(&app, "sort=created_time&order=asc").await;
+    assert_eq!(&header[..5], ["received_at", "created_time", "page_id", "form", "ad_id"]);
+    for q in ["full_name", "email", "phone_number", "preferred_date", "budget", "notes"] {
+        col(&header, q);
+    }
+    assert_eq!(rows.len(), 4);
+    let name = col(&header, "full_name");
+    assert_eq!(rows[0][name], "Zoë Ström");
+    assert_eq!(rows[1][name], "José Núñez");
+    assert_eq!(rows[2][name], "'=HYPERLINK(\"http://evil\",\"x\")", "formula neutralised");
+    assert_eq!(rows[3][name], "Łukasz Żółć");
+    assert_eq!(rows[2][col(&header, "budget")], "'-5");
+    assert_eq!(rows[3][col(&header, "budget")], "'@SUM(A1)");
+    assert_eq!(rows[2][col(&header, "notes")], "<script>alert(1)</script>", "CSV is data, not HTML");
+    assert_eq!(rows[1][col(&header, "budget")], "", "a lead without the question has an empty cell");
+    assert_eq!(rows[0][col(&header, "form")], "Spring open day");
+    assert_eq!(rows[0][col(&header, "created_time")], "2025-11-24T16:00:00Z");
+
+    // The API still holds the values verbatim: escaping happens only on output.
+    let v = app.leads("q=hyperlink").await;
+    assert_eq!(v["leads"][0]["fields"]["full_name"], "=HYPERLINK(\"http://evil\",\"x\")");
+}
+
+#[tokio::test]
+async fn csv_honours_the_same_filters_as_the_list() {
+    let app = app_with_leads().await;
+    let (_, rows) = csv_rows(&app, &format!("form_id={QUOTE}")).await;
+    assert_eq!(rows.len(), 2);
+    let (header, rows) = csv_rows(&app, "q=zo%C3%AB").await;
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0][col(&header, "full_name")], "Zoë Ström");
+    let (_, rows) = csv_rows(&app, "since=1764050000&until=2025-11-27").await;
+    assert_eq!(rows.len(), 2, "since and until bound created_time");
+    let r = app.get_authed("/api/leads.csv?sort=price").await;
+    assert_eq!(r.status(), 400);
+}
+
+fn pdftotext(pdf: &[u8]) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("r.pdf");
+    std::fs::write(&path, pdf).unwrap();
+    let out = Command::new("pdftotext")
+        .args(["-layout", path.to_str().unwrap(), "-"])
+        .output()
+        .expect("pdftotext (Debian's poppler-utils; .ci/run installs it) must be installed");
+    assert!(out.status.success());
+    String::from_utf8(out.stdout).unwrap()
+}
+
+async fn pdf(app: &TestApp, query: &str) -> Vec<u8> {
+    let r = app.get_authed(&format!("/api/report.pdf?{query}")).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["content-type"], "application/pdf");
+    let body = r.bytes().await.unwrap().to_vec();
+    assert!(body.starts_with(b"%PDF"), "a PDF");
+    body
+}
+
+#[tokio::test]
+async fn pdf_report_names_the_people_the_totals_and_the_filter() {
+    let app = app_with_leads().await;
+    let text = pdftotext(&pdf(&app, "").await);
+    for needle in ["Leads report", "Zoë Ström", "José Núñez", "Łukasz Żółć", "Spring open day", "Free quote", "<script>"] {
+        assert!(text.contains(needle), "{needle:?} missing from:\n{text}");
+    }
+    assert!(text.contains("All leads"), "{text}");
+    assert!(text.contains('4'), "total");
+
+    let text = pdftotext(&pdf(&app, &format!("form_id={SPRING}")).await);
+    assert!(text.contains("Zoë Ström") && text.contains("José Núñez"));
+    assert!(!text.contains("Łukasz"), "filtered out:\n{text}");
+    assert!(text.contains("Form: Spring open day"), "{text}");
+}
+
+#[tokio::test]
+async fn five_thousand_leads_make_a_multi_page_report() {
+    let app = TestApp::spawn().await;
+    app.graph.add_form(PAGE_ID, SPRING, "Spring open day");
+    app.graph.state.lock().unwrap().page_size = 500;
+    for i in 0..5000u64 {
+        let id = lead_id(i);
+        let name = format!("Person {i}");
+        app.graph.add_lead(&id, SPRING, 1_764_000_000 + i as i64 * 60, &[("full_name", &name), ("email", "p@example.com")]);
+    }
+    let r: serde_json::Value = app.post_authed("/api/leads/sync").await.json().await.unwrap();
+    assert_eq!(r, json!({"forms": 1, "fetched": 5000, "new": 5000}));
+    let started = Instant::now();
+    let body = pdf(&app, "").await;
+    let took = started.elapsed();
+    let text = pdftotext(&body);
+    let pages = text.matches('\u{c}').count();
+    assert!(pages > 50, "5,000 rows need many pages, got {pages}");
+    assert!(text.contains("Person 4999") && text.contains("Person 0"));
+    assert!(text.contains("5,000") || text.contains("5000"), "the total");
+    // Not a benchmark (that is in the README), just a guard against a pathological regression.
+    assert!(took < Duration::from_secs(30), "took {took:?}");
+}
