@@ -56,14 +56,26 @@ impl Status {
         }
     }
 
+    /// What a person should know about Meta right now, worst first.
     pub fn problems(&self) -> Vec<String> {
-        self.inner
+        let mut out: Vec<String> = self
+            .inner
             .lock()
             .expect("status lock")
             .meta_problem
             .iter()
             .cloned()
-            .collect()
+            .collect();
+        let paused = self.graph_paused_for();
+        if !paused.is_zero() {
+            // Not a fault to fix, but it explains why leads wait: say that it heals itself.
+            out.push(format!(
+                "Meta's rate limit was reached: leadstream makes no calls to Meta for another {} s; \
+                 waiting leads and the sync continue by themselves after that",
+                paused.as_secs_f64().ceil() as u64
+            ));
+        }
+        out
     }
 }
 

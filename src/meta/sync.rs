@@ -1,68 +1,209 @@
 //! Catch-up sync: for each configured page, list its lead forms, read each form's leads created
-//! since the last successful sync (minus a margin), follow `paging.next` to the end, and save
-//! them through the same save-then-publish path as webhooks. Duplicates are impossible there,
-//! so overlapping windows cost a little reading and nothing else.
+//! since that form was last read to the end (minus a margin), follow `paging.next` to the end,
+//! and save them through the same save-then-publish path as webhooks. Duplicates are impossible
+//! there, so overlapping windows cost a little reading and nothing else.
 //!
 //! Only one sync runs at a time: a caller arriving while one runs waits for it and gets its
-//! result instead of starting another.
+//! result instead of starting another. The sync itself runs in its own task, so a caller that
+//! goes away (a closed browser tab) neither cancels it nor leaves the callers that joined it
+//! without an answer.
+//!
+//! Meta's limits are respected: a rate limit stops the sync and pauses every Graph call (the
+//! worker's too, through [`Status`]) with a growing backoff; the periodic loop finishes the sync
+//! after the pause. A token or permission error is left to a person (shown on `/api/status`) and
+//! retried only on the normal schedule.
 
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::Utc;
 use serde::{Deserialize, Serialize};
-use tokio::sync::{broadcast, watch};
+use tokio::sync::{broadcast, watch, Notify};
+use tokio::time::Instant;
 
 use super::graph::{ErrorClass, GraphClient, GraphError, GraphForm, GraphLead};
+use crate::config::Tuning;
 use crate::model::{LeadSource, NewLead};
-use crate::status::Status;
+use crate::status::{problem_words, Status};
 use crate::store::{self, Store, Written};
 
-/// Re-read this much before the last successful sync: Meta can make a lead readable a little
-/// after its `created_time`, and clocks differ.
+/// Re-read this much before a form's last complete read: Meta can make a lead readable a
+/// little after its `created_time`, and our clock and Meta's differ.
 pub const SAFETY_MARGIN_SECS: i64 = 30 * 60;
+
+/// The periodic interval when none is configured (SPEC: every 15 minutes); also the longest
+/// wait before another try after a failure.
+pub const DEFAULT_EVERY: Duration = Duration::from_secs(15 * 60);
+
+/// `state` key of the per-form watermarks: `{"<form_id>": <unix seconds>}`, the start of the
+/// last sync that read the form to the end. Per form rather than one for the whole sync, so a
+/// page added to META_PAGE_ID later (or a new form) is read from the beginning, and the forms
+/// a rate-limited sync did finish are not read again from the old point.
+const WATERMARKS_KEY: &str = "sync_form_watermarks";
 
 /// `{"forms","fetched","new"}` of `POST /api/leads/sync`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SyncReport {
+    /// Forms whose leads were read to the end.
     pub forms: u64,
+    /// Leads Graph returned.
     pub fetched: u64,
+    /// Of those, leads saved for the first time.
     pub new: u64,
 }
 
-/// Why a sync stopped early.
+/// What a Graph error was about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Place {
+    /// Listing the forms of this page.
+    Page(String),
+    /// Reading the leads of this form.
+    Form { id: String, name: Option<String> },
+}
+
+impl std::fmt::Display for Place {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Place::Page(id) => write!(f, "page {id}"),
+            Place::Form { id, name: Some(n) } => write!(f, "form \"{n}\" ({id})"),
+            Place::Form { id, name: None } => write!(f, "form {id}"),
+        }
+    }
+}
+
+/// Why a sync stopped early (or did not start).
 #[derive(Debug, Clone, PartialEq)]
 pub enum SyncError {
+    /// META_PAGE_ID is empty: there is nothing to read.
     NotConfigured,
+    /// Meta rate-limited us a moment ago; no Graph call before this much time has passed.
+    Paused(Duration),
+    /// Meta refused. What was read before is saved.
     Graph {
         // Boxed: Meta's error object is large and this travels through every Result.
         error: Box<GraphError>,
+        place: Place,
         partial: SyncReport,
+        /// When the sync tries again by itself; `None` when only a person can help.
+        retry_in: Option<Duration>,
     },
     Store(String),
+    /// leadstream shut down while the sync ran; what was read is saved.
+    Interrupted,
 }
 
 impl SyncError {
     pub fn class(&self) -> Option<ErrorClass> {
         match self {
             SyncError::Graph { error, .. } => Some(error.class()),
+            SyncError::Paused(_) => Some(ErrorClass::RateLimited),
             _ => None,
+        }
+    }
+
+    /// When this sync (or the request for one) may be tried again, if it will be by itself.
+    pub fn retry_in(&self) -> Option<Duration> {
+        match self {
+            SyncError::Paused(d) => Some(*d),
+            SyncError::Graph { retry_in, .. } => *retry_in,
+            _ => None,
+        }
+    }
+
+    /// The sentence a person reads: the answer of `POST /api/leads/sync`, and the last sync's
+    /// error on `/api/status` and the dashboard.
+    pub fn words(&self) -> String {
+        match self {
+            SyncError::NotConfigured => "no page to sync: set META_PAGE_ID to your page id(s), \
+                                         comma-separated, and restart leadstream"
+                .into(),
+            SyncError::Paused(left) => format!(
+                "Meta's rate limit was reached: leadstream makes no calls to Meta for another {}, \
+                 then catches up by itself",
+                about(*left)
+            ),
+            SyncError::Interrupted => {
+                "leadstream shut down during the sync; the next start catches up".into()
+            }
+            SyncError::Store(e) => format!("the sync could not write to the database: {e}"),
+            SyncError::Graph {
+                error,
+                place,
+                partial,
+                retry_in,
+            } => {
+                let saved = format!(
+                    "{} read, {} fetched, {} new, all saved",
+                    plural(partial.forms, "form", "forms"),
+                    partial.fetched,
+                    partial.new
+                );
+                match (error.class(), problem_words(error)) {
+                    (ErrorClass::RateLimited, _) => match retry_in {
+                        Some(wait) => format!(
+                            "Meta's rate limit was reached at {place} ({saved}): leadstream \
+                             waits {}, then finishes the sync by itself",
+                            about(*wait)
+                        ),
+                        None => format!(
+                            "Meta's rate limit was reached at {place} ({saved}): wait a few \
+                             minutes, then sync again"
+                        ),
+                    },
+                    (ErrorClass::Permission, Some(words)) => format!("{place}: {words}"),
+                    (_, Some(words)) => words,
+                    (class, None) => {
+                        let mut s = format!("{place}: {error} ({saved})");
+                        if let Some(w) = retry_in {
+                            s.push_str(&format!("; leadstream tries again in {}", about(*w)));
+                        } else if class == ErrorClass::Permanent && matches!(place, Place::Page(_))
+                        {
+                            s.push_str(
+                                "; check that META_PAGE_ID holds this page's id and that \
+                                 META_PAGE_ACCESS_TOKEN is a token of this page",
+                            );
+                        }
+                        s
+                    }
+                }
+            }
         }
     }
 }
 
+/// For logs: the technical detail (codes, fbtrace_id) as well.
 impl std::fmt::Display for SyncError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            SyncError::NotConfigured => f.write_str("no page to sync: set META_PAGE_ID"),
-            SyncError::Graph { error, partial } => write!(
+            SyncError::Graph {
+                error,
+                place,
+                partial,
+                ..
+            } => write!(
                 f,
-                "{error} (after {} forms, {} leads fetched, {} new)",
+                "{place}: {error} (after {} forms, {} leads fetched, {} new)",
                 partial.forms, partial.fetched, partial.new
             ),
-            SyncError::Store(e) => write!(f, "{e}"),
+            other => f.write_str(&other.words()),
         }
     }
+}
+
+/// "45 s", "3 min".
+fn about(d: Duration) -> String {
+    let s = d.as_secs_f64().ceil() as u64;
+    if s >= 120 {
+        format!("about {} min", s.div_ceil(60))
+    } else {
+        format!("{} s", s.max(1))
+    }
+}
+
+fn plural(n: u64, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
 }
 
 /// The last sync, as kept in the `state` table and shown on `/api/status`.
@@ -82,7 +223,21 @@ pub struct Syncer {
     pub store: Store,
     pub status: Arc<Status>,
     pub page_ids: Vec<String>,
+    /// First wait after a failure Meta may recover from; doubles up to `retry_cap`.
+    retry_base: Duration,
+    retry_cap: Duration,
+    /// Whether [`run_periodic`] runs: only then does a failed sync try again by itself.
+    periodic: bool,
+    /// Syncs in a row that failed in a way Meta may recover from (whoever started them).
+    failures: AtomicI64,
+    /// When a failed sync wants another try; the periodic loop watches it.
+    retry_at: Mutex<Option<Instant>>,
+    /// Wakes the periodic loop when `retry_at` changed.
+    retry_changed: Notify,
+    /// The sync in flight, to join: its result goes out on this channel. A std Mutex: it is
+    /// never held across an await.
     running: Mutex<Option<broadcast::Sender<Outcome>>>,
+    shutdown: watch::Receiver<bool>,
 }
 
 impl Syncer {
@@ -91,72 +246,129 @@ impl Syncer {
         store: Store,
         status: Arc<Status>,
         page_ids: Vec<String>,
+        tuning: &Tuning,
+        shutdown: watch::Receiver<bool>,
     ) -> Syncer {
+        let retry_cap = tuning.sync_every.unwrap_or(DEFAULT_EVERY);
         Syncer {
             graph,
             store,
             status,
             page_ids,
+            // A sync costs many calls; with the default 1 s base this is 30 s, 1 min, 2 min…
+            retry_base: (tuning.retry_base * 30).min(retry_cap),
+            retry_cap,
+            periodic: tuning.sync_every.is_some(),
+            failures: AtomicI64::new(0),
+            retry_at: Mutex::new(None),
+            retry_changed: Notify::new(),
             running: Mutex::new(None),
+            shutdown,
         }
     }
 
-    /// Runs a sync, or joins the one already running.
-    pub async fn sync(&self) -> Outcome {
-        let joined = {
-            let mut running = self.running.lock().expect("sync lock");
-            match running.as_ref() {
-                Some(tx) => Some(tx.subscribe()),
-                None => {
-                    *running = Some(broadcast::channel(1).0);
-                    None
-                }
-            }
-        };
-        if let Some(mut rx) = joined {
-            log::info!("sync requested while one runs: joining it");
-            return rx.recv().await.unwrap_or_else(|_| {
-                Err(SyncError::Store("the running sync was cancelled".into()))
-            });
-        }
-        // If this future is dropped mid-way, the guard still clears `running`.
-        struct Clear<'a>(&'a Mutex<Option<broadcast::Sender<Outcome>>>);
-        impl Drop for Clear<'_> {
-            fn drop(&mut self) {
-                self.0.lock().expect("sync lock").take();
-            }
-        }
-        let guard = Clear(&self.running);
-        let outcome = self.run_once().await;
-        let tx = self.running.lock().expect("sync lock").take();
-        drop(guard);
-        if let Some(tx) = tx {
-            let _ = tx.send(outcome.clone());
-        }
-        outcome
+    /// True while a sync runs.
+    pub fn is_running(&self) -> bool {
+        self.running.lock().expect("sync lock").is_some()
     }
 
-    async fn run_once(&self) -> Outcome {
+    /// Runs a sync, or joins the one already running, and waits for its result.
+    pub async fn sync(self: &Arc<Self>) -> Outcome {
         if self.page_ids.is_empty() {
             return Err(SyncError::NotConfigured);
         }
-        let started = Utc::now().timestamp();
-        let since = self
-            .store
-            .get_state("last_sync_ok_ts")
+        let mut result = {
+            let mut running = self.running.lock().expect("sync lock");
+            match running.as_ref() {
+                Some(tx) => {
+                    log::info!("sync requested while one runs: joining it");
+                    tx.subscribe()
+                }
+                None => {
+                    // Meta asked us to slow down: a click must not undo that.
+                    let paused = self.status.graph_paused_for();
+                    if !paused.is_zero() {
+                        return Err(SyncError::Paused(paused));
+                    }
+                    let (tx, rx) = broadcast::channel(1);
+                    *running = Some(tx);
+                    tokio::spawn(self.clone().run_and_announce());
+                    rx
+                }
+            }
+        };
+        result
+            .recv()
             .await
-            .map_err(|e| SyncError::Store(e.to_string()))?
-            .and_then(|s| s.parse::<i64>().ok())
-            .map(|t| t - SAFETY_MARGIN_SECS);
+            .unwrap_or_else(|_| Err(SyncError::Store("the sync stopped unexpectedly".into())))
+    }
+
+    /// Runs one sync in its own task and tells everyone who asked for it.
+    async fn run_and_announce(self: Arc<Self>) {
+        // If the task ends without announcing (a panic), dropping the sender wakes the callers
+        // with an error, and the next call starts afresh.
+        struct Clear<'a>(&'a Mutex<Option<broadcast::Sender<Outcome>>>);
+        impl Drop for Clear<'_> {
+            fn drop(&mut self) {
+                // Never panic here: this may run while unwinding.
+                self.0.lock().unwrap_or_else(|e| e.into_inner()).take();
+            }
+        }
+        let _clear = Clear(&self.running);
+        let mut shutdown = self.shutdown.clone();
+        let outcome = tokio::select! {
+            outcome = self.run_once() => outcome,
+            // Progress is saved as it goes; the next start picks up from the watermarks.
+            _ = shutdown.wait_for(|stop| *stop) => Err(SyncError::Interrupted),
+        };
+        let tx = self.running.lock().expect("sync lock").take();
+        if let Some(tx) = tx {
+            let _ = tx.send(outcome);
+        }
+    }
+
+    async fn run_once(&self) -> Outcome {
+        let started = Utc::now().timestamp();
+        let marks = self
+            .watermarks()
+            .await
+            .map_err(|e| SyncError::Store(e.to_string()))?;
         let mut report = SyncReport::default();
-        let result = self.walk(since, &mut report).await;
+        let mut result = self.walk(started, &marks, &mut report).await;
+
+        // Decide on the next try before recording, so the words shown say when it will be.
+        let mut retry_at = None;
+        match &mut result {
+            Err(SyncError::Graph {
+                error, retry_in, ..
+            }) if error.class().is_retried() => {
+                let n = self.failures.fetch_add(1, Ordering::Relaxed) + 1;
+                let wait = crate::inbox::backoff(n, self.retry_base, self.retry_cap);
+                if error.class() == ErrorClass::RateLimited {
+                    // Shared with the worker: Meta's budget is per app and page, not per caller.
+                    self.status.pause_graph(wait);
+                }
+                if self.periodic {
+                    *retry_in = Some(wait);
+                    retry_at = Some(Instant::now() + wait);
+                }
+            }
+            // Meta answered: the next retryable failure starts the backoff afresh.
+            Ok(()) => {
+                self.failures.store(0, Ordering::Relaxed);
+                self.status.graph_ok();
+            }
+            Err(_) => self.failures.store(0, Ordering::Relaxed),
+        }
+        *self.retry_at.lock().expect("retry lock") = retry_at;
+        self.retry_changed.notify_one();
+
         let last = LastSync {
             at: crate::model::format_seconds(Utc::now()),
             ok: result.is_ok(),
             report,
-            error: result.as_ref().err().map(|e| e.to_string()),
+            error: result.as_ref().err().map(SyncError::words),
         };
-        let ok_ts = result.is_ok().then_some(started);
         let saved = self
             .store
             .write(move |c| {
@@ -165,87 +377,130 @@ impl Syncer {
                     "last_sync",
                     &serde_json::to_string(&last).expect("serialises"),
                 )?;
-                if let Some(t) = ok_ts {
-                    store::set_state(c, "last_sync_ok_ts", &t.to_string())?;
-                }
                 Ok(Written::value(()))
             })
             .await;
         if let Err(e) = saved {
             log::error!("could not record the sync result: {e}");
         }
-        match &result {
+        match result {
             Ok(()) => {
-                self.status.graph_ok();
                 log::info!(
-                    "sync done: {} forms, {} leads fetched, {} new (since {})",
+                    "sync done: {} forms, {} leads fetched, {} new",
                     report.forms,
                     report.fetched,
-                    report.new,
-                    since.map_or("the beginning".to_string(), |s| s.to_string())
+                    report.new
                 );
                 Ok(report)
             }
             Err(e) => {
                 log::warn!("sync stopped: {e}");
-                Err(e.clone())
+                Err(e)
             }
         }
     }
 
-    async fn walk(&self, since: Option<i64>, report: &mut SyncReport) -> Result<(), SyncError> {
+    /// Reads every page. A form Graph will not read (deleted, say) is skipped, and a page whose
+    /// leads the token may not read is skipped: the others still come in, and the sync reports
+    /// the first such error at the end. A rate limit, a token error or an outage stops it.
+    async fn walk(
+        &self,
+        started: i64,
+        marks: &HashMap<String, i64>,
+        report: &mut SyncReport,
+    ) -> Result<(), SyncError> {
+        let mut skipped: Option<SyncError> = None;
         for page_id in &self.page_ids {
-            let forms = self
-                .all_forms(page_id)
-                .await
-                .map_err(|e| self.failed(e, report))?;
-            let page = page_id.clone();
-            let rows = forms.clone();
-            self.store
-                .write(move |c| {
-                    for f in &rows {
-                        store::upsert_form(
-                            c,
-                            &f.id,
-                            Some(&page),
-                            f.name.as_deref(),
-                            f.status.as_deref(),
-                        )?;
+            let forms = match self.all_forms(page_id).await {
+                Ok(forms) => forms,
+                Err(e) => {
+                    let err = self.failed(e, Place::Page(page_id.clone()), report);
+                    if !matches!(
+                        err.class(),
+                        Some(ErrorClass::Permanent | ErrorClass::Permission)
+                    ) {
+                        return Err(err);
                     }
-                    Ok(Written::value(()))
-                })
-                .await
-                .map_err(|e| SyncError::Store(e.to_string()))?;
+                    skipped.get_or_insert(err);
+                    continue;
+                }
+            };
+            self.remember_forms(page_id, &forms).await?;
             for form in forms {
-                report.forms += 1;
-                let mut listing = self
-                    .graph
-                    .form_leads(&form.id, since)
-                    .await
-                    .map_err(|e| self.failed(e, report))?;
-                loop {
-                    let n = listing.items.len() as u64;
-                    let new = self.save(page_id, &form.id, listing.items).await?;
-                    report.fetched += n;
-                    report.new += new;
-                    // An empty page can still have a `next`: keep going until it is absent.
-                    let Some(next) = listing.next else { break };
-                    listing = self
-                        .graph
-                        .next_leads(&next)
-                        .await
-                        .map_err(|e| self.failed(e, report))?;
+                // No watermark: a form not read to the end before gets everything.
+                let since = marks.get(&form.id).map(|t| t - SAFETY_MARGIN_SECS);
+                match self.read_form(page_id, &form, since, report).await {
+                    Ok(()) => {
+                        report.forms += 1;
+                        self.set_watermark(&form.id, started).await?;
+                    }
+                    Err(err) => match err.class() {
+                        Some(ErrorClass::Permanent) => {
+                            skipped.get_or_insert(err);
+                        }
+                        // The other forms of this page would be refused the same way.
+                        Some(ErrorClass::Permission) => {
+                            skipped.get_or_insert(err);
+                            break;
+                        }
+                        _ => return Err(err),
+                    },
                 }
             }
         }
-        Ok(())
+        match skipped {
+            None => Ok(()),
+            Some(mut err) => {
+                // Report everything this sync did, not only what it had done when it skipped.
+                if let SyncError::Graph { partial, .. } = &mut err {
+                    *partial = *report;
+                }
+                Err(err)
+            }
+        }
     }
 
-    fn failed(&self, error: GraphError, report: &SyncReport) -> SyncError {
+    /// Reads one form's leads, `since` on, page after page, saving each page as it comes.
+    async fn read_form(
+        &self,
+        page_id: &str,
+        form: &GraphForm,
+        since: Option<i64>,
+        report: &mut SyncReport,
+    ) -> Result<(), SyncError> {
+        let place = || Place::Form {
+            id: form.id.clone(),
+            name: form.name.clone(),
+        };
+        let mut listing = self
+            .graph
+            .form_leads(&form.id, since)
+            .await
+            .map_err(|e| self.failed(e, place(), report))?;
+        loop {
+            let n = listing.items.len() as u64;
+            let new = self.save(page_id, &form.id, listing.items).await?;
+            report.fetched += n;
+            report.new += new;
+            // An empty page can still have a `next`: keep going until it is absent.
+            let Some(next) = listing.next else {
+                return Ok(());
+            };
+            listing = self
+                .graph
+                .next_leads(&next)
+                .await
+                .map_err(|e| self.failed(e, place(), report))?;
+        }
+    }
+
+    fn failed(&self, error: GraphError, place: Place, report: &SyncReport) -> SyncError {
         self.status.graph_failed(&error);
         SyncError::Graph {
             error: Box::new(error),
+            place,
             partial: *report,
+            retry_in: None,
         }
     }
 
@@ -258,6 +513,61 @@ impl Syncer {
             listing = self.graph.next_forms(&next).await?;
         }
         Ok(forms)
+    }
+
+    /// Records the forms' names, so leads show "Spring offer" rather than an id.
+    async fn remember_forms(&self, page_id: &str, forms: &[GraphForm]) -> Result<(), SyncError> {
+        let page = page_id.to_string();
+        let rows = forms.to_vec();
+        self.store
+            .write(move |c| {
+                for f in &rows {
+                    store::upsert_form(
+                        c,
+                        &f.id,
+                        Some(&page),
+                        f.name.as_deref(),
+                        f.status.as_deref(),
+                    )?;
+                }
+                Ok(Written::value(()))
+            })
+            .await
+            .map_err(|e| SyncError::Store(e.to_string()))
+    }
+
+    async fn watermarks(&self) -> Result<HashMap<String, i64>, store::StoreError> {
+        Ok(self
+            .store
+            .get_state(WATERMARKS_KEY)
+            .await?
+            .and_then(|s| serde_json::from_str(&s).ok())
+            .unwrap_or_default())
+    }
+
+    /// Notes that `form_id` was read to the end by the sync that started at `started`.
+    async fn set_watermark(&self, form_id: &str, started: i64) -> Result<(), SyncError> {
+        let form_id = form_id.to_string();
+        self.store
+            .write(move |c| {
+                let current: Option<String> = rusqlite::OptionalExtension::optional(c.query_row(
+                    "SELECT value FROM state WHERE key = ?1",
+                    [WATERMARKS_KEY],
+                    |r| r.get(0),
+                ))?;
+                let mut marks: HashMap<String, i64> = current
+                    .and_then(|s| serde_json::from_str(&s).ok())
+                    .unwrap_or_default();
+                marks.insert(form_id, started);
+                store::set_state(
+                    c,
+                    WATERMARKS_KEY,
+                    &serde_json::to_string(&marks).expect("serialises"),
+                )?;
+                Ok(Written::value(()))
+            })
+            .await
+            .map_err(|e| SyncError::Store(e.to_string()))
     }
 
     /// Saves one page of leads in one transaction; returns how many were new.
@@ -298,48 +608,48 @@ impl Syncer {
             .await
             .map_err(|e| SyncError::Store(e.to_string()))
     }
+
+    /// When a failed sync wants another try, if one does.
+    fn retry_at(&self) -> Option<Instant> {
+        *self.retry_at.lock().expect("retry lock")
+    }
 }
 
-/// Syncs at start-up and every `every`; after a failure Meta may recover from (rate limit,
-/// outage) it tries again sooner, backing off; after a token or permission error it waits for
-/// the normal schedule, so a dead token never turns into a tight loop.
+/// Syncs at start-up (when asked) and every `every`. After a failure Meta may recover from
+/// (rate limit, outage) the next try comes sooner, on the backoff the failed sync chose, whoever
+/// started it; after a token or permission error it waits for the normal schedule, so a dead
+/// token never turns into a tight loop. While Graph is paused it does not call at all.
 pub async fn run_periodic(
     syncer: Arc<Syncer>,
     at_start: bool,
     every: Duration,
-    retry_base: Duration,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let mut failures = 0i64;
-    let mut wait = if at_start { Duration::ZERO } else { every };
+    if syncer.page_ids.is_empty() {
+        log::warn!("sync with Meta is off: set META_PAGE_ID to catch up on leads webhooks miss");
+        return;
+    }
+    let mut next = Instant::now() + if at_start { Duration::ZERO } else { every };
     loop {
+        let due = syncer.retry_at().map_or(next, |r| r.min(next));
         tokio::select! {
             _ = shutdown.changed() => return,
-            _ = tokio::time::sleep(wait) => {}
+            _ = syncer.retry_changed.notified() => continue,
+            _ = tokio::time::sleep_until(due) => {}
         }
         if *shutdown.borrow() {
             return;
         }
-        let paused = syncer.status.graph_paused_for();
-        if !paused.is_zero() {
-            wait = paused;
-            continue;
-        }
-        wait = match syncer.sync().await {
-            Ok(_) => {
-                failures = 0;
-                every
-            }
-            Err(e) if e.class().is_some_and(ErrorClass::is_retried) => {
-                failures += 1;
-                let w = crate::inbox::backoff(failures, retry_base * 30, every);
-                if e.class() == Some(ErrorClass::RateLimited) {
-                    syncer.status.pause_graph(w);
-                }
-                log::info!("next sync try in {:.0} s", w.as_secs_f64());
-                w
-            }
-            Err(_) => every,
-        };
+        // Acted on: a sync that fails again sets a new one. (Left in place, a retry that is
+        // refused because Graph is still paused would make this loop spin.)
+        syncer.retry_at.lock().expect("retry lock").take();
+        next = Instant::now()
+            + match syncer.sync().await {
+                Ok(_) => every,
+                Err(SyncError::Paused(left)) => left,
+                Err(SyncError::Interrupted) => return,
+                // A retry, if any, is in `retry_at`; otherwise the normal schedule.
+                Err(_) => every,
+            };
     }
 }

@@ -114,7 +114,10 @@ fn count(app: Arc<App>) -> impl Filter<Extract = (Response,), Error = warp::Reje
         })
 }
 
-/// POST /api/leads/sync — pull from Meta now; joins a sync already running.
+/// POST /api/leads/sync — pull from Meta now; joins a sync already running. Answers
+/// `{"forms","fetched","new"}` when it is done, or `{"error", "partial"?}` with 429 (Meta's rate
+/// limit; `Retry-After` says when the sync resumes by itself), 502 (Meta refused: the words say
+/// what to do) or 503 (no page configured, or shutting down).
 fn sync(app: Arc<App>) -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone {
     warp::path!("api" / "leads" / "sync")
         .and(warp::post())
@@ -123,30 +126,35 @@ fn sync(app: Arc<App>) -> impl Filter<Extract = (Response,), Error = warp::Rejec
             respond(
                 async {
                     require_auth(&app, &creds)?;
-                    match app.syncer.sync().await {
-                        Ok(report) => Ok(warp::reply::json(&report).into_response()),
-                        Err(SyncError::NotConfigured) => Err(AppError::Unavailable(
-                            "no page to sync: set META_PAGE_ID to your page id(s)".into(),
-                        )),
-                        Err(SyncError::Store(e)) => Err(AppError::Internal(e)),
-                        Err(e @ SyncError::Graph { .. }) => {
-                            // Meta's refusal is not our failure: 502 with words a person can use.
-                            let words = match &e {
-                                SyncError::Graph { error, .. } => {
-                                    crate::status::problem_words(error)
-                                }
-                                _ => None,
-                            };
-                            let status = if e.class() == Some(ErrorClass::RateLimited) {
-                                StatusCode::TOO_MANY_REQUESTS
-                            } else {
-                                StatusCode::BAD_GATEWAY
-                            };
-                            let body = json!({"error": words.unwrap_or_else(|| e.to_string())});
-                            Ok(warp::reply::with_status(warp::reply::json(&body), status)
-                                .into_response())
+                    let e = match app.syncer.sync().await {
+                        Ok(report) => return Ok(warp::reply::json(&report).into_response()),
+                        Err(e) => e,
+                    };
+                    let status = match &e {
+                        SyncError::NotConfigured | SyncError::Interrupted => {
+                            return Err(AppError::Unavailable(e.words()))
                         }
+                        SyncError::Store(cause) => return Err(AppError::Internal(cause.clone())),
+                        _ if e.class() == Some(ErrorClass::RateLimited) => {
+                            StatusCode::TOO_MANY_REQUESTS
+                        }
+                        // Meta's refusal is not our failure: 502 with words a person can use.
+                        _ => StatusCode::BAD_GATEWAY,
+                    };
+                    let mut body = json!({ "error": e.words() });
+                    if let SyncError::Graph { partial, .. } = &e {
+                        body["partial"] = json!(partial);
                     }
+                    let mut res =
+                        warp::reply::with_status(warp::reply::json(&body), status).into_response();
+                    if let Some(wait) = e.retry_in() {
+                        let secs = wait.as_secs_f64().ceil().max(1.0) as u64;
+                        res.headers_mut().insert(
+                            warp::http::header::RETRY_AFTER,
+                            warp::http::HeaderValue::from(secs),
+                        );
+                    }
+                    Ok(res)
                 }
                 .await,
             )
@@ -184,7 +192,11 @@ fn status(app: Arc<App>) -> impl Filter<Extract = (Response,), Error = warp::Rej
                     let last_sync: Option<LastSync> = last_sync.and_then(|s| serde_json::from_str(&s).ok());
                     let mut problems = app.status.problems();
                     if app.syncer.page_ids.is_empty() {
-                        problems.push("sync with Meta is off: set META_PAGE_ID to your page id(s) to catch up on missed leads".into());
+                        problems.push(
+                            "sync with Meta is off, so leads that webhooks miss are never caught up: \
+                             set META_PAGE_ID to your page id(s), comma-separated, and restart leadstream"
+                                .into(),
+                        );
                     }
                     let paused = app.status.graph_paused_for();
                     Ok(warp::reply::json(&json!({
@@ -194,7 +206,8 @@ fn status(app: Arc<App>) -> impl Filter<Extract = (Response,), Error = warp::Rej
                         "dead_letters": dead,
                         "leads": count,
                         "problems": problems,
-                        "graph_paused_seconds": paused.as_secs(),
+                        "graph_paused_seconds": paused.as_secs_f64().ceil() as u64,
+                        "sync_running": app.syncer.is_running(),
                         "stream_clients": app.hub.subscribers(),
                         "demo": app.settings.demo,
                         "version": env!("CARGO_PKG_VERSION"),

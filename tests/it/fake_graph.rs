@@ -51,6 +51,10 @@ pub struct GraphState {
     pub empty_pages: Vec<usize>,
     /// Every path called, in order (no query strings).
     pub calls: Vec<String>,
+    /// When each of `calls` arrived.
+    pub call_times: Vec<std::time::Instant>,
+    /// Forms per page of `/{page}/leadgen_forms`; `None` lists them all on one page.
+    pub forms_page_size: Option<usize>,
     /// `filtering` parameters received by `/{form}/leads`.
     pub filters_seen: Vec<String>,
 }
@@ -136,6 +140,18 @@ impl FakeGraph {
         self.state.lock().unwrap().always = f;
     }
 
+    /// Lets the next `ok_calls` calls through, then fails `times` calls with `f`.
+    pub fn fail_after(&self, ok_calls: usize, f: Failure, times: usize) {
+        // A zero-length Slow answers correctly: it only holds a place in the queue.
+        self.fail_next(Failure::Slow(Duration::ZERO), ok_calls);
+        self.fail_next(f, times);
+    }
+
+    /// The `filtering` parameters `/{form}/leads` received, in order.
+    pub fn filters_seen(&self) -> Vec<String> {
+        self.state.lock().unwrap().filters_seen.clone()
+    }
+
     pub fn calls(&self) -> Vec<String> {
         self.state.lock().unwrap().calls.clone()
     }
@@ -149,6 +165,7 @@ impl FakeGraph {
         let failure = {
             let mut s = self.state.lock().unwrap();
             s.calls.push(path.clone());
+            s.call_times.push(std::time::Instant::now());
             s.always.clone().or_else(|| s.queued_failures.pop_front())
         };
         match failure {
@@ -223,7 +240,29 @@ impl FakeGraph {
                             .collect()
                     })
                     .unwrap_or_default();
-                ok(json!({"data": forms, "paging": {"cursors": {"before": "b", "after": "a"}}}))
+                let mut paging = json!({"cursors": {"before": "b", "after": "a"}});
+                let Some(size) = s.forms_page_size else {
+                    return ok(json!({"data": forms, "paging": paging}));
+                };
+                let size = size.max(1);
+                let n: usize = q.get("page").and_then(|p| p.parse().ok()).unwrap_or(0);
+                let data: Vec<Value> = forms.iter().skip(n * size).take(size).cloned().collect();
+                if (n + 1) * size < forms.len() {
+                    let mut next = url::Url::parse(&format!(
+                        "http://{}/{GRAPH_VERSION}/{page}/leadgen_forms",
+                        self.addr
+                    ))
+                    .unwrap();
+                    for (k, v) in &q {
+                        if k != "page" {
+                            next.query_pairs_mut().append_pair(k, v);
+                        }
+                    }
+                    next.query_pairs_mut()
+                        .append_pair("page", &(n + 1).to_string());
+                    paging["next"] = json!(next.to_string());
+                }
+                ok(json!({"data": data, "paging": paging}))
             }
             [form, "leads"] => {
                 if let Some(f) = q.get("filtering") {
