@@ -15,7 +15,9 @@ async fn app_with_leads() -> TestApp {
     let app = TestApp::spawn().await;
     app.graph.add_form(PAGE_ID, SPRING, "Spring open day");
     app.graph.add_form(PAGE_ID, QUOTE, "Free quote");
-    let people: &[(&str, &str, &str, i64, &[(&str, &str)])] = &[
+    // (lead id, form, name, created unix seconds, answers beyond name/email/phone)
+    type Person<'a> = (&'a str, &'a str, &'a str, i64, &'a [(&'a str, &'a str)]);
+    let people: &[Person] = &[
         ("1000000000000001", SPRING, "Zoë Ström", 1_764_000_000, &[("preferred_date", "Saturday")]),
         ("1000000000000002", SPRING, "José Núñez", 1_764_100_000, &[]),
         ("1000000000000003", QUOTE, "=HYPERLINK(\"http://evil\",\"x\")", 1_764_200_000, &[("budget", "-5"), ("notes", "<script>alert(1)</script>")]),
