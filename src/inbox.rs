@@ -4,9 +4,10 @@
 //! A job is a row in `jobs`, so it survives a crash: the worker claims due rows, and on start
 //! every pending job is made due at once. The worker never holds a job in memory only.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rusqlite::{params, Connection};
 use tokio::sync::{watch, Notify, Semaphore};
@@ -101,20 +102,60 @@ pub struct Worker {
     pub source: LeadSource,
 }
 
+/// What one run of the worker keeps in memory, shared with the job tasks it starts. Losing it
+/// (a crash) loses nothing: the jobs themselves are rows.
+#[derive(Default)]
+struct Running {
+    /// Jobs being worked on, or held back after their outcome could not be written, so a
+    /// claim never starts one twice.
+    in_flight: Mutex<HashSet<String>>,
+    /// Form id → when its name was last asked of Graph (see [`Worker::learn_form_name`]).
+    forms_asked: Mutex<HashMap<String, Instant>>,
+    /// Rate-limit answers in a row, whichever jobs got them: the pause grows with the streak,
+    /// so a Meta that keeps saying "slow down" is asked less and less often.
+    rate_limit_streak: AtomicI64,
+}
+
+/// A failed try, reduced to what the schedule and the dead-letter row need.
+struct Failure {
+    class: ErrorClass,
+    message: String,
+    code: Option<i64>,
+}
+
+impl From<&GraphError> for Failure {
+    fn from(e: &GraphError) -> Self {
+        Failure {
+            class: e.class(),
+            message: e.to_string(),
+            code: e.code(),
+        }
+    }
+}
+
+/// A form whose name could not be learnt is asked again after this long, not for every lead.
+const FORM_ASK_AGAIN: Duration = Duration::from_secs(3600);
+
 impl Worker {
     /// Runs until `shutdown` turns true. Jobs in flight at that moment stay pending in the
     /// database and are resumed by the next start.
     pub async fn run(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
-        // Resume at once after a restart: whatever was waiting for a retry is due now.
+        // Resume at once after a restart: whatever was waiting for a retry is due now. The
+        // wait was only a courtesy to Graph; after a restart the person wants their leads.
         let resumed = self
             .store
             .write(|c| {
-                let n = c.execute(
-                    "UPDATE jobs SET next_attempt_ms = ?1 WHERE state = 'pending' AND next_attempt_ms > ?1",
-                    [now_ms()],
+                let now = now_ms();
+                c.execute(
+                    "UPDATE jobs SET next_attempt_ms = ?1
+                     WHERE state = 'pending' AND next_attempt_ms > ?1",
+                    [now],
                 )?;
-                let pending: i64 = c.query_row("SELECT count(*) FROM jobs WHERE state = 'pending'", [], |r| r.get(0))?;
-                let _ = n;
+                let pending: i64 = c.query_row(
+                    "SELECT count(*) FROM jobs WHERE state = 'pending'",
+                    [],
+                    |r| r.get(0),
+                )?;
                 Ok(Written::value(pending))
             })
             .await;
@@ -124,18 +165,20 @@ impl Worker {
             Err(e) => log::error!("could not resume pending jobs: {e}"),
         }
         let slots = Arc::new(Semaphore::new(self.tuning.worker_concurrency.max(1)));
-        let in_flight: Arc<Mutex<HashSet<String>>> = Arc::default();
+        let running = Arc::new(Running::default());
         loop {
             if *shutdown.borrow() {
                 break;
             }
-            let wait = match self.claim_and_start(&slots, &in_flight).await {
+            let wait = match self.claim_and_start(&slots, &running).await {
                 Ok(wait) => wait,
                 Err(e) => {
                     log::error!("worker could not read jobs: {e}");
                     Duration::from_secs(1)
                 }
             };
+            // Woken early by a delivery, a finished job or a shutdown; a wake while Graph is
+            // paused only re-reads the pause and sleeps again, it never calls Graph.
             tokio::select! {
                 _ = shutdown.changed() => {}
                 _ = self.wake.notified() => {}
@@ -149,7 +192,7 @@ impl Worker {
     async fn claim_and_start(
         self: &Arc<Self>,
         slots: &Arc<Semaphore>,
-        in_flight: &Arc<Mutex<HashSet<String>>>,
+        running: &Arc<Running>,
     ) -> Result<Duration, StoreError> {
         let idle = Duration::from_secs(60);
         let paused = self.status.graph_paused_for();
@@ -161,30 +204,44 @@ impl Worker {
             // A finishing job wakes us.
             return Ok(idle);
         }
-        let skip: Vec<String> = in_flight.lock().expect("lock").iter().cloned().collect();
+        let skip: Vec<String> = running
+            .in_flight
+            .lock()
+            .expect("lock")
+            .iter()
+            .cloned()
+            .collect();
         let now = now_ms();
         let (due, next_due) = self
             .store
             .read(move |c| due_jobs(c, now, free + skip.len(), &skip))
             .await?;
         for job in due {
-            if !in_flight
+            // The slot first: a job marked in flight without a task would never run again
+            // (until a restart).
+            let Ok(permit) = slots.clone().try_acquire_owned() else {
+                break;
+            };
+            if !running
+                .in_flight
                 .lock()
                 .expect("lock")
                 .insert(job.leadgen_id.clone())
             {
                 continue;
             }
-            let Ok(permit) = slots.clone().try_acquire_owned() else {
-                break;
-            };
             let me = self.clone();
-            let in_flight = in_flight.clone();
+            let running = running.clone();
             tokio::spawn(async move {
                 let id = job.leadgen_id.clone();
-                me.process(job).await;
-                in_flight.lock().expect("lock").remove(&id);
+                let hold = me.process(job, &running).await;
                 drop(permit);
+                if let Some(hold) = hold {
+                    // The outcome is not in the database, so the row still says "due now":
+                    // keep it claimed for a while instead of asking Graph again at once.
+                    tokio::time::sleep(hold).await;
+                }
+                running.in_flight.lock().expect("lock").remove(&id);
                 me.wake.notify_one();
             });
         }
@@ -194,64 +251,106 @@ impl Worker {
         })
     }
 
-    async fn process(&self, job: Job) {
-        let leadgen_id = job.leadgen_id.clone();
-        match self.graph.lead(&leadgen_id).await {
+    /// One try of one job. Returns how long to keep the job claimed when its outcome could
+    /// not be written (the database is failing); `None` when the row says what happens next.
+    async fn process(&self, job: Job, running: &Running) -> Option<Duration> {
+        let Job {
+            leadgen_id,
+            page_id,
+            form_id,
+            ad_id,
+            adgroup_id,
+            attempts,
+            first_seen_ms,
+        } = job;
+        let failure = match self.graph.lead(&leadgen_id).await {
             Ok(g) => {
-                let form_id = g.form_id.clone().or(job.form_id.clone());
+                self.status.graph_ok();
+                running.rate_limit_streak.store(0, Ordering::Relaxed);
+                let form_id = g.form_id.or(form_id);
                 if let Some(form_id) = &form_id {
-                    self.learn_form_name(form_id, job.page_id.as_deref()).await;
+                    self.learn_form_name(form_id, page_id.as_deref(), running)
+                        .await;
                 }
                 let lead = NewLead {
                     leadgen_id: leadgen_id.clone(),
-                    page_id: job.page_id,
+                    page_id,
                     form_id,
-                    ad_id: g.ad_id.or(job.ad_id),
-                    adgroup_id: g.adgroup_id.or(job.adgroup_id),
+                    ad_id: g.ad_id.or(ad_id),
+                    adgroup_id: g.adgroup_id.or(adgroup_id),
                     campaign_id: g.campaign_id,
                     created_time: g.created_time,
                     field_data: g.field_data,
                     source: self.source,
                 };
-                self.status.graph_ok();
+                // The saved lead is logged once, where it is published (live::Hub::publish).
                 match self.store.save_lead(lead).await {
-                    Ok(Some(_)) => {}
-                    Ok(None) => log::info!("lead {leadgen_id} was already saved"),
-                    Err(e) => {
-                        log::error!("lead {leadgen_id} fetched but not saved: {e}; will retry");
-                        let _ = self
-                            .reschedule(
-                                &job_again(&leadgen_id, job.attempts, job.first_seen_ms),
-                                &GraphError::Transport(e.to_string()),
-                            )
-                            .await;
+                    Ok(Some(_)) => return None,
+                    Ok(None) => {
+                        log::info!("lead {leadgen_id} was already saved");
+                        return None;
                     }
+                    // The job row is still pending: it is fetched and saved again later.
+                    Err(e) => Failure {
+                        class: ErrorClass::Transient,
+                        message: format!("fetched from Graph but not saved: {e}"),
+                        code: None,
+                    },
                 }
             }
             Err(err) => {
                 self.status.graph_failed(&err);
-                let again = job_again(&leadgen_id, job.attempts, job.first_seen_ms);
-                if let Err(e) = self.reschedule(&again, &err).await {
-                    log::error!("could not record the failure of lead {leadgen_id}: {e}");
+                // Refusals of calls that were already in flight when the pause began belong to
+                // the same episode: they must not stretch the pause again.
+                if err.class() == ErrorClass::RateLimited
+                    && self.status.graph_paused_for().is_zero()
+                {
+                    let streak = running.rate_limit_streak.fetch_add(1, Ordering::Relaxed) + 1;
+                    let pause = backoff(streak, self.tuning.retry_base, self.tuning.retry_cap);
+                    log::warn!(
+                        "Graph rate limit: no Graph calls for {:.1} s",
+                        pause.as_secs_f64()
+                    );
+                    self.status.pause_graph(pause);
                 }
+                Failure::from(&err)
+            }
+        };
+        match self
+            .reschedule(&leadgen_id, attempts, first_seen_ms, failure)
+            .await
+        {
+            Ok(()) => None,
+            Err(e) => {
+                log::error!("could not record the failed try of lead {leadgen_id}: {e}");
+                Some(backoff(
+                    attempts + 1,
+                    self.tuning.retry_base,
+                    self.tuning.retry_cap,
+                ))
             }
         }
     }
 
     /// Records a failed try: another try later, or a dead letter.
-    async fn reschedule(&self, job: &Job, err: &GraphError) -> Result<(), StoreError> {
-        let attempts = job.attempts + 1;
-        let class = err.class();
+    async fn reschedule(
+        &self,
+        leadgen_id: &str,
+        attempts_before: i64,
+        first_seen_ms: i64,
+        failure: Failure,
+    ) -> Result<(), StoreError> {
+        let attempts = attempts_before + 1;
         let now = now_ms();
-        let expired = now - job.first_seen_ms > self.tuning.retry_for.as_millis() as i64;
-        let message = err.to_string();
-        let code = err.code();
-        let id = job.leadgen_id.clone();
+        let expired = now - first_seen_ms > self.tuning.retry_for.as_millis() as i64;
+        let Failure {
+            class,
+            message,
+            code,
+        } = failure;
+        let id = leadgen_id.to_string();
         if class.is_retried() && !expired {
             let wait = backoff(attempts, self.tuning.retry_base, self.tuning.retry_cap);
-            if class == ErrorClass::RateLimited {
-                self.status.pause_graph(wait);
-            }
             log::warn!(
                 "lead {id}: try {attempts} failed ({message}); next try in {:.1} s",
                 wait.as_secs_f64()
@@ -269,8 +368,8 @@ impl Worker {
                 })
                 .await
         } else {
-            let why = if expired {
-                "gave up after 48 hours of retries"
+            let why = if class.is_retried() {
+                "gave up after retrying for the whole retry period"
             } else {
                 "not retried"
             };
@@ -289,9 +388,21 @@ impl Worker {
         }
     }
 
-    /// Looks up a form's name once, so the dashboard can say "Spring form". Best effort: a
-    /// failure here never holds up the lead.
-    async fn learn_form_name(&self, form_id: &str, page_id: Option<&str>) {
+    /// Looks up a form's name, so the dashboard can say "Spring form". Best effort: a failure
+    /// never holds up the lead, and a form is asked about at most once an hour (per process),
+    /// not once per lead: 1000 leads of a form whose name Graph will not give cost one call.
+    async fn learn_form_name(&self, form_id: &str, page_id: Option<&str>, running: &Running) {
+        {
+            let mut asked = running.forms_asked.lock().expect("lock");
+            if asked
+                .get(form_id)
+                .is_some_and(|at| at.elapsed() < FORM_ASK_AGAIN)
+            {
+                return;
+            }
+            // Marked before the call, so concurrent leads of a new form ask once between them.
+            asked.insert(form_id.to_string(), Instant::now());
+        }
         let fid = form_id.to_string();
         let known = self
             .store
@@ -327,18 +438,6 @@ impl Worker {
             }
             Err(e) => log::debug!("form {form_id}: name lookup failed: {e}"),
         }
-    }
-}
-
-fn job_again(leadgen_id: &str, attempts: i64, first_seen_ms: i64) -> Job {
-    Job {
-        leadgen_id: leadgen_id.to_string(),
-        page_id: None,
-        form_id: None,
-        ad_id: None,
-        adgroup_id: None,
-        attempts,
-        first_seen_ms,
     }
 }
 

@@ -75,9 +75,9 @@ impl GraphError {
     pub fn class(&self) -> ErrorClass {
         match self {
             GraphError::Transport(_) => ErrorClass::Transient,
-            GraphError::Http { status } if *status >= 500 || *status == 429 => {
-                ErrorClass::Transient
-            }
+            GraphError::Http { status } if *status >= 500 => ErrorClass::Transient,
+            // A proxy or Meta's edge saying "too many requests" without Meta's JSON.
+            GraphError::Http { status: 429 } => ErrorClass::RateLimited,
             GraphError::Http { .. } => ErrorClass::Permanent,
             // A truncated or garbled 200 is most likely a proxy hiccup: worth another try.
             GraphError::Decode(_) => ErrorClass::Transient,
@@ -412,12 +412,9 @@ impl GraphClient {
             .get(u)
             .send()
             .await
-            .map_err(|e| GraphError::Transport(e.without_url().to_string()))?;
+            .map_err(|e| self.transport(e))?;
         let status = res.status().as_u16();
-        let body = res
-            .bytes()
-            .await
-            .map_err(|e| GraphError::Transport(e.without_url().to_string()))?;
+        let body = res.bytes().await.map_err(|e| self.transport(e))?;
         if !(200..300).contains(&status) {
             #[derive(Deserialize)]
             struct Envelope {
@@ -432,6 +429,28 @@ impl GraphClient {
             });
         }
         serde_json::from_slice(&body).map_err(|e| GraphError::Decode(e.to_string()))
+    }
+
+    /// A transport failure in words a person can use ("…: Connection refused", "…: operation
+    /// timed out"): reqwest's own text alone is just "error sending request". The URL (which
+    /// carries the token) is dropped, and token and proof are blanked out of the causes too,
+    /// in case some layer ever quotes the request.
+    fn transport(&self, e: reqwest::Error) -> GraphError {
+        let e = e.without_url();
+        let mut text = e.to_string();
+        let mut cause = std::error::Error::source(&e);
+        while let Some(c) = cause {
+            let part = c.to_string();
+            if !text.contains(&part) {
+                text.push_str(": ");
+                text.push_str(&part);
+            }
+            cause = c.source();
+        }
+        if !self.token.is_empty() {
+            text = text.replace(&self.token, "[token]");
+        }
+        GraphError::Transport(text.replace(&self.proof, "[proof]"))
     }
 }
 
@@ -482,9 +501,39 @@ mod tests {
             ErrorClass::Transient
         );
         assert_eq!(
+            GraphError::Http { status: 429 }.class(),
+            ErrorClass::RateLimited
+        );
+        assert_eq!(
+            GraphError::Http { status: 404 }.class(),
+            ErrorClass::Permanent
+        );
+        assert_eq!(
             GraphError::Transport("x".into()).class(),
             ErrorClass::Transient
         );
+    }
+
+    #[tokio::test]
+    async fn transport_errors_name_the_cause_and_never_the_token() {
+        // A port nobody listens on: bind, note it, let it go.
+        let addr = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap();
+        let token = "EAAG-secret-token";
+        let g = GraphClient::new(
+            &format!("http://{addr}/v25.0"),
+            token,
+            "app-secret",
+            Duration::from_secs(5),
+        );
+        let err = g.lead("123").await.unwrap_err();
+        let text = err.to_string();
+        assert_eq!(err.class(), ErrorClass::Transient);
+        assert!(text.to_lowercase().contains("refused"), "{text}");
+        assert!(!text.contains(token) && !text.contains(&g.proof), "{text}");
+        assert!(!text.contains("127.0.0.1"), "no URL: {text}");
     }
 
     #[test]
