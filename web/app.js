@@ -115,6 +115,19 @@
     };
   }
 
+  // Runs fn `ms` after the first call of a burst; later calls join that run. Unlike a debounce,
+  // a steady flow of leads cannot postpone it for ever.
+  function soon(fn, ms) {
+    let t = null;
+    return function () {
+      if (t) return;
+      t = setTimeout(() => {
+        t = null;
+        fn();
+      }, ms);
+    };
+  }
+
   const numFmt = new Intl.NumberFormat();
   const fmtNum = (n) => numFmt.format(Number(n) || 0);
 
@@ -132,9 +145,14 @@
     const d = new Date(s);
     return isNaN(d.getTime()) ? null : d;
   }
+  // The year only when it is not this year: "28 Nov, 15:25" reads faster in a long list.
+  const thisYearFmt = new Intl.DateTimeFormat(undefined, {
+    month: 'short', day: 'numeric', hour: '2-digit', minute: '2-digit',
+  });
   function fmtTime(s) {
     const d = parseTime(s);
-    return d ? dateTimeFmt.format(d) : (s ? String(s) : '');
+    if (!d) return s ? String(s) : '';
+    return (d.getFullYear() === new Date().getFullYear() ? thisYearFmt : dateTimeFmt).format(d);
   }
   function fmtFullTime(s) {
     const d = parseTime(s);
@@ -474,9 +492,9 @@
     }
   }
 
-  const refetchSoon = debounce(() => reloadList({ keepSize: true }), 400);
-  const statsSoon = debounce(() => loadStats(), 1500);
-  const formsSoon = debounce(() => { loadForms(); loadPages(); }, 1500);
+  const refetchSoon = soon(() => reloadList({ keepSize: true }), 400);
+  const statsSoon = soon(() => loadStats(), 1000);
+  const formsSoon = soon(() => { loadForms(); loadPages(); }, 1500);
 
   // One lead arriving from the stream or the fallback check.
   function arrive(lead) {
@@ -658,7 +676,8 @@
     const seq = ++statsSeq;
     let s;
     try {
-      s = await api('/api/stats?' + filterParams());
+      const p = filterParams().toString();
+      s = await api('/api/stats' + (p ? '?' + p : ''));
     } catch (e) {
       return;
     }
@@ -713,11 +732,20 @@
     const n = days.length;
     const counts = days.map((d) => Math.max(0, Number(d.count) || 0));
     const maxCount = counts.reduce((m, c) => Math.max(m, c), 0);
-    const scaleMax = Math.max(1, maxCount);
+    // Round steps (1, 2, 5, 10, 20, 50 …) with at most four of them up to the top of the scale.
+    let step = 1;
+    for (let mag = 1; ; mag *= 10) {
+      const s = [1, 2, 5].map((m) => m * mag).find((c) => Math.ceil(maxCount / c) <= 4);
+      if (s) {
+        step = s;
+        break;
+      }
+    }
+    const scaleMax = Math.max(1, Math.ceil(maxCount / step)) * step;
     const nodes = [];
 
-    // Grid: baseline, the top value and the midpoint.
-    const gridVals = maxCount >= 2 ? [0, Math.round(scaleMax / 2), scaleMax] : [0, scaleMax];
+    const gridVals = [];
+    for (let v = 0; v <= scaleMax; v += step) gridVals.push(v);
     for (const v of gridVals) {
       const y = top + plotH - (v / scaleMax) * plotH;
       nodes.push(svg('line', { class: v === 0 ? 'axis' : 'grid', x1: left, x2: W - right, y1: y, y2: y }));

@@ -2,6 +2,7 @@
 //! embedded in the binary at build time (no files to deploy, no build step).
 
 use std::collections::HashMap;
+use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -30,53 +31,86 @@ pub fn routes(app: Arc<App>) -> warp::filters::BoxedFilter<(Response,)> {
         .boxed()
 }
 
+/// The dashboard's own URL parameters (app.js `readUrl`): a shared link to a filtered view
+/// keeps them through signing in. Nothing else is carried, so a redirect can only ever go to
+/// `/` with these, never elsewhere.
+const VIEW_KEYS: [&str; 7] = ["q", "form_id", "page_id", "since", "until", "sort", "order"];
+/// Longer view parameters are not carried (a search box does not need more).
+const MAX_VIEW_VALUE: usize = 500;
+
+/// The raw query string, or "" when there is none (warp's `raw` rejects a missing one).
+fn raw_query() -> impl Filter<Extract = (String,), Error = Infallible> + Clone {
+    warp::query::raw().or(warp::any().map(String::new)).unify()
+}
+
+/// The view parameters of a query string, re-encoded: `q=ada&form_id=1` or "".
+fn view_query(raw: &str) -> String {
+    let mut out = url::form_urlencoded::Serializer::new(String::new());
+    for (k, v) in url::form_urlencoded::parse(raw.as_bytes()) {
+        if VIEW_KEYS.contains(&k.as_ref()) && !v.is_empty() && v.len() <= MAX_VIEW_VALUE {
+            out.append_pair(&k, &v);
+        }
+    }
+    out.finish()
+}
+
+fn query_value(raw: &str, key: &str) -> Option<String> {
+    url::form_urlencoded::parse(raw.as_bytes())
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v.into_owned())
+}
+
 /// GET / — the dashboard with a session; else the login page. `?token=` logs in once and
-/// redirects to `/`, which drops the token from the address bar (and the history).
+/// redirects to `/` (with the view parameters), which drops the token from the address bar
+/// and the history.
 fn index(app: Arc<App>) -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone {
     warp::path::end()
         .and(warp::get())
         .and(with_app(app))
         .and(credentials())
-        .and(warp::query::<HashMap<String, String>>())
+        .and(raw_query())
         .and(warp::addr::remote())
         .then(
-            |app: Arc<App>,
-             creds: Credentials,
-             q: HashMap<String, String>,
-             ip: Option<SocketAddr>| async move {
-                if let Some(token) = q.get("token") {
-                    return try_login(&app, token, ip).await;
+            |app: Arc<App>, creds: Credentials, raw: String, ip: Option<SocketAddr>| async move {
+                let view = view_query(&raw);
+                if let Some(token) = query_value(&raw, "token") {
+                    return try_login(&app, &token, ip, &view).await;
                 }
                 if auth::is_authorised(&creds, &app.settings.dashboard_token, &app.sessions) {
                     html(StatusCode::OK, INDEX_HTML.to_string())
                 } else {
-                    login_page(StatusCode::OK, "")
+                    login_page(StatusCode::OK, "", &view)
                 }
             },
         )
 }
 
-/// POST /login (form field `token`)
+/// POST /login (form field `token`; the query holds the view to return to)
 fn login(app: Arc<App>) -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone {
     warp::path!("login")
         .and(warp::post())
         .and(with_app(app))
+        .and(raw_query())
         .and(warp::body::content_length_limit(16 * 1024))
         .and(warp::body::form::<HashMap<String, String>>())
         .and(warp::addr::remote())
         .then(
-            |app: Arc<App>, form: HashMap<String, String>, ip: Option<SocketAddr>| async move {
+            |app: Arc<App>,
+             raw: String,
+             form: HashMap<String, String>,
+             ip: Option<SocketAddr>| async move {
                 try_login(
                     &app,
                     form.get("token").map(String::as_str).unwrap_or(""),
                     ip,
+                    &view_query(&raw),
                 )
                 .await
             },
         )
 }
 
-async fn try_login(app: &App, token: &str, ip: Option<SocketAddr>) -> Response {
+async fn try_login(app: &App, token: &str, ip: Option<SocketAddr>, view: &str) -> Response {
     let ip = ip.map(|a| a.ip());
     if !app.login_limiter.allowed(ip) {
         log::warn!(
@@ -86,6 +120,7 @@ async fn try_login(app: &App, token: &str, ip: Option<SocketAddr>) -> Response {
         return login_page(
             StatusCode::TOO_MANY_REQUESTS,
             "Too many attempts. Wait a minute and try again.",
+            view,
         );
     }
     if !secret_eq(token.trim(), app.settings.dashboard_token.expose()) {
@@ -94,7 +129,7 @@ async fn try_login(app: &App, token: &str, ip: Option<SocketAddr>) -> Response {
             "login failed from {}",
             ip.map_or("?".into(), |i| i.to_string())
         );
-        return login_page(StatusCode::UNAUTHORIZED, "That token is not right.");
+        return login_page(StatusCode::UNAUTHORIZED, "That token is not right.", view);
     }
     app.login_limiter.succeeded(ip);
     match app.sessions.create().await {
@@ -106,7 +141,7 @@ async fn try_login(app: &App, token: &str, ip: Option<SocketAddr>) -> Response {
                 auth::SESSION_COOKIE,
                 auth::SESSION_TTL.as_secs()
             );
-            redirect_home(Some(cookie))
+            redirect_home(view, Some(cookie))
         }
         Err(e) => AppError::Internal(format!("could not create a session: {e}")).into_response(),
     }
@@ -129,7 +164,7 @@ fn logout(app: Arc<App>) -> impl Filter<Extract = (Response,), Error = warp::Rej
                 "{}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0",
                 auth::SESSION_COOKIE
             );
-            redirect_home(Some(clear))
+            redirect_home("", Some(clear))
         })
 }
 
@@ -160,19 +195,79 @@ fn html(status: StatusCode, body: String) -> Response {
     res
 }
 
-fn login_page(status: StatusCode, message: &str) -> Response {
-    // The message is one of our own fixed sentences, never user input.
-    html(status, LOGIN_HTML.replace("<!--LOGIN_ERROR-->", message))
+const LOGIN_ACTION: &str = r#"action="/login""#;
+
+/// The login page; `view` (from [`view_query`]) rides along on the form's action so signing in
+/// lands on the view that was asked for.
+fn login_page(status: StatusCode, message: &str, view: &str) -> Response {
+    html(status, login_html(message, view))
 }
 
-fn redirect_home(cookie: Option<String>) -> Response {
+fn login_html(message: &str, view: &str) -> String {
+    // The message is one of our own fixed sentences, never user input. `view` is
+    // form-urlencoded (only [A-Za-z0-9*-._+%&=]), so escaping `&` makes it a safe attribute value.
+    let mut page = LOGIN_HTML.replace("<!--LOGIN_ERROR-->", message);
+    if !view.is_empty() {
+        let action = format!(r#"action="/login?{}""#, view.replace('&', "&amp;"));
+        page = page.replace(LOGIN_ACTION, &action);
+    }
+    page
+}
+
+/// 303 to `/`, or to `/?<view>`.
+fn redirect_home(view: &str, cookie: Option<String>) -> Response {
     let mut res = warp::reply::with_status(warp::reply(), StatusCode::SEE_OTHER).into_response();
-    res.headers_mut()
-        .insert(header::LOCATION, HeaderValue::from_static("/"));
+    let location = if view.is_empty() {
+        HeaderValue::from_static("/")
+    } else {
+        // Form-urlencoded text is always a valid header value; "/" is the fallback regardless.
+        HeaderValue::from_str(&format!("/?{view}")).unwrap_or(HeaderValue::from_static("/"))
+    };
+    res.headers_mut().insert(header::LOCATION, location);
     if let Some(c) = cookie {
         if let Ok(v) = HeaderValue::from_str(&c) {
             res.headers_mut().insert(header::SET_COOKIE, v);
         }
     }
     res
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_dashboards_view_parameters_survive_signing_in() {
+        assert_eq!(
+            view_query("token=secret&q=ada+l%C3%B6&form_id=12&evil=%2F%2Fx.example&sort=name"),
+            "q=ada+l%C3%B6&form_id=12&sort=name"
+        );
+        assert_eq!(view_query("token=secret"), "");
+        assert_eq!(view_query(""), "");
+        assert_eq!(view_query("q="), "");
+        assert_eq!(
+            view_query(&format!("q={}", "a".repeat(MAX_VIEW_VALUE + 1))),
+            ""
+        );
+        // Anything that could end an attribute or a header is percent-encoded.
+        assert_eq!(
+            view_query("q=%22%3E%3Cscript%3E%0D%0ALocation:x"),
+            "q=%22%3E%3Cscript%3E%0D%0ALocation%3Ax"
+        );
+    }
+
+    #[test]
+    fn the_login_form_carries_the_view_in_its_action() {
+        assert!(
+            LOGIN_HTML.contains(LOGIN_ACTION),
+            "login.html's form posts to /login"
+        );
+        let page = login_html("That token is not right.", "q=ada&form_id=12");
+        assert!(page.contains(r#"action="/login?q=ada&amp;form_id=12""#));
+        assert!(page.contains(">That token is not right.</p>"));
+        assert!(login_html("", "").contains(LOGIN_ACTION));
+        let res = redirect_home("q=ada&form_id=12", None);
+        assert_eq!(res.headers()[header::LOCATION], "/?q=ada&form_id=12");
+        assert_eq!(redirect_home("", None).headers()[header::LOCATION], "/");
+    }
 }
