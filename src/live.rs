@@ -4,17 +4,23 @@
 //! Each lead's SSE frame is serialised once, when it is published, and shared by every
 //! subscriber as the same `Bytes` (a reference count, not a copy).
 //!
-//! Ordering and completeness: a client subscribes *first* and then reads the database for
-//! anything after the id it already has, skipping ids it has sent; a client that lags behind
-//! the channel is caught up from the database by id. So a client sees every lead, in id order,
-//! once, whether it connected before, during or after a burst.
+//! Ordering and completeness rest on one fact: the writer publishes a lead only after its
+//! COMMIT. A stream therefore subscribes *first* and reads the database *second*: whatever that
+//! read does not see is committed later, hence published later, hence waiting on the receiver.
+//! From there the stream replays from the database by id, then forwards the channel, skipping
+//! ids it has already sent. A stream that lags behind the channel goes back to the database
+//! the same way. So a client sees every lead, in id order, once, whether it connected before,
+//! during or after a burst, and however slowly it reads.
+//!
+//! An idle stream costs a few receivers and two integers: no task, no timer of its own. Its
+//! keep-alive comments come from one clock shared by every stream of the hub.
 
 use std::convert::Infallible;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use bytes::Bytes;
-use futures_util::Stream;
+use futures_util::{Stream, StreamExt};
 use tokio::sync::{broadcast, watch};
 use tokio::time::{Instant, MissedTickBehavior};
 
@@ -33,12 +39,17 @@ pub struct LeadEvent {
 #[derive(Clone, Debug)]
 pub struct Hub {
     tx: broadcast::Sender<Arc<LeadEvent>>,
+    /// The keep-alive clock every stream listens to; started by the first stream.
+    beat: Arc<OnceLock<watch::Receiver<()>>>,
 }
 
 impl Hub {
     pub fn new(capacity: usize) -> Hub {
         let (tx, _) = broadcast::channel(capacity.max(1));
-        Hub { tx }
+        Hub {
+            tx,
+            beat: Arc::new(OnceLock::new()),
+        }
     }
 
     /// Called by the database writer only, after the lead's commit.
@@ -66,6 +77,35 @@ impl Hub {
     pub fn subscribers(&self) -> usize {
         self.tx.receiver_count()
     }
+
+    /// A receiver that changes every `every`. One clock per hub: the first caller's period
+    /// wins, which is fine because every stream of an app uses the same setting.
+    ///
+    /// One task ticking for all streams costs less than a timer per connection, and a watch
+    /// receiver is two words. The task ends once the hub and every stream are gone.
+    fn beat(&self, every: Duration) -> watch::Receiver<()> {
+        let mut rx = self
+            .beat
+            .get_or_init(|| {
+                let (tx, rx) = watch::channel(());
+                tokio::spawn(async move {
+                    let mut tick = tokio::time::interval_at(Instant::now() + every, every);
+                    tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+                    loop {
+                        tick.tick().await;
+                        if tx.send(()).is_err() {
+                            break;
+                        }
+                    }
+                });
+                rx
+            })
+            .clone();
+        // A clone inherits the hub's "seen" mark, which never moves: without this, a new
+        // stream would send a keep-alive straight after its hello.
+        rx.borrow_and_update();
+        rx
+    }
 }
 
 /// `id: 42\nevent: lead\ndata: {…}\n\n`. JSON has no raw newlines, so one `data:` line.
@@ -74,7 +114,8 @@ pub fn lead_frame(lead: &Lead) -> Bytes {
     Bytes::from(format!("id: {}\nevent: lead\ndata: {json}\n\n", lead.id))
 }
 
-/// Told to a client that is too far behind to replay: reload the list instead.
+/// Tells a client to reload its list instead of waiting for a replay, and moves its
+/// `Last-Event-ID` to `last_id`, the newest lead at that moment; live leads follow.
 fn refresh_frame(last_id: i64) -> Bytes {
     Bytes::from(format!(
         "id: {last_id}\nevent: refresh\ndata: {{\"last_id\":{last_id}}}\n\n"
@@ -84,77 +125,95 @@ fn refresh_frame(last_id: i64) -> Bytes {
 /// Ask EventSource to reconnect after 2 s, and say hello so proxies flush headers at once.
 const HELLO: &[u8] = b"retry: 2000\n: leadstream\n\n";
 const KEEPALIVE: &[u8] = b": keep-alive\n\n";
-/// Leads read from the database per replay query.
-const REPLAY_BATCH: usize = 500;
+/// Leads read from the database per replay query, and sent as one chunk. It bounds what a
+/// catching-up client holds in memory at once (the rows and their frames), and a query by
+/// primary key is cheap enough to repeat.
+const REPLAY_BATCH: usize = 100;
 
 /// Settings of one stream.
 #[derive(Clone)]
 pub struct StreamParams {
+    /// Time between comment lines (SPEC: at most 15 s).
     pub keepalive: Duration,
-    /// Farther behind than this, a client gets `refresh` instead of a replay.
+    /// A lagging client farther behind than this gets `refresh` instead of a replay.
     pub max_replay: i64,
 }
 
 enum Phase {
-    Hello,
+    /// Sends `refresh` (the client is ahead of this database), then goes live.
+    Refresh,
     /// Reading the database for ids above `last_sent`.
     Replay,
     Live,
     Done,
 }
 
+/// Everything one open stream holds between two frames.
 struct State {
     rx: broadcast::Receiver<Arc<LeadEvent>>,
     store: Store,
     shutdown: watch::Receiver<bool>,
-    params: StreamParams,
+    beat: watch::Receiver<()>,
+    max_replay: i64,
+    /// The newest id this client has (sent by us, or its `Last-Event-ID`).
     last_sent: i64,
     phase: Phase,
-    keepalive: tokio::time::Interval,
 }
 
 /// The body of one `/api/stream` response.
 ///
-/// `resume_from`: the client's `Last-Event-ID`; `None` starts live (from the newest lead).
+/// `resume_from`: the client's `Last-Event-ID`; `None` starts live. The starting point is
+/// fixed before this returns, so every lead committed after the response headers went out
+/// reaches the client. Never fails: if the database cannot be read, the body is just the hello
+/// (with its `retry:`), and the client reconnects; a non-200 would make EventSource give up.
 pub async fn lead_stream(
     hub: &Hub,
     store: Store,
     resume_from: Option<i64>,
     shutdown: watch::Receiver<bool>,
     params: StreamParams,
-) -> Result<impl Stream<Item = Result<Bytes, Infallible>> + Send + 'static, store::StoreError> {
-    // Without Last-Event-ID: read the newest id *before* subscribing, then replay from it, so
-    // a lead committed in between is replayed instead of lost. With it: subscribe, then replay.
-    let last_sent = match resume_from {
-        Some(id) => id.max(0),
-        None => store.read(store::max_lead_id).await?,
-    };
+) -> impl Stream<Item = Result<Bytes, Infallible>> + Send + 'static {
+    // Subscribe before reading: see the module comment.
     let rx = hub.subscribe();
-    let mut keepalive =
-        tokio::time::interval_at(Instant::now() + params.keepalive, params.keepalive);
-    keepalive.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let (last_sent, phase) = match store.read(store::max_lead_id).await {
+        Err(e) => {
+            log::warn!("cannot open a stream: {e}");
+            (0, Phase::Done)
+        }
+        Ok(newest) => match resume_from {
+            None => (newest, Phase::Live),
+            // Ids are never reused, so a client ahead of us knows another database (restored
+            // from a backup, or replaced): its list is not ours, and waiting for ids above its
+            // own would hide every new lead until then.
+            Some(after) if after > newest => (newest, Phase::Refresh),
+            Some(after) if after == newest => (after, Phase::Live),
+            Some(after) => (after, Phase::Replay),
+        },
+    };
     let state = State {
         rx,
         store,
         shutdown,
-        params,
+        beat: hub.beat(params.keepalive),
+        max_replay: params.max_replay,
         last_sent,
-        phase: Phase::Hello,
-        keepalive,
+        phase,
     };
-    Ok(futures_util::stream::unfold(state, |mut s| async move {
+    let hello = futures_util::stream::once(async { Bytes::from_static(HELLO) });
+    let frames = futures_util::stream::unfold(state, |mut s| async move {
         let frame = next_frame(&mut s).await?;
-        Some((Ok(frame), s))
-    }))
+        Some((frame, s))
+    });
+    hello.chain(frames).map(Ok)
 }
 
 async fn next_frame(s: &mut State) -> Option<Bytes> {
     loop {
         match s.phase {
             Phase::Done => return None,
-            Phase::Hello => {
-                s.phase = Phase::Replay;
-                return Some(Bytes::from_static(HELLO));
+            Phase::Refresh => {
+                s.phase = Phase::Live;
+                return Some(refresh_frame(s.last_sent));
             }
             Phase::Replay => {
                 if *s.shutdown.borrow() {
@@ -162,11 +221,12 @@ async fn next_frame(s: &mut State) -> Option<Bytes> {
                     continue;
                 }
                 let after = s.last_sent;
-                let batch = match s
-                    .store
-                    .read(move |c| store::leads_after(c, after, REPLAY_BATCH))
-                    .await
-                {
+                // Boxed: only a replaying stream pays for this future, not every idle one.
+                let read = Box::pin(
+                    s.store
+                        .read(move |c| store::leads_after(c, after, REPLAY_BATCH)),
+                );
+                let batch = match read.await {
                     Ok(b) => b,
                     Err(e) => {
                         // Ending the body makes EventSource reconnect with Last-Event-ID;
@@ -176,47 +236,323 @@ async fn next_frame(s: &mut State) -> Option<Bytes> {
                         continue;
                     }
                 };
-                if batch.is_empty() {
+                // A short batch is the end of the table as of this read; anything committed
+                // later is published later, so it is waiting on `rx` (or makes it lag again).
+                if batch.len() < REPLAY_BATCH {
                     s.phase = Phase::Live;
-                    continue;
                 }
+                let Some(last) = batch.last() else { continue };
+                s.last_sent = last.id;
                 let mut buf = Vec::new();
                 for lead in &batch {
                     buf.extend_from_slice(&lead_frame(lead));
                 }
-                s.last_sent = batch.last().map(|l| l.id).unwrap_or(after);
                 return Some(Bytes::from(buf));
             }
             Phase::Live => {
+                // Checked (and marked seen) before waiting for a change: a stream opened after
+                // shutdown began would otherwise wait for a change that already happened.
+                if *s.shutdown.borrow_and_update() {
+                    s.phase = Phase::Done;
+                    continue;
+                }
                 tokio::select! {
                     biased;
-                    _ = s.shutdown.changed() => {
-                        s.phase = Phase::Done;
-                    }
+                    // Changed to true, or the sender is gone: both mean stop.
+                    _ = s.shutdown.changed() => s.phase = Phase::Done,
                     msg = s.rx.recv() => match msg {
+                        // Lower ids were replayed already (or predate a stream without
+                        // Last-Event-ID).
+                        Ok(ev) if ev.id <= s.last_sent => {}
                         Ok(ev) => {
-                            if ev.id > s.last_sent {
-                                s.last_sent = ev.id;
-                                s.keepalive.reset();
-                                return Some(ev.frame.clone());
-                            }
+                            s.last_sent = ev.id;
+                            return Some(ev.frame.clone());
                         }
                         Err(broadcast::error::RecvError::Lagged(missed)) => {
-                            let behind = s.store.read(store::max_lead_id).await.unwrap_or(0) - s.last_sent;
+                            // The channel dropped `missed` leads for this client; the database
+                            // has them all. `rx` now points at the oldest lead it still holds.
+                            let newest = match Box::pin(s.store.read(store::max_lead_id)).await {
+                                Ok(n) => n,
+                                Err(e) => {
+                                    log::warn!("stream catch-up failed: {e}");
+                                    s.phase = Phase::Done;
+                                    continue;
+                                }
+                            };
+                            let behind = newest - s.last_sent;
                             log::debug!("stream client lagged by {missed}; {behind} leads behind");
-                            if behind > s.params.max_replay {
-                                // Hopelessly behind: tell the page to reload its list and
-                                // carry on live from the newest lead.
-                                s.last_sent += behind;
-                                return Some(refresh_frame(s.last_sent));
+                            if behind > s.max_replay {
+                                // Hopelessly behind: the page reloads its list, which holds
+                                // every lead up to `newest`; later ones come live as usual.
+                                s.last_sent = newest;
+                                return Some(refresh_frame(newest));
                             }
                             s.phase = Phase::Replay;
                         }
                         Err(broadcast::error::RecvError::Closed) => s.phase = Phase::Done,
                     },
-                    _ = s.keepalive.tick() => return Some(Bytes::from_static(KEEPALIVE)),
+                    beat = s.beat.changed() => match beat {
+                        Ok(()) => return Some(Bytes::from_static(KEEPALIVE)),
+                        // The clock only stops when the runtime does.
+                        Err(_) => s.phase = Phase::Done,
+                    },
                 }
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::pin::Pin;
+
+    use chrono::Utc;
+
+    use super::*;
+    use crate::model::{FieldData, LeadSource, NewLead};
+
+    /// What a client can tell apart in a stream.
+    #[derive(Debug, PartialEq)]
+    enum Seen {
+        Hello,
+        KeepAlive,
+        Lead(i64),
+        Refresh(i64),
+    }
+
+    type Body = Pin<Box<dyn Stream<Item = Result<Bytes, Infallible>> + Send>>;
+
+    struct Fixture {
+        _dir: tempfile::TempDir,
+        hub: Hub,
+        store: Store,
+        stop: watch::Sender<bool>,
+    }
+
+    impl Fixture {
+        fn new(capacity: usize) -> Fixture {
+            let dir = tempfile::tempdir().unwrap();
+            let hub = Hub::new(capacity);
+            let store = Store::open(&dir.path().join("t.db"), hub.clone()).unwrap();
+            let (stop, _) = watch::channel(false);
+            Fixture {
+                _dir: dir,
+                hub,
+                store,
+                stop,
+            }
+        }
+
+        async fn open(&self, resume: Option<i64>, max_replay: i64, keepalive_ms: u64) -> Body {
+            let params = StreamParams {
+                keepalive: Duration::from_millis(keepalive_ms),
+                max_replay,
+            };
+            Box::pin(
+                lead_stream(
+                    &self.hub,
+                    self.store.clone(),
+                    resume,
+                    self.stop.subscribe(),
+                    params,
+                )
+                .await,
+            )
+        }
+
+        /// Saves leads `first..first + n` concurrently, so the writer commits them in groups
+        /// and publishes them in bursts, as a busy server does.
+        async fn save(&self, first: usize, n: usize) {
+            let saves = (first..first + n).map(|i| {
+                self.store.save_lead(NewLead {
+                    leadgen_id: format!("{}", 1_000_000 + i),
+                    page_id: Some("1".into()),
+                    form_id: Some("2".into()),
+                    ad_id: None,
+                    adgroup_id: None,
+                    campaign_id: None,
+                    created_time: Utc::now(),
+                    field_data: vec![FieldData {
+                        name: "full_name".into(),
+                        values: vec![format!("Person {i}")],
+                    }],
+                    source: LeadSource::Webhook,
+                })
+            });
+            for saved in futures_util::future::join_all(saves).await {
+                assert!(saved.unwrap().is_some());
+            }
+        }
+    }
+
+    fn parse(frame: &[u8]) -> Vec<Seen> {
+        let text = std::str::from_utf8(frame).unwrap();
+        assert!(text.ends_with("\n\n"), "a frame is whole events: {text:?}");
+        text.split_terminator("\n\n")
+            .map(|block| {
+                let id = || {
+                    let line = block.lines().next().unwrap();
+                    line.strip_prefix("id: ").unwrap().parse().unwrap()
+                };
+                if block.starts_with("retry: 2000\n") {
+                    Seen::Hello
+                } else if block == ": keep-alive" {
+                    Seen::KeepAlive
+                } else if block.contains("\nevent: lead\n") {
+                    let id = id();
+                    let data = block
+                        .lines()
+                        .nth(2)
+                        .unwrap()
+                        .strip_prefix("data: ")
+                        .unwrap();
+                    let lead: serde_json::Value = serde_json::from_str(data).unwrap();
+                    assert_eq!(lead["id"], id, "the event id is the lead's row id");
+                    Seen::Lead(id)
+                } else if block.contains("\nevent: refresh\n") {
+                    Seen::Refresh(id())
+                } else {
+                    panic!("unexpected block {block:?}")
+                }
+            })
+            .collect()
+    }
+
+    /// Reads until `n` events other than keep-alives arrived; panics if they take over 5 s.
+    async fn read(body: &mut Body, n: usize) -> Vec<Seen> {
+        let mut out = Vec::new();
+        while out.len() < n {
+            let frame = tokio::time::timeout(Duration::from_secs(5), body.next())
+                .await
+                .unwrap_or_else(|_| panic!("got {out:?}, wanted {n} events"))
+                .unwrap_or_else(|| panic!("stream ended after {out:?}"))
+                .unwrap();
+            out.extend(parse(&frame).into_iter().filter(|s| *s != Seen::KeepAlive));
+        }
+        assert_eq!(out.len(), n, "more events than expected: {out:?}");
+        out
+    }
+
+    /// True when nothing but keep-alives arrives for a moment.
+    async fn quiet(body: &mut Body) -> bool {
+        let window = tokio::time::sleep(Duration::from_millis(150));
+        tokio::pin!(window);
+        loop {
+            tokio::select! {
+                _ = &mut window => return true,
+                frame = body.next() => match frame {
+                    Some(Ok(f)) if parse(&f).iter().all(|s| *s == Seen::KeepAlive) => {}
+                    _ => return false,
+                },
+            }
+        }
+    }
+
+    fn leads(ids: std::ops::RangeInclusive<i64>) -> Vec<Seen> {
+        ids.map(Seen::Lead).collect()
+    }
+
+    #[tokio::test]
+    async fn a_stream_that_falls_behind_the_channel_is_caught_up_from_the_database_in_order() {
+        let f = Fixture::new(2);
+        let mut body = f.open(None, 10_000, 60_000).await;
+        assert_eq!(read(&mut body, 1).await, [Seen::Hello]);
+        // Not polled while 1,100 leads go out through a channel of two: it must lag, and the
+        // catch-up has to cross many replay batches, the last of them full.
+        f.save(0, 1_100).await;
+        assert_eq!(read(&mut body, 1_100).await, leads(1..=1_100));
+        f.save(1_100, 1).await;
+        assert_eq!(read(&mut body, 1).await, [Seen::Lead(1_101)]);
+        assert!(quiet(&mut body).await);
+    }
+
+    #[tokio::test]
+    async fn a_hopelessly_behind_stream_is_told_to_refresh_and_then_continues_live() {
+        let f = Fixture::new(2);
+        let mut body = f.open(None, 5, 60_000).await;
+        assert_eq!(read(&mut body, 1).await, [Seen::Hello]);
+        f.save(0, 20).await;
+        assert_eq!(read(&mut body, 1).await, [Seen::Refresh(20)]);
+        f.save(20, 1).await;
+        assert_eq!(read(&mut body, 1).await, [Seen::Lead(21)]);
+        assert!(quiet(&mut body).await);
+    }
+
+    #[tokio::test]
+    async fn resuming_replays_exactly_the_later_leads_then_goes_live() {
+        let f = Fixture::new(64);
+        f.save(0, 10).await;
+        let mut body = f.open(Some(3), 10_000, 60_000).await;
+        assert_eq!(read(&mut body, 1).await, [Seen::Hello]);
+        // Published while the stream is open but before it read its replay: it is both in the
+        // database and on the channel, and must come once.
+        f.save(10, 1).await;
+        assert_eq!(read(&mut body, 8).await, leads(4..=11));
+        f.save(11, 2).await;
+        assert_eq!(read(&mut body, 2).await, leads(12..=13));
+        assert!(quiet(&mut body).await);
+    }
+
+    #[tokio::test]
+    async fn a_stream_without_last_event_id_starts_with_the_next_lead() {
+        let f = Fixture::new(64);
+        f.save(0, 5).await;
+        let mut body = f.open(None, 10_000, 60_000).await;
+        f.save(5, 1).await;
+        assert_eq!(read(&mut body, 2).await, [Seen::Hello, Seen::Lead(6)]);
+        assert!(quiet(&mut body).await);
+    }
+
+    #[tokio::test]
+    async fn a_client_ahead_of_the_database_is_told_to_refresh_and_then_gets_new_leads() {
+        let f = Fixture::new(64);
+        f.save(0, 3).await;
+        // Its Last-Event-ID came from another database: waiting for ids above 99 would hide
+        // the next 96 leads.
+        let mut body = f.open(Some(99), 10_000, 60_000).await;
+        assert_eq!(read(&mut body, 2).await, [Seen::Hello, Seen::Refresh(3)]);
+        f.save(3, 1).await;
+        assert_eq!(read(&mut body, 1).await, [Seen::Lead(4)]);
+    }
+
+    #[tokio::test]
+    async fn streams_end_at_shutdown_even_when_opened_after_it_began() {
+        let f = Fixture::new(64);
+        let mut before = f.open(None, 10_000, 60_000).await;
+        assert_eq!(read(&mut before, 1).await, [Seen::Hello]);
+        f.stop.send_replace(true);
+        let ended = tokio::time::timeout(Duration::from_secs(2), before.next()).await;
+        assert!(
+            matches!(ended, Ok(None)),
+            "open stream did not end: {ended:?}"
+        );
+
+        // `changed()` would never fire for this one: the value was already true.
+        let mut after = f.open(Some(0), 10_000, 60_000).await;
+        assert_eq!(read(&mut after, 1).await, [Seen::Hello]);
+        let ended = tokio::time::timeout(Duration::from_secs(2), after.next()).await;
+        assert!(
+            matches!(ended, Ok(None)),
+            "late stream did not end: {ended:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn idle_streams_get_a_comment_every_keepalive_period() {
+        let f = Fixture::new(64);
+        let mut a = f.open(None, 10_000, 40).await;
+        let mut b = f.open(None, 10_000, 40).await;
+        for body in [&mut a, &mut b] {
+            let mut seen = Vec::new();
+            while seen.len() < 3 {
+                let frame = tokio::time::timeout(Duration::from_secs(2), body.next())
+                    .await
+                    .expect("a keep-alive within 2 s")
+                    .unwrap()
+                    .unwrap();
+                seen.extend(parse(&frame));
+            }
+            assert_eq!(seen, [Seen::Hello, Seen::KeepAlive, Seen::KeepAlive]);
         }
     }
 }

@@ -9,7 +9,6 @@ use warp::{Filter, Reply};
 
 use super::{credentials, require_auth, with_app};
 use crate::auth::Credentials;
-use crate::error::AppError;
 use crate::live::{lead_stream, StreamParams};
 use crate::App;
 
@@ -46,20 +45,14 @@ async fn open(app: Arc<App>, resume: Option<i64>) -> Response {
         keepalive: app.settings.tuning.keepalive,
         max_replay: app.settings.tuning.max_replay,
     };
-    let stream = match lead_stream(
+    let stream = lead_stream(
         &app.hub,
         app.store.clone(),
         resume,
         app.shutdown.clone(),
         params,
     )
-    .await
-    {
-        Ok(s) => s,
-        Err(e) => {
-            return AppError::Internal(format!("could not open a stream: {e}")).into_response()
-        }
-    };
+    .await;
     // warp wants a Sync stream; SyncWrapper makes any Send stream Sync (it is only ever
     // polled through a &mut), without a task or a channel per client.
     let mut res = warp::reply::stream(sync_wrapper::SyncStream::new(stream)).into_response();
