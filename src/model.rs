@@ -2,7 +2,7 @@
 //! ([`FieldData`]), and the filter every listing and export shares ([`LeadFilter`]).
 //!
 //! Everything here is already validated; parsing Meta's JSON into these happens at the edge
-//! (`meta::webhook`, `meta::graph`) and parsing query strings happens in [`LeadFilter::parse`].
+//! (`meta::webhook`, `meta::graph`) and parsing query strings happens in [`LeadQuery::parse`].
 
 use std::collections::BTreeMap;
 
@@ -144,7 +144,7 @@ pub struct LeadFilter {
     pub ascending: bool,
 }
 
-/// Raw query string values, as they arrive; [`LeadFilter::parse`] checks them.
+/// Raw query string values, as they arrive; [`LeadQuery::parse`] checks them.
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct LeadQuery {
     pub q: Option<String>,
