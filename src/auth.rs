@@ -20,9 +20,13 @@ pub const SESSION_COOKIE: &str = "leadstream_session";
 /// How long a session lasts without logging in again.
 pub const SESSION_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
 
-/// Constant-time equality of two secrets (the lengths may differ; that leaks only the length).
+/// Constant-time equality of two secrets. Both are hashed first, so the comparison runs over
+/// 32 bytes whatever was sent: not even the token's length shows in the timing (a plain
+/// `ct_eq` of the strings returns at once when the lengths differ).
 pub fn secret_eq(a: &str, b: &str) -> bool {
-    a.as_bytes().ct_eq(b.as_bytes()).into()
+    Sha256::digest(a.as_bytes())
+        .ct_eq(&Sha256::digest(b.as_bytes()))
+        .into()
 }
 
 fn hash(value: &str) -> String {
@@ -106,13 +110,8 @@ pub struct Credentials {
 
 /// Checks a request's credentials against the token and the sessions.
 pub fn is_authorised(creds: &Credentials, token: &Secret, sessions: &Sessions) -> bool {
-    if let Some(h) = &creds.authorization {
-        if let Some(t) = h
-            .strip_prefix("Bearer ")
-            .or_else(|| h.strip_prefix("bearer "))
-        {
-            return secret_eq(t.trim(), token.expose());
-        }
+    if let Some(t) = creds.authorization.as_deref().and_then(bearer_token) {
+        return secret_eq(t, token.expose());
     }
     creds
         .session
@@ -120,20 +119,45 @@ pub fn is_authorised(creds: &Credentials, token: &Secret, sessions: &Sessions) -
         .is_some_and(|s| sessions.is_valid(s))
 }
 
+/// The token of an `Authorization: Bearer <token>` header. The scheme is case-insensitive
+/// (RFC 9110); a header with another scheme, or none, is no credential, so a session cookie
+/// sent along may still count.
+fn bearer_token(header: &str) -> Option<&str> {
+    let (scheme, token) = header.trim_start().split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then_some(token.trim())
+}
+
 /// Failed logins allowed per address per window, and the window.
 const LOGIN_FAILURES: u32 = 10;
 const LOGIN_WINDOW: Duration = Duration::from_secs(60);
 
 /// Slows down guessing: after 10 failed logins in a minute from one address, further tries
-/// from it are refused until the minute is over.
+/// from it are refused until the minute is over. IPv6 addresses count per /64, the block one
+/// host is usually given: otherwise a single machine could pick a fresh address per guess.
 #[derive(Default)]
 pub struct LoginLimiter {
     failures: Mutex<HashMap<IpAddr, (Instant, u32)>>,
 }
 
+/// The address a failure is counted against: IPv4 as is (also when mapped into IPv6), IPv6
+/// by its /64 network.
+fn limiter_key(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(v4) => IpAddr::V4(v4),
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6((u128::from(v6) & !u128::from(u64::MAX)).into()),
+        },
+    }
+}
+
 impl LoginLimiter {
     pub fn allowed(&self, ip: Option<IpAddr>) -> bool {
-        let Some(ip) = ip else { return true };
+        let Some(ip) = ip.map(limiter_key) else {
+            return true;
+        };
         let map = self.failures.lock().expect("limiter lock");
         match map.get(&ip) {
             Some((start, n)) if start.elapsed() < LOGIN_WINDOW => *n < LOGIN_FAILURES,
@@ -142,7 +166,9 @@ impl LoginLimiter {
     }
 
     pub fn failed(&self, ip: Option<IpAddr>) {
-        let Some(ip) = ip else { return };
+        let Some(ip) = ip.map(limiter_key) else {
+            return;
+        };
         let mut map = self.failures.lock().expect("limiter lock");
         // Bounded memory under a distributed attack: forget stale entries when the map grows.
         if map.len() > 10_000 {
@@ -156,7 +182,7 @@ impl LoginLimiter {
     }
 
     pub fn succeeded(&self, ip: Option<IpAddr>) {
-        if let Some(ip) = ip {
+        if let Some(ip) = ip.map(limiter_key) {
             self.failures.lock().expect("limiter lock").remove(&ip);
         }
     }
@@ -179,9 +205,48 @@ mod tests {
     }
 
     #[test]
+    fn ipv6_addresses_of_one_64_share_a_limit_and_mapped_ipv4_is_ipv4() {
+        let l = LoginLimiter::default();
+        for i in 0..LOGIN_FAILURES {
+            // A fresh address for every guess, all in 2001:db8:1:2::/64.
+            l.failed(Some(format!("2001:db8:1:2::{:x}", i + 1).parse().unwrap()));
+        }
+        assert!(!l.allowed(Some("2001:db8:1:2:ffff::1".parse().unwrap())));
+        assert!(l.allowed(Some("2001:db8:1:3::1".parse().unwrap())));
+
+        let l = LoginLimiter::default();
+        for _ in 0..LOGIN_FAILURES {
+            l.failed(Some("::ffff:192.0.2.7".parse().unwrap()));
+        }
+        assert!(!l.allowed(Some("192.0.2.7".parse().unwrap())));
+        assert!(l.allowed(Some("192.0.2.8".parse().unwrap())));
+        l.succeeded(Some("192.0.2.7".parse().unwrap()));
+        assert!(l.allowed(Some("::ffff:192.0.2.7".parse().unwrap())));
+    }
+
+    #[test]
     fn bearer_must_match_exactly() {
         assert!(secret_eq("abc", "abc"));
+        assert!(secret_eq("", ""));
         assert!(!secret_eq("abc", "ab"));
         assert!(!secret_eq("abc", "abd"));
+        assert!(!secret_eq("abc", "abc\0"));
+        assert!(!secret_eq("", "a"));
+    }
+
+    #[test]
+    fn the_bearer_scheme_is_case_insensitive_and_other_schemes_are_no_credential() {
+        for (header, token) in [
+            ("Bearer abc", Some("abc")),
+            ("bearer abc", Some("abc")),
+            ("BEARER   abc  ", Some("abc")),
+            ("Bearer ", Some("")),
+            ("Bearer", None),
+            ("Basic abc", None),
+            ("abc", None),
+            ("Bearerabc", None),
+        ] {
+            assert_eq!(bearer_token(header), token, "{header:?}");
+        }
     }
 }

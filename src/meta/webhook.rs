@@ -109,9 +109,11 @@ pub fn parse(body: &[u8]) -> Delivery {
         for (ci, change) in changes.iter().enumerate() {
             let field = change.get("field").and_then(Value::as_str);
             if field != Some("leadgen") {
+                // Shortened: the note is logged, and a field name can be megabytes long.
+                let shown: Option<String> = field.map(|f| f.chars().take(40).collect());
                 note(
                     &mut d,
-                    format!("entry[{ei}].changes[{ci}]: field {field:?} is not leadgen"),
+                    format!("entry[{ei}].changes[{ci}]: field {shown:?} is not leadgen"),
                 );
                 continue;
             }

@@ -102,8 +102,9 @@ pub fn require_auth(app: &App, creds: &Credentials) -> Result<(), AppError> {
     }
 }
 
-/// warp's own rejections (no route, wrong method, …) as JSON; anything else passes on.
-async fn handle_rejection(r: Rejection) -> Result<Response, Rejection> {
+/// warp's own rejections (no route, wrong method, …) as JSON, with the security headers like
+/// every other answer (a rejection passed on would get warp's bare text answer instead).
+async fn handle_rejection(r: Rejection) -> Result<Response, Infallible> {
     let (status, msg) = if r.is_not_found() {
         (StatusCode::NOT_FOUND, "not found".to_string())
     } else if r.find::<warp::reject::MethodNotAllowed>().is_some() {
@@ -132,7 +133,21 @@ async fn handle_rejection(r: Rejection) -> Result<Response, Rejection> {
     } else if let Some(e) = r.find::<warp::body::BodyDeserializeError>() {
         (StatusCode::BAD_REQUEST, e.to_string())
     } else {
-        return Err(r);
+        // What is left is a body that broke off mid-way (warp's BodyReadError is private, so
+        // it is told apart by name) or a bug.
+        let what = format!("{r:?}");
+        if what.contains("BodyReadError") {
+            (
+                StatusCode::BAD_REQUEST,
+                "could not read the request body".to_string(),
+            )
+        } else {
+            log::error!("unhandled rejection: {what}");
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal error; see the server log".to_string(),
+            )
+        }
     };
     let body = serde_json::json!({ "error": msg });
     Ok(warp::reply::with_status(warp::reply::json(&body), status).into_response())

@@ -89,9 +89,10 @@ where
         return Err(AppError::PayloadTooLarge);
     }
     let raw = read_limited(body, MAX_BODY).await?;
+    // A header that is not even text is malformed, not missing: the log must say which.
     let sig = headers
         .get("x-hub-signature-256")
-        .and_then(|v| v.to_str().ok());
+        .map(|v| v.to_str().unwrap_or(""));
     if let Err(e) = signature::verify(app.app_secret.expose().as_bytes(), &raw, sig) {
         log_bad_signature(e.describe(), raw.len());
         return Err(AppError::Forbidden(e.describe()));
@@ -157,11 +158,16 @@ where
 fn log_bad_signature(why: &str, len: usize) {
     static LAST_SECOND: AtomicU64 = AtomicU64::new(0);
     static SUPPRESSED: AtomicU64 = AtomicU64::new(0);
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or_default();
-    if LAST_SECOND.swap(now, Ordering::Relaxed) != now {
+    static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    // Seconds on the monotonic clock (1-based, so the very first refusal is logged), and
+    // fetch_max rather than swap: a thread that read the clock just before a second turned
+    // must not set it back and earn another line for the same second.
+    let now = START
+        .get_or_init(std::time::Instant::now)
+        .elapsed()
+        .as_secs()
+        + 1;
+    if LAST_SECOND.fetch_max(now, Ordering::Relaxed) < now {
         let more = SUPPRESSED.swap(0, Ordering::Relaxed);
         if more > 0 {
             log::warn!(
