@@ -244,54 +244,55 @@ fn stats(app: Arc<App>) -> impl Filter<Extract = (Response,), Error = warp::Reje
 
 /// GET /api/forms — every known form with its lead count, for the filter.
 fn forms(app: Arc<App>) -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone {
-    warp::path!("api" / "forms")
-        .and(warp::get())
-        .and(private(app))
-        .then(|app: Arc<App>, creds: Credentials| async move {
-            respond(
-                async {
-                    require_auth(&app, &creds)?;
-                    let forms = app.store.read(store::forms_summary).await?;
-                    Ok(warp::reply::json(&json!({ "forms": forms })))
-                }
-                .await,
-            )
-        })
+    private_read(warp::path!("api" / "forms"), app, |c| {
+        Ok(json!({ "forms": store::forms_summary(c)? }))
+    })
 }
 
 /// GET /api/pages — pages with leads, for the filter.
 fn pages(app: Arc<App>) -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone {
-    warp::path!("api" / "pages")
-        .and(warp::get())
-        .and(private(app))
-        .then(|app: Arc<App>, creds: Credentials| async move {
-            respond(
-                async {
-                    require_auth(&app, &creds)?;
-                    let pages = app.store.read(store::pages_summary).await?;
-                    Ok(warp::reply::json(&json!({ "pages": pages })))
-                }
-                .await,
-            )
-        })
+    private_read(warp::path!("api" / "pages"), app, |c| {
+        Ok(json!({ "pages": store::pages_summary(c)? }))
+    })
 }
 
 /// GET /api/dead-letters — jobs set aside, newest first, with Meta's message.
 fn dead_letters(
     app: Arc<App>,
 ) -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone {
-    warp::path!("api" / "dead-letters")
-        .and(warp::get())
+    private_read(warp::path!("api" / "dead-letters"), app, |c| {
+        Ok(json!({ "dead_letters": inbox::dead_letters(c, 500)? }))
+    })
+}
+
+/// A private `GET` whose answer is one database read, as JSON.
+fn private_read<P, F>(
+    path: P,
+    app: Arc<App>,
+    read: F,
+) -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone
+where
+    P: Filter<Extract = (), Error = warp::Rejection> + Clone + Send + Sync + 'static,
+    F: Fn(&rusqlite::Connection) -> rusqlite::Result<serde_json::Value>
+        + Clone
+        + Send
+        + Sync
+        + 'static,
+{
+    path.and(warp::get())
         .and(private(app))
-        .then(|app: Arc<App>, creds: Credentials| async move {
-            respond(
-                async {
-                    require_auth(&app, &creds)?;
-                    let rows = app.store.read(|c| inbox::dead_letters(c, 500)).await?;
-                    Ok(warp::reply::json(&json!({ "dead_letters": rows })))
-                }
-                .await,
-            )
+        .then(move |app: Arc<App>, creds: Credentials| {
+            let read = read.clone();
+            async move {
+                respond(
+                    async {
+                        require_auth(&app, &creds)?;
+                        let body = app.store.read(read).await?;
+                        Ok(warp::reply::json(&body))
+                    }
+                    .await,
+                )
+            }
         })
 }
 
