@@ -35,16 +35,18 @@ fn csv(app: Arc<App>) -> impl Filter<Extract = (Response,), Error = warp::Reject
         .and(with_app(app))
         .and(credentials())
         .and(warp::query::<LeadQuery>())
-        .then(|app: Arc<App>, creds: Credentials, q: LeadQuery| async move {
-            respond(
-                async {
-                    require_auth(&app, &creds)?;
-                    let (filter, _, _) = q.parse().map_err(AppError::BadRequest)?;
-                    Ok(csv_response(app.store.clone(), filter))
-                }
-                .await,
-            )
-        })
+        .then(
+            |app: Arc<App>, creds: Credentials, q: LeadQuery| async move {
+                respond(
+                    async {
+                        require_auth(&app, &creds)?;
+                        let (filter, _, _) = q.parse().map_err(AppError::BadRequest)?;
+                        Ok(csv_response(app.store.clone(), filter))
+                    }
+                    .await,
+                )
+            },
+        )
 }
 
 /// GET /api/report.pdf?<filters>
@@ -54,34 +56,45 @@ fn pdf(app: Arc<App>) -> impl Filter<Extract = (Response,), Error = warp::Reject
         .and(with_app(app))
         .and(credentials())
         .and(warp::query::<LeadQuery>())
-        .then(|app: Arc<App>, creds: Credentials, q: LeadQuery| async move {
-            respond(
-                async {
-                    require_auth(&app, &creds)?;
-                    let (filter, _, _) = q.parse().map_err(AppError::BadRequest)?;
-                    let store = app.store.clone();
-                    let started = std::time::Instant::now();
-                    let (pdf, total) = tokio::task::spawn_blocking(move || build_pdf(&store, &filter))
-                        .await
-                        .map_err(|e| AppError::Internal(format!("report task failed: {e}")))??;
-                    log::info!(
-                        "PDF report of {total} leads, {} KiB, in {} ms",
-                        pdf.len() / 1024,
-                        started.elapsed().as_millis()
-                    );
-                    let mut res = Response::new(pdf.into());
-                    let h = res.headers_mut();
-                    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/pdf"));
-                    h.insert(header::CONTENT_DISPOSITION, attachment("pdf"));
-                    Ok(res)
-                }
-                .await,
-            )
-        })
+        .then(
+            |app: Arc<App>, creds: Credentials, q: LeadQuery| async move {
+                respond(
+                    async {
+                        require_auth(&app, &creds)?;
+                        let (filter, _, _) = q.parse().map_err(AppError::BadRequest)?;
+                        let store = app.store.clone();
+                        let started = std::time::Instant::now();
+                        let (pdf, total) =
+                            tokio::task::spawn_blocking(move || build_pdf(&store, &filter))
+                                .await
+                                .map_err(|e| {
+                                    AppError::Internal(format!("report task failed: {e}"))
+                                })??;
+                        log::info!(
+                            "PDF report of {total} leads, {} KiB, in {} ms",
+                            pdf.len() / 1024,
+                            started.elapsed().as_millis()
+                        );
+                        let mut res = Response::new(pdf.into());
+                        let h = res.headers_mut();
+                        h.insert(
+                            header::CONTENT_TYPE,
+                            HeaderValue::from_static("application/pdf"),
+                        );
+                        h.insert(header::CONTENT_DISPOSITION, attachment("pdf"));
+                        Ok(res)
+                    }
+                    .await,
+                )
+            },
+        )
 }
 
 fn attachment(ext: &str) -> HeaderValue {
-    let name = format!("attachment; filename=\"leads-{}.{ext}\"", Utc::now().format("%Y-%m-%d"));
+    let name = format!(
+        "attachment; filename=\"leads-{}.{ext}\"",
+        Utc::now().format("%Y-%m-%d")
+    );
     HeaderValue::from_str(&name).unwrap_or_else(|_| HeaderValue::from_static("attachment"))
 }
 
@@ -121,10 +134,16 @@ fn csv_response(store: Store, filter: LeadFilter) -> Response {
             log::warn!("CSV export stopped: {e}");
         }
     });
-    let body = futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx).map(|c| c.map(Ok::<_, std::convert::Infallible>)));
+    let body = futures_util::stream::poll_fn(move |cx| {
+        rx.poll_recv(cx)
+            .map(|c| c.map(Ok::<_, std::convert::Infallible>))
+    });
     let mut res = warp::reply::stream(sync_wrapper::SyncStream::new(body)).into_response();
     let h = res.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/csv; charset=utf-8"));
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/csv; charset=utf-8"),
+    );
     h.insert(header::CONTENT_DISPOSITION, attachment("csv"));
     res
 }
@@ -146,7 +165,14 @@ fn write_csv(store: &Store, filter: &LeadFilter, tx: mpsc::Sender<Bytes>) -> Res
         .map_err(|e| e.to_string())?;
     // Pass 2: the rows. A lead saved between the passes may have a question without a
     // column; its other answers are still written.
-    let mut out = CsvExport::new(ChannelWriter { tx, buf: Vec::new() }, questions.into_vec()).map_err(|e| e.to_string())?;
+    let mut out = CsvExport::new(
+        ChannelWriter {
+            tx,
+            buf: Vec::new(),
+        },
+        questions.into_vec(),
+    )
+    .map_err(|e| e.to_string())?;
     let mut rows = 0u64;
     store
         .read_blocking(|c| {
@@ -186,7 +212,8 @@ fn build_pdf(store: &Store, filter: &LeadFilter) -> Result<(Vec<u8>, u64), AppEr
         .map_err(AppError::from)?;
     let summary = summary.finish("Leads report", description, Utc::now());
     let total = summary.total;
-    let pdf = render_pdf_rows(&summary, rows).map_err(|e| AppError::Internal(format!("PDF rendering failed: {e}")))?;
+    let pdf = render_pdf_rows(&summary, rows)
+        .map_err(|e| AppError::Internal(format!("PDF rendering failed: {e}")))?;
     Ok((pdf, total))
 }
 
@@ -199,7 +226,9 @@ fn describe(c: &rusqlite::Connection, f: &LeadFilter) -> rusqlite::Result<String
     }
     if let Some(form) = &f.form_id {
         let name: Option<String> = c
-            .query_row("SELECT name FROM forms WHERE form_id = ?1", [form], |r| r.get(0))
+            .query_row("SELECT name FROM forms WHERE form_id = ?1", [form], |r| {
+                r.get(0)
+            })
             .optional()?
             .flatten();
         parts.push(match name {
@@ -214,7 +243,10 @@ fn describe(c: &rusqlite::Connection, f: &LeadFilter) -> rusqlite::Result<String
         parts.push(format!("Ad: {a}"));
     }
     let day = |t: i64| {
-        chrono::DateTime::from_timestamp(t, 0).map_or_else(|| t.to_string(), |d| d.format("%Y-%m-%d %H:%M UTC").to_string())
+        chrono::DateTime::from_timestamp(t, 0).map_or_else(
+            || t.to_string(),
+            |d| d.format("%Y-%m-%d %H:%M UTC").to_string(),
+        )
     };
     match (f.since, f.until) {
         (Some(s), Some(u)) => parts.push(format!("Created from {} to {}", day(s), day(u))),

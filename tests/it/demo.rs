@@ -25,7 +25,11 @@ async fn with_no_settings_the_binary_prints_a_url_and_streams_demo_leads() {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     for (k, _) in std::env::vars() {
-        if k.starts_with("META_") || k == "DASHBOARD_TOKEN" || k == "LEADS_DB" || k == "LEADSTREAM_DEMO" {
+        if k.starts_with("META_")
+            || k == "DASHBOARD_TOKEN"
+            || k == "LEADS_DB"
+            || k == "LEADSTREAM_DEMO"
+        {
             cmd.env_remove(k);
         }
     }
@@ -47,15 +51,22 @@ async fn with_no_settings_the_binary_prints_a_url_and_streams_demo_leads() {
     });
 
     // One line on stdout: the dashboard URL with the generated token.
-    let line = rx.recv_timeout(Duration::from_secs(20)).expect("a start-up line on stdout");
+    let line = rx
+        .recv_timeout(Duration::from_secs(20))
+        .expect("a start-up line on stdout");
     let url = line
         .split_whitespace()
         .find(|w| w.starts_with("http://"))
         .unwrap_or_else(|| panic!("no URL in {line:?}"))
         .to_string();
-    let (base, token) = url.split_once("/?token=").expect("the URL carries the token");
+    let (base, token) = url
+        .split_once("/?token=")
+        .expect("the URL carries the token");
     assert!(token.len() >= 16, "a generated token is long: {token:?}");
-    assert!(dir.path().join("leads.db").exists(), "./leads.db is created in the working directory");
+    assert!(
+        dir.path().join("leads.db").exists(),
+        "./leads.db is created in the working directory"
+    );
     assert!(
         log.lock().unwrap().contains("demo mode"),
         "one line says demo mode is on: {}",
@@ -63,19 +74,35 @@ async fn with_no_settings_the_binary_prints_a_url_and_streams_demo_leads() {
     );
 
     // The printed URL logs in: it answers with a session cookie and a redirect to /.
-    let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
     let r = client.get(&url).send().await.unwrap();
     assert_eq!(r.status(), 303);
-    assert!(r.headers()["set-cookie"].to_str().unwrap().contains("HttpOnly"));
+    assert!(r.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .contains("HttpOnly"));
 
     // A demo lead arrives on the stream by itself, through the real pipeline.
-    let res = client.get(format!("{base}/api/stream")).bearer_auth(token).send().await.unwrap();
+    let res = client
+        .get(format!("{base}/api/stream"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 200);
     let mut stream = SseClient::new(res);
     let leads = stream.leads(1, Duration::from_secs(20)).await;
     let lead = &leads[0];
     assert_eq!(lead["source"], "demo");
-    assert!(lead["fields"]["full_name"].as_str().is_some_and(|n| !n.is_empty()));
-    assert!(lead["form_name"].as_str().is_some(), "the demo's Graph names its forms: {lead}");
+    assert!(lead["fields"]["full_name"]
+        .as_str()
+        .is_some_and(|n| !n.is_empty()));
+    assert!(
+        lead["form_name"].as_str().is_some(),
+        "the demo's Graph names its forms: {lead}"
+    );
     assert!(lead["created_time"].as_str().unwrap().ends_with('Z'));
 }

@@ -18,10 +18,28 @@ async fn app_with_leads() -> TestApp {
     // (lead id, form, name, created unix seconds, answers beyond name/email/phone)
     type Person<'a> = (&'a str, &'a str, &'a str, i64, &'a [(&'a str, &'a str)]);
     let people: &[Person] = &[
-        ("1000000000000001", SPRING, "Zoë Ström", 1_764_000_000, &[("preferred_date", "Saturday")]),
+        (
+            "1000000000000001",
+            SPRING,
+            "Zoë Ström",
+            1_764_000_000,
+            &[("preferred_date", "Saturday")],
+        ),
         ("1000000000000002", SPRING, "José Núñez", 1_764_100_000, &[]),
-        ("1000000000000003", QUOTE, "=HYPERLINK(\"http://evil\",\"x\")", 1_764_200_000, &[("budget", "-5"), ("notes", "<script>alert(1)</script>")]),
-        ("1000000000000004", QUOTE, "Łukasz Żółć", 1_764_300_000, &[("budget", "@SUM(A1)")]),
+        (
+            "1000000000000003",
+            QUOTE,
+            "=HYPERLINK(\"http://evil\",\"x\")",
+            1_764_200_000,
+            &[("budget", "-5"), ("notes", "<script>alert(1)</script>")],
+        ),
+        (
+            "1000000000000004",
+            QUOTE,
+            "Łukasz Żółć",
+            1_764_300_000,
+            &[("budget", "@SUM(A1)")],
+        ),
     ];
     for (id, form, name, t, extra) in people {
         // One hostile email, so the PDF table (name, email, phone, form, time) must print it.
@@ -30,7 +48,11 @@ async fn app_with_leads() -> TestApp {
         } else {
             format!("{}@example.com", &id[12..])
         };
-        let mut fields = vec![("full_name", *name), ("email", email.as_str()), ("phone_number", "+44 20 7946 0000")];
+        let mut fields = vec![
+            ("full_name", *name),
+            ("email", email.as_str()),
+            ("phone_number", "+44 20 7946 0000"),
+        ];
         fields.extend_from_slice(extra);
         app.graph.add_lead(id, form, *t, &fields);
     }
@@ -43,44 +65,90 @@ async fn app_with_leads() -> TestApp {
 async fn csv_rows(app: &TestApp, query: &str) -> (Vec<String>, Vec<Vec<String>>) {
     let r = app.get_authed(&format!("/api/leads.csv?{query}")).await;
     assert_eq!(r.status(), 200);
-    assert!(r.headers()["content-type"].to_str().unwrap().starts_with("text/csv"));
-    assert!(r.headers()["content-disposition"].to_str().unwrap().contains("attachment"));
+    assert!(r.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/csv"));
+    assert!(r.headers()["content-disposition"]
+        .to_str()
+        .unwrap()
+        .contains("attachment"));
     let body = r.bytes().await.unwrap();
-    let body = body.strip_prefix(b"\xEF\xBB\xBF".as_slice()).expect("a UTF-8 BOM for Excel");
+    let body = body
+        .strip_prefix(b"\xEF\xBB\xBF".as_slice())
+        .expect("a UTF-8 BOM for Excel");
     let mut reader = csv::Reader::from_reader(body);
-    let header: Vec<String> = reader.headers().unwrap().iter().map(str::to_string).collect();
-    let rows = reader.records().map(|r| r.unwrap().iter().map(str::to_string).collect()).collect();
+    let header: Vec<String> = reader
+        .headers()
+        .unwrap()
+        .iter()
+        .map(str::to_string)
+        .collect();
+    let rows = reader
+        .records()
+        .map(|r| r.unwrap().iter().map(str::to_string).collect())
+        .collect();
     (header, rows)
 }
 
 fn col(header: &[String], name: &str) -> usize {
-    header.iter().position(|h| h == name).unwrap_or_else(|| panic!("no column {name} in {header:?}"))
+    header
+        .iter()
+        .position(|h| h == name)
+        .unwrap_or_else(|| panic!("no column {name} in {header:?}"))
 }
 
 #[tokio::test]
 async fn csv_round_trips_with_accents_question_union_and_neutralised_formulas() {
     let app = app_with_leads().await;
     let (header, rows) = csv_rows(&app, "sort=created_time&order=asc").await;
-    assert_eq!(&header[..5], ["received_at", "created_time", "page_id", "form", "ad_id"]);
-    for q in ["full_name", "email", "phone_number", "preferred_date", "budget", "notes"] {
+    assert_eq!(
+        &header[..5],
+        ["received_at", "created_time", "page_id", "form", "ad_id"]
+    );
+    for q in [
+        "full_name",
+        "email",
+        "phone_number",
+        "preferred_date",
+        "budget",
+        "notes",
+    ] {
         col(&header, q);
     }
     assert_eq!(rows.len(), 4);
     let name = col(&header, "full_name");
     assert_eq!(rows[0][name], "Zoë Ström");
     assert_eq!(rows[1][name], "José Núñez");
-    assert_eq!(rows[2][name], "'=HYPERLINK(\"http://evil\",\"x\")", "formula neutralised");
+    assert_eq!(
+        rows[2][name], "'=HYPERLINK(\"http://evil\",\"x\")",
+        "formula neutralised"
+    );
     assert_eq!(rows[3][name], "Łukasz Żółć");
     assert_eq!(rows[2][col(&header, "budget")], "'-5");
     assert_eq!(rows[3][col(&header, "budget")], "'@SUM(A1)");
-    assert_eq!(rows[2][col(&header, "notes")], "<script>alert(1)</script>", "CSV is data, not HTML");
-    assert_eq!(rows[1][col(&header, "budget")], "", "a lead without the question has an empty cell");
+    assert_eq!(
+        rows[2][col(&header, "notes")],
+        "<script>alert(1)</script>",
+        "CSV is data, not HTML"
+    );
+    assert_eq!(
+        rows[1][col(&header, "budget")],
+        "",
+        "a lead without the question has an empty cell"
+    );
     assert_eq!(rows[0][col(&header, "form")], "Spring open day");
-    assert_eq!(rows[0][col(&header, "created_time")], "2025-11-24T16:00:00Z");
+    assert_eq!(
+        rows[0][col(&header, "created_time")],
+        "2025-11-24T16:00:00Z"
+    );
 
     // The API still holds the values verbatim: escaping happens only on output.
     let v = app.leads("q=hyperlink").await;
-    assert_eq!(v["leads"][0]["fields"]["full_name"], "=HYPERLINK(\"http://evil\",\"x\")");
+    assert_eq!(
+        v["leads"][0]["fields"]["full_name"],
+        "=HYPERLINK(\"http://evil\",\"x\")"
+    );
 }
 
 #[tokio::test]
@@ -122,7 +190,15 @@ async fn pdf(app: &TestApp, query: &str) -> Vec<u8> {
 async fn pdf_report_names_the_people_the_totals_and_the_filter() {
     let app = app_with_leads().await;
     let text = pdftotext(&pdf(&app, "").await);
-    for needle in ["Leads report", "Zoë Ström", "José Núñez", "Łukasz Żółć", "Spring open day", "Free quote", "<script>"] {
+    for needle in [
+        "Leads report",
+        "Zoë Ström",
+        "José Núñez",
+        "Łukasz Żółć",
+        "Spring open day",
+        "Free quote",
+        "<script>",
+    ] {
         assert!(text.contains(needle), "{needle:?} missing from:\n{text}");
     }
     assert!(text.contains("All leads"), "{text}");
@@ -142,9 +218,19 @@ async fn five_thousand_leads_make_a_multi_page_report() {
     for i in 0..5000u64 {
         let id = lead_id(i);
         let name = format!("Person {i}");
-        app.graph.add_lead(&id, SPRING, 1_764_000_000 + i as i64 * 60, &[("full_name", &name), ("email", "p@example.com")]);
+        app.graph.add_lead(
+            &id,
+            SPRING,
+            1_764_000_000 + i as i64 * 60,
+            &[("full_name", &name), ("email", "p@example.com")],
+        );
     }
-    let r: serde_json::Value = app.post_authed("/api/leads/sync").await.json().await.unwrap();
+    let r: serde_json::Value = app
+        .post_authed("/api/leads/sync")
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(r, json!({"forms": 1, "fetched": 5000, "new": 5000}));
     let started = Instant::now();
     let body = pdf(&app, "").await;
