@@ -215,9 +215,12 @@ describe('finding leads', () => {
     autumnBefore = (await s.server.api(`/api/leads?form_id=${AUTUMN}&limit=1000`)).leads.map((l) => l.fields.full_name);
     const { count } = await s.server.api('/api/leads/count');
     const now = Date.now();
-    for (const [name, hours] of autumn) {
+    // One at a time, each saved before the next is sent: the worker fetches leads
+    // concurrently, so leads sent back to back may be saved (and so "received") in any order.
+    for (const [i, [name, hours]] of autumn.entries()) {
       const first = name.split(' ')[0].toLowerCase();
       await s.meta.sendLead({ name, email: `${first}@example.com`, formId: AUTUMN, created: new Date(now - hours * HOUR) });
+      await savedCount(count + i + 1);
     }
     await s.meta.sendLead({ name: 'Niklaus Wirth', formId: WEBINAR, extra: [['city', 'Zürich']] });
     await s.meta.sendLead({ name: 'Tim Berners-Lee', formId: WEBINAR, created: new Date(now - 10 * DAY) });
