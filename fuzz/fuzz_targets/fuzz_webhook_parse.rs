@@ -3,41 +3,13 @@
 //! The same invariants are checked by tests/it/security/properties.rs in `make test`.
 #![no_main]
 
-use std::collections::HashSet;
+// The invariants live in one file shared with the property tests of `make test`.
+#[path = "../../tests/it/security/invariants.rs"]
+mod invariants;
 
-use leadstream::meta::is_meta_id;
-use leadstream::meta::webhook::{parse, DeliveryKind};
+use leadstream::meta::webhook::parse;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let d = parse(data);
-    let mut seen = HashSet::new();
-    for lead in &d.leads {
-        assert!(
-            is_meta_id(&lead.leadgen_id),
-            "lead id {:?}",
-            lead.leadgen_id
-        );
-        assert!(
-            seen.insert(&lead.leadgen_id),
-            "lead {} twice",
-            lead.leadgen_id
-        );
-        for id in [&lead.page_id, &lead.form_id, &lead.ad_id, &lead.adgroup_id]
-            .into_iter()
-            .flatten()
-        {
-            assert!(is_meta_id(id) && id != "0", "side id {id:?}");
-        }
-    }
-    let kind = match (d.leads.is_empty(), d.messaging_events == 0) {
-        (false, true) => DeliveryKind::Leadgen,
-        (false, false) => DeliveryKind::Mixed,
-        (true, false) => DeliveryKind::Messaging,
-        (true, true) => DeliveryKind::Unusable,
-    };
-    assert_eq!(d.kind, kind);
-    assert!(d.kind != DeliveryKind::Unusable || !d.notes.is_empty());
-    assert!(d.notes.len() <= 20);
-    assert!(d.notes.iter().all(|n| n.len() <= 512), "note too long");
+    invariants::check_invariants(&parse(data));
 });

@@ -6,6 +6,7 @@
 //! lead answers written to hurt a spreadsheet or a browser. The pure parser and signature check
 //! get property tests in [`properties`] (the stand-in for `cargo fuzz` that runs in CI).
 
+mod invariants;
 mod properties;
 
 use std::net::IpAddr;
