@@ -8,10 +8,10 @@ use warp::http::StatusCode;
 use warp::reply::Response;
 use warp::{Filter, Reply};
 
-use super::{credentials, require_auth, with_app};
+use super::{authorised, credentials, with_app};
 use crate::auth::Credentials;
 use crate::demo::DemoMeta;
-use crate::error::{respond, AppError};
+use crate::error::AppError;
 use crate::meta::graph::ErrorClass;
 use crate::meta::sync::{LastSync, SyncError};
 use crate::model::LeadQuery;
@@ -79,18 +79,15 @@ fn leads(app: Arc<App>) -> impl Filter<Extract = (Response,), Error = warp::Reje
         .and(warp::query::<LeadQuery>())
         .then(
             |app: Arc<App>, creds: Credentials, q: LeadQuery| async move {
-                respond(
-                    async {
-                        require_auth(&app, &creds)?;
-                        let (filter, limit, offset) = q.parse().map_err(AppError::BadRequest)?;
-                        let (leads, total) = app
-                            .store
-                            .read(move |c| store::list_leads(c, &filter, limit, offset))
-                            .await?;
-                        Ok(warp::reply::json(&json!({"leads": leads, "total": total})))
-                    }
-                    .await,
-                )
+                authorised(&app, &creds, async {
+                    let (filter, limit, offset) = q.parse().map_err(AppError::BadRequest)?;
+                    let (leads, total) = app
+                        .store
+                        .read(move |c| store::list_leads(c, &filter, limit, offset))
+                        .await?;
+                    Ok(warp::reply::json(&json!({"leads": leads, "total": total})))
+                })
+                .await
             },
         )
 }
@@ -101,16 +98,13 @@ fn count(app: Arc<App>) -> impl Filter<Extract = (Response,), Error = warp::Reje
         .and(warp::get())
         .and(private(app))
         .then(|app: Arc<App>, creds: Credentials| async move {
-            respond(
-                async {
-                    require_auth(&app, &creds)?;
-                    let (count, last_id) = app.store.count().await?;
-                    Ok(warp::reply::json(
-                        &json!({"count": count, "last_id": last_id}),
-                    ))
-                }
-                .await,
-            )
+            authorised(&app, &creds, async {
+                let (count, last_id) = app.store.count().await?;
+                Ok(warp::reply::json(
+                    &json!({"count": count, "last_id": last_id}),
+                ))
+            })
+            .await
         })
 }
 
@@ -123,41 +117,38 @@ fn sync(app: Arc<App>) -> impl Filter<Extract = (Response,), Error = warp::Rejec
         .and(warp::post())
         .and(private(app))
         .then(|app: Arc<App>, creds: Credentials| async move {
-            respond(
-                async {
-                    require_auth(&app, &creds)?;
-                    let e = match app.syncer.sync().await {
-                        Ok(report) => return Ok(warp::reply::json(&report).into_response()),
-                        Err(e) => e,
-                    };
-                    let status = match &e {
-                        SyncError::NotConfigured | SyncError::Interrupted => {
-                            return Err(AppError::Unavailable(e.words()))
-                        }
-                        SyncError::Store(cause) => return Err(AppError::Internal(cause.clone())),
-                        _ if e.class() == Some(ErrorClass::RateLimited) => {
-                            StatusCode::TOO_MANY_REQUESTS
-                        }
-                        // Meta's refusal is not our failure: 502 with words a person can use.
-                        _ => StatusCode::BAD_GATEWAY,
-                    };
-                    let mut body = json!({ "error": e.words() });
-                    if let SyncError::Graph { partial, .. } = &e {
-                        body["partial"] = json!(partial);
+            authorised(&app, &creds, async {
+                let e = match app.syncer.sync().await {
+                    Ok(report) => return Ok(warp::reply::json(&report).into_response()),
+                    Err(e) => e,
+                };
+                let status = match &e {
+                    SyncError::NotConfigured | SyncError::Interrupted => {
+                        return Err(AppError::Unavailable(e.words()))
                     }
-                    let mut res =
-                        warp::reply::with_status(warp::reply::json(&body), status).into_response();
-                    if let Some(wait) = e.retry_in() {
-                        let secs = wait.as_secs_f64().ceil().max(1.0) as u64;
-                        res.headers_mut().insert(
-                            warp::http::header::RETRY_AFTER,
-                            warp::http::HeaderValue::from(secs),
-                        );
+                    SyncError::Store(cause) => return Err(AppError::Internal(cause.clone())),
+                    _ if e.class() == Some(ErrorClass::RateLimited) => {
+                        StatusCode::TOO_MANY_REQUESTS
                     }
-                    Ok(res)
+                    // Meta's refusal is not our failure: 502 with words a person can use.
+                    _ => StatusCode::BAD_GATEWAY,
+                };
+                let mut body = json!({ "error": e.words() });
+                if let SyncError::Graph { partial, .. } = &e {
+                    body["partial"] = json!(partial);
                 }
-                .await,
-            )
+                let mut res =
+                    warp::reply::with_status(warp::reply::json(&body), status).into_response();
+                if let Some(wait) = e.retry_in() {
+                    let secs = wait.as_secs_f64().ceil().max(1.0) as u64;
+                    res.headers_mut().insert(
+                        warp::http::header::RETRY_AFTER,
+                        warp::http::HeaderValue::from(secs),
+                    );
+                }
+                Ok(res)
+            })
+            .await
         })
 }
 
@@ -167,9 +158,7 @@ fn status(app: Arc<App>) -> impl Filter<Extract = (Response,), Error = warp::Rej
         .and(warp::get())
         .and(private(app))
         .then(|app: Arc<App>, creds: Credentials| async move {
-            respond(
-                async {
-                    require_auth(&app, &creds)?;
+            authorised(&app, &creds, async {
                     let (pending, dead, last_webhook, last_sync, count) = app
                         .store
                         .read(|c| {
@@ -212,9 +201,7 @@ fn status(app: Arc<App>) -> impl Filter<Extract = (Response,), Error = warp::Rej
                         "demo": app.settings.demo,
                         "version": env!("CARGO_PKG_VERSION"),
                     })))
-                }
-                .await,
-            )
+                }).await
         })
 }
 
@@ -226,18 +213,15 @@ fn stats(app: Arc<App>) -> impl Filter<Extract = (Response,), Error = warp::Reje
         .and(warp::query::<LeadQuery>())
         .then(
             |app: Arc<App>, creds: Credentials, q: LeadQuery| async move {
-                respond(
-                    async {
-                        require_auth(&app, &creds)?;
-                        let (filter, _, _) = q.parse().map_err(AppError::BadRequest)?;
-                        let stats = app
-                            .store
-                            .read(move |c| store::stats(c, &filter, 30))
-                            .await?;
-                        Ok(warp::reply::json(&stats))
-                    }
-                    .await,
-                )
+                authorised(&app, &creds, async {
+                    let (filter, _, _) = q.parse().map_err(AppError::BadRequest)?;
+                    let stats = app
+                        .store
+                        .read(move |c| store::stats(c, &filter, 30))
+                        .await?;
+                    Ok(warp::reply::json(&stats))
+                })
+                .await
             },
         )
 }
@@ -284,14 +268,11 @@ where
         .then(move |app: Arc<App>, creds: Credentials| {
             let read = read.clone();
             async move {
-                respond(
-                    async {
-                        require_auth(&app, &creds)?;
-                        let body = app.store.read(read).await?;
-                        Ok(warp::reply::json(&body))
-                    }
-                    .await,
-                )
+                authorised(&app, &creds, async {
+                    let body = app.store.read(read).await?;
+                    Ok(warp::reply::json(&body))
+                })
+                .await
             }
         })
 }
@@ -304,16 +285,13 @@ fn retry_dead(
         .and(warp::post())
         .and(private(app))
         .then(|app: Arc<App>, creds: Credentials| async move {
-            respond(
-                async {
-                    require_auth(&app, &creds)?;
-                    let n = inbox::retry_dead_letters(&app.store).await?;
-                    log::info!("{n} dead letters put back in the queue by hand");
-                    app.wake_worker.notify_one();
-                    Ok(warp::reply::json(&json!({ "retried": n })))
-                }
-                .await,
-            )
+            authorised(&app, &creds, async {
+                let n = inbox::retry_dead_letters(&app.store).await?;
+                log::info!("{n} dead letters put back in the queue by hand");
+                app.wake_worker.notify_one();
+                Ok(warp::reply::json(&json!({ "retried": n })))
+            })
+            .await
         })
 }
 

@@ -102,6 +102,20 @@ pub fn require_auth(app: &App, creds: &Credentials) -> Result<(), AppError> {
     }
 }
 
+/// Runs `handler` for a request that may read leads and maps its result to HTTP once;
+/// answers 401 without running it otherwise. `handler` is a future, so nothing in it runs
+/// before the check.
+pub async fn authorised<T: Reply>(
+    app: &App,
+    creds: &Credentials,
+    handler: impl std::future::Future<Output = Result<T, AppError>>,
+) -> Response {
+    crate::error::respond(match require_auth(app, creds) {
+        Ok(()) => handler.await,
+        Err(e) => Err(e),
+    })
+}
+
 /// warp's own rejections (no route, wrong method, …) as JSON, with the security headers like
 /// every other answer (a rejection passed on would get warp's bare text answer instead).
 async fn handle_rejection(r: Rejection) -> Result<Response, Infallible> {

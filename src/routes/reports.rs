@@ -16,9 +16,9 @@ use warp::http::{header, HeaderValue};
 use warp::reply::Response;
 use warp::{Filter, Reply};
 
-use super::{credentials, require_auth, with_app};
+use super::{authorised, credentials, with_app};
 use crate::auth::Credentials;
-use crate::error::{respond, AppError};
+use crate::error::AppError;
 use crate::model::{LeadFilter, LeadQuery, SortKey};
 use crate::report::{render_pdf_rows, CsvExport, QuestionSet, ReportRow, SummaryBuilder};
 use crate::store::{self, ForEachError, Store};
@@ -37,14 +37,11 @@ fn csv(app: Arc<App>) -> impl Filter<Extract = (Response,), Error = warp::Reject
         .and(warp::query::<LeadQuery>())
         .then(
             |app: Arc<App>, creds: Credentials, q: LeadQuery| async move {
-                respond(
-                    async {
-                        require_auth(&app, &creds)?;
-                        let (filter, _, _) = q.parse().map_err(AppError::BadRequest)?;
-                        Ok(csv_response(app.store.clone(), filter))
-                    }
-                    .await,
-                )
+                authorised(&app, &creds, async {
+                    let (filter, _, _) = q.parse().map_err(AppError::BadRequest)?;
+                    Ok(csv_response(app.store.clone(), filter))
+                })
+                .await
             },
         )
 }
@@ -58,34 +55,31 @@ fn pdf(app: Arc<App>) -> impl Filter<Extract = (Response,), Error = warp::Reject
         .and(warp::query::<LeadQuery>())
         .then(
             |app: Arc<App>, creds: Credentials, q: LeadQuery| async move {
-                respond(
-                    async {
-                        require_auth(&app, &creds)?;
-                        let (filter, _, _) = q.parse().map_err(AppError::BadRequest)?;
-                        let store = app.store.clone();
-                        let started = std::time::Instant::now();
-                        let (pdf, total) =
-                            tokio::task::spawn_blocking(move || build_pdf(&store, &filter))
-                                .await
-                                .map_err(|e| {
-                                    AppError::Internal(format!("report task failed: {e}"))
-                                })??;
-                        log::info!(
-                            "PDF report of {total} leads, {} KiB, in {} ms",
-                            pdf.len() / 1024,
-                            started.elapsed().as_millis()
-                        );
-                        let mut res = Response::new(pdf.into());
-                        let h = res.headers_mut();
-                        h.insert(
-                            header::CONTENT_TYPE,
-                            HeaderValue::from_static("application/pdf"),
-                        );
-                        h.insert(header::CONTENT_DISPOSITION, attachment("pdf"));
-                        Ok(res)
-                    }
-                    .await,
-                )
+                authorised(&app, &creds, async {
+                    let (filter, _, _) = q.parse().map_err(AppError::BadRequest)?;
+                    let store = app.store.clone();
+                    let started = std::time::Instant::now();
+                    let (pdf, total) =
+                        tokio::task::spawn_blocking(move || build_pdf(&store, &filter))
+                            .await
+                            .map_err(|e| {
+                                AppError::Internal(format!("report task failed: {e}"))
+                            })??;
+                    log::info!(
+                        "PDF report of {total} leads, {} KiB, in {} ms",
+                        pdf.len() / 1024,
+                        started.elapsed().as_millis()
+                    );
+                    let mut res = Response::new(pdf.into());
+                    let h = res.headers_mut();
+                    h.insert(
+                        header::CONTENT_TYPE,
+                        HeaderValue::from_static("application/pdf"),
+                    );
+                    h.insert(header::CONTENT_DISPOSITION, attachment("pdf"));
+                    Ok(res)
+                })
+                .await
             },
         )
 }
