@@ -102,7 +102,7 @@ impl Sessions {
 }
 
 /// The credentials a request carried.
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Default, Clone, PartialEq)]
 pub struct Credentials {
     pub authorization: Option<String>,
     pub session: Option<String>,

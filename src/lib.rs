@@ -11,7 +11,9 @@
 //! - [`store::Store`] is the only writer: its writer thread commits in groups and then publishes
 //!   every inserted lead on [`live::Hub`] — the single publish point.
 //! - [`live::lead_stream`] is one `/api/stream` body: replay from the database after
-//!   `Last-Event-ID` or lag, then live frames serialised once per lead.
+//!   `Last-Event-ID` or lag, then live frames serialised once per lead. [`server`], the accept
+//!   loop, writes it straight to the socket (no hyper buffers held per dashboard) and hands
+//!   every other request to hyper and the warp routes.
 //! - [`meta::sync`] catches up on leads webhooks missed, through the same save path.
 //! - [`routes`] holds the HTTP surface; [`auth`] the token, sessions and login limit;
 //!   [`report`] CSV and PDF; [`demo`] a simulated Meta for `make run` without a Meta app.
@@ -29,6 +31,7 @@ pub mod meta;
 pub mod model;
 pub mod report;
 pub mod routes;
+pub mod server;
 pub mod status;
 pub mod store;
 
@@ -168,13 +171,12 @@ pub async fn run(
         ));
     }
 
-    let mut server_stop = stop_rx.clone();
-    let server = warp::serve(routes::routes(app.clone(), demo_meta))
-        .incoming(listener)
-        .graceful(async move {
-            let _ = server_stop.wait_for(|stop| *stop).await;
-        });
-    let mut server = tokio::spawn(server.run());
+    let mut server = tokio::spawn(server::serve(
+        listener,
+        app.clone(),
+        routes::routes(app.clone(), demo_meta),
+        stop_rx.clone(),
+    ));
     print_banner(&app);
 
     tokio::select! {

@@ -10,7 +10,7 @@ use warp::http::{header, HeaderMap, HeaderValue, StatusCode};
 use warp::reply::Response;
 use warp::{Filter, Reply};
 
-use super::{credentials, session_cookie, with_app};
+use super::{credentials, peer_addr, session_cookie, with_app};
 use crate::auth::{self, secret_eq, Credentials};
 use crate::error::AppError;
 use crate::App;
@@ -69,7 +69,7 @@ fn index(app: Arc<App>) -> impl Filter<Extract = (Response,), Error = warp::Reje
         .and(with_app(app))
         .and(credentials())
         .and(raw_query())
-        .and(warp::addr::remote())
+        .and(peer_addr())
         .then(
             |app: Arc<App>, creds: Credentials, raw: String, ip: Option<SocketAddr>| async move {
                 let view = view_query(&raw);
@@ -93,7 +93,7 @@ fn login(app: Arc<App>) -> impl Filter<Extract = (Response,), Error = warp::Reje
         .and(raw_query())
         .and(warp::body::content_length_limit(16 * 1024))
         .and(warp::body::form::<HashMap<String, String>>())
-        .and(warp::addr::remote())
+        .and(peer_addr())
         .then(
             |app: Arc<App>,
              raw: String,

@@ -12,6 +12,7 @@ pub mod stream;
 pub mod webhook;
 
 use std::convert::Infallible;
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use warp::http::{HeaderMap, HeaderValue, StatusCode};
@@ -21,6 +22,7 @@ use warp::{Filter, Rejection, Reply};
 use crate::auth::{self, Credentials};
 use crate::demo::DemoMeta;
 use crate::error::AppError;
+use crate::server::PeerAddr;
 use crate::App;
 
 /// Every page and answer carries these (issue "Lock it down").
@@ -28,16 +30,20 @@ pub const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; 
      connect-src 'self'; font-src 'self'; object-src 'none'; frame-ancestors 'none'; base-uri 'none'; \
      form-action 'self'";
 
+/// On every answer, routed or not (`server` writes them on the streams it serves itself).
+pub const SECURITY_HEADERS: [(&str, &str); 4] = [
+    ("content-security-policy", CSP),
+    ("x-content-type-options", "nosniff"),
+    ("referrer-policy", "no-referrer"),
+    ("x-frame-options", "DENY"),
+];
+
 /// All routes, with the security headers and JSON answers for warp's own rejections.
 pub fn routes(app: Arc<App>, demo: Option<DemoMeta>) -> warp::filters::BoxedFilter<(Response,)> {
     let mut headers = HeaderMap::new();
-    headers.insert("content-security-policy", HeaderValue::from_static(CSP));
-    headers.insert(
-        "x-content-type-options",
-        HeaderValue::from_static("nosniff"),
-    );
-    headers.insert("referrer-policy", HeaderValue::from_static("no-referrer"));
-    headers.insert("x-frame-options", HeaderValue::from_static("DENY"));
+    for (name, value) in SECURITY_HEADERS {
+        headers.insert(name, HeaderValue::from_static(value));
+    }
     let demo_graph = match demo {
         Some(d) => api::demo_graph(d).boxed(),
         None => warp::any()
@@ -73,13 +79,23 @@ pub fn with_app(app: Arc<App>) -> impl Filter<Extract = (Arc<App>,), Error = Inf
 
 /// The credentials a request carries; never rejects (a garbled header is just no credential).
 pub fn credentials() -> impl Filter<Extract = (Credentials,), Error = Infallible> + Clone {
-    warp::header::headers_cloned().map(|h: HeaderMap| Credentials {
+    warp::header::headers_cloned().map(|h: HeaderMap| credentials_of(&h))
+}
+
+/// The credentials in a request's headers.
+pub fn credentials_of(h: &HeaderMap) -> Credentials {
+    Credentials {
         authorization: h
             .get("authorization")
             .and_then(|v| v.to_str().ok())
             .map(str::to_string),
-        session: session_cookie(&h),
-    })
+        session: session_cookie(h),
+    }
+}
+
+/// The address of the connection's peer (set by `server` on every request).
+pub fn peer_addr() -> impl Filter<Extract = (Option<SocketAddr>,), Error = Infallible> + Clone {
+    warp::ext::optional::<PeerAddr>().map(|p: Option<PeerAddr>| p.map(|PeerAddr(addr)| addr))
 }
 
 /// The value of our session cookie, if the request has one.

@@ -11,5 +11,6 @@ mod demo;
 mod ingest;
 mod reports;
 mod security;
+mod server;
 mod stream;
 mod sync;
