@@ -12,8 +12,10 @@
 //! the same way. So a client sees every lead, in id order, once, whether it connected before,
 //! during or after a burst, and however slowly it reads.
 //!
-//! An idle stream costs a few receivers and two integers: no task, no timer of its own. Its
-//! keep-alive comments come from one clock shared by every stream of the hub.
+//! An idle stream waits on one thing only, its receiver: the channel carries the leads, the
+//! keep-alive beat of one clock shared by every stream, and the closing signal at shutdown. So
+//! a lead wakes each stream once and costs it one receive, with no timer or other waiter to
+//! cancel and re-register: that is most of the work of a fan-out to thousands of dashboards.
 
 use std::convert::Infallible;
 use std::sync::{Arc, OnceLock};
@@ -35,12 +37,31 @@ pub struct LeadEvent {
     pub frame: Bytes,
 }
 
+/// What the channel carries to every stream.
+#[derive(Clone, Debug)]
+pub enum Signal {
+    Lead(Arc<LeadEvent>),
+    /// Time for a keep-alive comment.
+    Beat,
+    /// The server is shutting down: streams end.
+    Close,
+}
+
+impl Signal {
+    pub fn lead(&self) -> Option<&LeadEvent> {
+        match self {
+            Signal::Lead(ev) => Some(ev),
+            _ => None,
+        }
+    }
+}
+
 /// The sending side of the fan-out.
 #[derive(Clone, Debug)]
 pub struct Hub {
-    tx: broadcast::Sender<Arc<LeadEvent>>,
-    /// The keep-alive clock every stream listens to; started by the first stream.
-    beat: Arc<OnceLock<watch::Receiver<()>>>,
+    tx: broadcast::Sender<Signal>,
+    /// The clock that sends `Beat` and `Close`; started by the first stream.
+    clock: Arc<OnceLock<()>>,
 }
 
 impl Hub {
@@ -48,7 +69,7 @@ impl Hub {
         let (tx, _) = broadcast::channel(capacity.max(1));
         Hub {
             tx,
-            beat: Arc::new(OnceLock::new()),
+            clock: Arc::new(OnceLock::new()),
         }
     }
 
@@ -63,14 +84,14 @@ impl Hub {
         );
         let frame = lead_frame(&lead);
         // No receivers is fine: nobody has a dashboard open.
-        let _ = self.tx.send(Arc::new(LeadEvent {
+        let _ = self.tx.send(Signal::Lead(Arc::new(LeadEvent {
             id: lead.id,
             lead,
             frame,
-        }));
+        })));
     }
 
-    pub fn subscribe(&self) -> broadcast::Receiver<Arc<LeadEvent>> {
+    pub fn subscribe(&self) -> broadcast::Receiver<Signal> {
         self.tx.subscribe()
     }
 
@@ -78,33 +99,32 @@ impl Hub {
         self.tx.receiver_count()
     }
 
-    /// A receiver that changes every `every`. One clock per hub: the first caller's period
-    /// wins, which is fine because every stream of an app uses the same setting.
+    /// Starts the hub's clock once: a `Beat` every `every`, and `Close` when `shutdown` turns
+    /// true. The first caller's settings win, which is fine because every stream of an app
+    /// has the same period and the same shutdown.
     ///
-    /// One task ticking for all streams costs less than a timer per connection, and a watch
-    /// receiver is two words. The task ends once the hub and every stream are gone.
-    fn beat(&self, every: Duration) -> watch::Receiver<()> {
-        let mut rx = self
-            .beat
-            .get_or_init(|| {
-                let (tx, rx) = watch::channel(());
-                tokio::spawn(async move {
-                    let mut tick = tokio::time::interval_at(Instant::now() + every, every);
-                    tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
-                    loop {
-                        tick.tick().await;
-                        if tx.send(()).is_err() {
-                            break;
-                        }
+    /// One task for all streams costs less than a timer and a shutdown waiter per connection.
+    /// It holds only a weak handle on the channel, so it ends with the hub.
+    fn start_clock(&self, every: Duration, mut shutdown: watch::Receiver<bool>) {
+        self.clock.get_or_init(|| {
+            let tx = self.tx.downgrade();
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval_at(Instant::now() + every, every);
+                tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+                loop {
+                    let signal = tokio::select! {
+                        _ = tick.tick() => Signal::Beat,
+                        // Changed to true, or the sender is gone: both mean stop.
+                        _ = shutdown.wait_for(|stop| *stop) => Signal::Close,
+                    };
+                    let Some(tx) = tx.upgrade() else { break };
+                    let _ = tx.send(signal.clone());
+                    if matches!(signal, Signal::Close) {
+                        break;
                     }
-                });
-                rx
-            })
-            .clone();
-        // A clone inherits the hub's "seen" mark, which never moves: without this, a new
-        // stream would send a keep-alive straight after its hello.
-        rx.borrow_and_update();
-        rx
+                }
+            });
+        });
     }
 }
 
@@ -150,10 +170,10 @@ enum Phase {
 
 /// Everything one open stream holds between two frames.
 struct State {
-    rx: broadcast::Receiver<Arc<LeadEvent>>,
+    rx: broadcast::Receiver<Signal>,
     store: Store,
+    /// Read, never waited on: `Close` on the channel is the wake-up.
     shutdown: watch::Receiver<bool>,
-    beat: watch::Receiver<()>,
     max_replay: i64,
     /// The newest id this client has (sent by us, or its `Last-Event-ID`).
     last_sent: i64,
@@ -175,6 +195,7 @@ pub async fn lead_stream(
 ) -> impl Stream<Item = Result<Bytes, Infallible>> + Send + 'static {
     // Subscribe before reading: see the module comment.
     let rx = hub.subscribe();
+    hub.start_clock(params.keepalive, shutdown.clone());
     let (last_sent, phase) = match store.read(store::max_lead_id).await {
         Err(e) => {
             log::warn!("cannot open a stream: {e}");
@@ -194,7 +215,6 @@ pub async fn lead_stream(
         rx,
         store,
         shutdown,
-        beat: hub.beat(params.keepalive),
         max_replay: params.max_replay,
         last_sent,
         phase,
@@ -250,52 +270,44 @@ async fn next_frame(s: &mut State) -> Option<Bytes> {
                 return Some(Bytes::from(buf));
             }
             Phase::Live => {
-                // Checked (and marked seen) before waiting for a change: a stream opened after
-                // shutdown began would otherwise wait for a change that already happened.
-                if *s.shutdown.borrow_and_update() {
+                // A stream subscribed after the clock sent `Close` sees the flag instead.
+                if *s.shutdown.borrow() {
                     s.phase = Phase::Done;
                     continue;
                 }
-                tokio::select! {
-                    biased;
-                    // Changed to true, or the sender is gone: both mean stop.
-                    _ = s.shutdown.changed() => s.phase = Phase::Done,
-                    msg = s.rx.recv() => match msg {
-                        // Lower ids were replayed already (or predate a stream without
-                        // Last-Event-ID).
-                        Ok(ev) if ev.id <= s.last_sent => {}
-                        Ok(ev) => {
-                            s.last_sent = ev.id;
-                            return Some(ev.frame.clone());
-                        }
-                        Err(broadcast::error::RecvError::Lagged(missed)) => {
-                            // The channel dropped `missed` leads for this client; the database
-                            // has them all. `rx` now points at the oldest lead it still holds.
-                            let newest = match Box::pin(s.store.read(store::max_lead_id)).await {
-                                Ok(n) => n,
-                                Err(e) => {
-                                    log::warn!("stream catch-up failed: {e}");
-                                    s.phase = Phase::Done;
-                                    continue;
-                                }
-                            };
-                            let behind = newest - s.last_sent;
-                            log::debug!("stream client lagged by {missed}; {behind} leads behind");
-                            if behind > s.max_replay {
-                                // Hopelessly behind: the page reloads its list, which holds
-                                // every lead up to `newest`; later ones come live as usual.
-                                s.last_sent = newest;
-                                return Some(refresh_frame(newest));
+                match s.rx.recv().await {
+                    // Lower ids were replayed already (or predate a stream without
+                    // Last-Event-ID).
+                    Ok(Signal::Lead(ev)) if ev.id <= s.last_sent => {}
+                    Ok(Signal::Lead(ev)) => {
+                        s.last_sent = ev.id;
+                        return Some(ev.frame.clone());
+                    }
+                    Ok(Signal::Beat) => return Some(Bytes::from_static(KEEPALIVE)),
+                    Ok(Signal::Close) | Err(broadcast::error::RecvError::Closed) => {
+                        s.phase = Phase::Done
+                    }
+                    Err(broadcast::error::RecvError::Lagged(missed)) => {
+                        // The channel dropped `missed` signals for this client; the database
+                        // has every lead. `rx` now points at the oldest signal it still holds.
+                        let newest = match Box::pin(s.store.read(store::max_lead_id)).await {
+                            Ok(n) => n,
+                            Err(e) => {
+                                log::warn!("stream catch-up failed: {e}");
+                                s.phase = Phase::Done;
+                                continue;
                             }
-                            s.phase = Phase::Replay;
+                        };
+                        let behind = newest - s.last_sent;
+                        log::debug!("stream client lagged by {missed}; {behind} leads behind");
+                        if behind > s.max_replay {
+                            // Hopelessly behind: the page reloads its list, which holds
+                            // every lead up to `newest`; later ones come live as usual.
+                            s.last_sent = newest;
+                            return Some(refresh_frame(newest));
                         }
-                        Err(broadcast::error::RecvError::Closed) => s.phase = Phase::Done,
-                    },
-                    beat = s.beat.changed() => match beat {
-                        Ok(()) => return Some(Bytes::from_static(KEEPALIVE)),
-                        // The clock only stops when the runtime does.
-                        Err(_) => s.phase = Phase::Done,
-                    },
+                        s.phase = Phase::Replay;
+                    }
                 }
             }
         }

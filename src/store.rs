@@ -852,7 +852,10 @@ mod tests {
         let again = store.save_lead(new_lead("10", "Ada")).await.unwrap();
         assert!(first.is_some());
         assert!(again.is_none());
-        assert_eq!(rx.recv().await.unwrap().id, first.unwrap().id);
+        assert_eq!(
+            rx.recv().await.unwrap().lead().unwrap().id,
+            first.unwrap().id
+        );
         assert!(
             rx.try_recv().is_err(),
             "the duplicate must not be published"
@@ -892,7 +895,10 @@ mod tests {
         assert!(saved.iter().all(|s| matches!(s, Ok(Some(_)))));
         let mut last = 0;
         for _ in 0..300 {
-            let ev = rx.recv().await.unwrap();
+            let signal = rx.recv().await.unwrap();
+            let ev = signal
+                .lead()
+                .expect("only leads: no stream started the clock");
             assert!(
                 ev.id > last,
                 "published out of order: {} after {last}",
