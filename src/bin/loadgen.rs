@@ -930,9 +930,13 @@ impl Subscribers {
         Ok(last.duration_since(started).unwrap_or_default())
     }
 
-    fn close(self) {
-        for t in self.tasks {
+    /// Ends every subscriber and returns once their sockets are closed.
+    async fn close(self) {
+        for t in &self.tasks {
             t.abort();
+        }
+        for t in self.tasks {
+            let _ = t.await;
         }
     }
 }
@@ -1007,8 +1011,60 @@ async fn fan_out(
             spread: spread(times),
         });
     }
-    subs.close();
+    subs.close().await;
     Ok((fan, mem))
+}
+
+/// Bytes per send in [`bare_sends`]; a lead's frame in this benchmark is about this size.
+const BARE_FRAME: usize = 512;
+
+struct Bare {
+    threads: usize,
+    spread: Spread,
+}
+
+/// The kernel's share of a fan-out: one send to each of `n` loopback sockets from as many
+/// plain threads as the server has workers, with no server, no runtime and no reader awake.
+/// On loopback a send also runs the receiving side's TCP; what the server takes beyond this
+/// is its own.
+fn bare_sends(n: usize, rounds: usize) -> io::Result<Bare> {
+    use std::io::Read;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    let addr = listener.local_addr()?;
+    let mut receivers = Vec::with_capacity(n);
+    let mut senders = Vec::with_capacity(n);
+    for _ in 0..n {
+        receivers.push(std::net::TcpStream::connect(addr)?);
+        let (sender, _) = listener.accept()?;
+        sender.set_nodelay(true)?;
+        senders.push(sender);
+    }
+    let threads = std::thread::available_parallelism().map_or(2, |t| t.get());
+    let frame = [b'x'; BARE_FRAME];
+    let mut times = Vec::with_capacity(rounds);
+    for _ in 0..rounds {
+        let started = Instant::now();
+        std::thread::scope(|scope| {
+            let workers: Vec<_> = senders
+                .chunks_mut(n.div_ceil(threads).max(1))
+                .map(|chunk| {
+                    scope.spawn(move || chunk.iter_mut().try_for_each(|s| s.write_all(&frame)))
+                })
+                .collect();
+            workers
+                .into_iter()
+                .try_for_each(|w| w.join().expect("a send thread panicked"))
+        })?;
+        times.push(started.elapsed());
+        let mut got = [0u8; BARE_FRAME];
+        for r in &mut receivers {
+            r.read_exact(&mut got)?;
+        }
+    }
+    Ok(Bare {
+        threads,
+        spread: spread(times),
+    })
 }
 
 struct Ingest {
@@ -1341,6 +1397,28 @@ async fn measure(
                 Some(per <= 8.0 * 1024.0),
             );
         }
+    }
+
+    if let Some(&most) = sizes.last().filter(|_| opts.fanout_events > 0) {
+        // Two descriptors per pair, in this process; the server's sockets are closed by now.
+        let pairs = most.min((raise_nofile() as usize).saturating_sub(256) / 2);
+        eprintln!("loadgen: bare loopback sends to {pairs} sockets, for comparison…");
+        let rounds = opts.fanout_events;
+        let bare = tokio::task::spawn_blocking(move || bare_sends(pairs, rounds))
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| format!("bare sends: {e}"))?;
+        row(
+            format!(
+                "for comparison, no server: one {BARE_FRAME}-byte send to each of {} loopback \
+                 sockets from {} plain threads ({rounds} rounds)",
+                thousands(pairs),
+                bare.threads
+            ),
+            spread_text(bare.spread),
+            "",
+            None,
+        );
     }
 
     if opts.ingest > 0 {
