@@ -67,10 +67,16 @@ async fn with_no_settings_the_binary_prints_a_url_and_streams_demo_leads() {
         dir.path().join("leads.db").exists(),
         "./leads.db is created in the working directory"
     );
+    // stderr is read by another thread, which may not have caught up with stdout yet.
+    let said_demo = || log.lock().unwrap().contains("demo mode");
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while !said_demo() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let logged = log.lock().unwrap().clone();
     assert!(
-        log.lock().unwrap().contains("demo mode"),
-        "one line says demo mode is on: {}",
-        log.lock().unwrap()
+        logged.contains("demo mode"),
+        "one line says demo mode is on: {logged}"
     );
 
     // The printed URL logs in: it answers with a session cookie and a redirect to /.
