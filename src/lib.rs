@@ -13,7 +13,8 @@
 //! - [`live::lead_stream`] is one `/api/stream` body: replay from the database after
 //!   `Last-Event-ID` or lag, then live frames serialised once per lead. [`server`], the accept
 //!   loop, writes it straight to the socket (no hyper buffers held per dashboard) and hands
-//!   every other request to hyper and the warp routes.
+//!   every other request to hyper and the warp routes. Once a stream is caught up,
+//!   [`fanout`]'s lanes write its leads, a few tasks looping over many sockets.
 //! - [`meta::sync`] catches up on leads webhooks missed, through the same save path.
 //! - [`routes`] holds the HTTP surface; [`auth`] the token, sessions and login limit;
 //!   [`report`] CSV and PDF; [`demo`] a simulated Meta for `make run` without a Meta app.
@@ -25,6 +26,7 @@ pub mod auth;
 pub mod config;
 pub mod demo;
 pub mod error;
+pub mod fanout;
 pub mod inbox;
 pub mod live;
 pub mod meta;
@@ -56,6 +58,8 @@ pub struct App {
     pub settings: Settings,
     pub store: Store,
     pub hub: Hub,
+    /// Writes leads to caught-up streams served by [`server`].
+    pub lanes: fanout::Lanes,
     pub status: Arc<Status>,
     pub sessions: auth::Sessions,
     pub login_limiter: auth::LoginLimiter,
@@ -129,9 +133,15 @@ pub async fn run(
         stop_rx.clone(),
     ));
     let wake_worker = Arc::new(Notify::new());
+    // One lane per worker thread: a fan-out then keeps every core busy.
+    let lanes = fanout::Lanes::start(
+        &hub,
+        tokio::runtime::Handle::current().metrics().num_workers(),
+    );
     let app = Arc::new(App {
         store: store.clone(),
         hub,
+        lanes,
         status: status.clone(),
         sessions,
         login_limiter: auth::LoginLimiter::default(),

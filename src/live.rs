@@ -18,11 +18,12 @@
 //! cancel and re-register: that is most of the work of a fan-out to thousands of dashboards.
 
 use std::convert::Infallible;
+use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use bytes::Bytes;
-use futures_util::{Stream, StreamExt};
+use futures_util::Stream;
 use tokio::sync::{broadcast, watch};
 use tokio::time::{Instant, MissedTickBehavior};
 
@@ -62,6 +63,10 @@ pub struct Hub {
     tx: broadcast::Sender<Signal>,
     /// The clock that sends `Beat` and `Close`; started by the first stream.
     clock: Arc<OnceLock<()>>,
+    /// The id of the newest lead published, set before it is sent.
+    last_published: Arc<AtomicI64>,
+    /// Streams open now (the channel also has the fan-out lanes' receivers).
+    open_streams: Arc<AtomicUsize>,
 }
 
 impl Hub {
@@ -70,6 +75,8 @@ impl Hub {
         Hub {
             tx,
             clock: Arc::new(OnceLock::new()),
+            last_published: Arc::new(AtomicI64::new(0)),
+            open_streams: Arc::new(AtomicUsize::new(0)),
         }
     }
 
@@ -83,6 +90,7 @@ impl Hub {
             lead.source
         );
         let frame = lead_frame(&lead);
+        self.last_published.fetch_max(lead.id, Ordering::AcqRel);
         // No receivers is fine: nobody has a dashboard open.
         let _ = self.tx.send(Signal::Lead(Arc::new(LeadEvent {
             id: lead.id,
@@ -95,8 +103,14 @@ impl Hub {
         self.tx.subscribe()
     }
 
+    /// The newest lead id published so far (0 before the first).
+    pub fn last_published(&self) -> i64 {
+        self.last_published.load(Ordering::Acquire)
+    }
+
+    /// Open streams.
     pub fn subscribers(&self) -> usize {
-        self.tx.receiver_count()
+        self.open_streams.load(Ordering::Relaxed)
     }
 
     /// Starts the hub's clock once: a `Beat` every `every`, and `Close` when `shutdown` turns
@@ -144,7 +158,7 @@ fn refresh_frame(last_id: i64) -> Bytes {
 
 /// Ask EventSource to reconnect after 2 s, and say hello so proxies flush headers at once.
 const HELLO: &[u8] = b"retry: 2000\n: leadstream\n\n";
-const KEEPALIVE: &[u8] = b": keep-alive\n\n";
+pub const KEEPALIVE: &[u8] = b": keep-alive\n\n";
 /// Leads read from the database per replay query, and sent as one chunk. It bounds what a
 /// catching-up client holds in memory at once (the rows and their frames), and a query by
 /// primary key is cheap enough to repeat.
@@ -168,8 +182,25 @@ enum Phase {
     Done,
 }
 
+/// Counts a stream as open for as long as it lives.
+struct Counted(Arc<AtomicUsize>);
+
+impl Counted {
+    fn new(count: &Arc<AtomicUsize>) -> Counted {
+        count.fetch_add(1, Ordering::Relaxed);
+        Counted(count.clone())
+    }
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 /// Everything one open stream holds between two frames.
 struct State {
+    _counted: Counted,
     rx: broadcast::Receiver<Signal>,
     store: Store,
     /// Read, never waited on: `Close` on the channel is the wake-up.
@@ -180,12 +211,7 @@ struct State {
     phase: Phase,
 }
 
-/// The body of one `/api/stream` response.
-///
-/// `resume_from`: the client's `Last-Event-ID`; `None` starts live. The starting point is
-/// fixed before this returns, so every lead committed after the response headers went out
-/// reaches the client. Never fails: if the database cannot be read, the body is just the hello
-/// (with its `retry:`), and the client reconnects; a non-200 would make EventSource give up.
+/// The body of one `/api/stream` response, as a byte stream (for hyper). See [`LeadStream`].
 pub async fn lead_stream(
     hub: &Hub,
     store: Store,
@@ -193,38 +219,98 @@ pub async fn lead_stream(
     shutdown: watch::Receiver<bool>,
     params: StreamParams,
 ) -> impl Stream<Item = Result<Bytes, Infallible>> + Send + 'static {
-    // Subscribe before reading: see the module comment.
-    let rx = hub.subscribe();
-    hub.start_clock(params.keepalive, shutdown.clone());
-    let (last_sent, phase) = match store.read(store::max_lead_id).await {
-        Err(e) => {
-            log::warn!("cannot open a stream: {e}");
-            (0, Phase::Done)
+    let stream = LeadStream::open(hub, store, resume_from, shutdown, params).await;
+    futures_util::stream::unfold(stream, |mut s| async move {
+        let frame = s.next().await?;
+        Some((Ok(frame), s))
+    })
+}
+
+/// One open stream: the hello, then replayed and live frames.
+pub struct LeadStream {
+    hello_sent: bool,
+    state: State,
+}
+
+impl LeadStream {
+    /// `resume_from`: the client's `Last-Event-ID`; `None` starts live. The starting point is
+    /// fixed before this returns, so every lead committed after the response headers went out
+    /// reaches the client. Never fails: if the database cannot be read, the body is just the
+    /// hello (with its `retry:`), and the client reconnects; a non-200 would make EventSource
+    /// give up.
+    pub async fn open(
+        hub: &Hub,
+        store: Store,
+        resume_from: Option<i64>,
+        shutdown: watch::Receiver<bool>,
+        params: StreamParams,
+    ) -> LeadStream {
+        LeadStream {
+            hello_sent: false,
+            state: State::open(hub, store, resume_from, shutdown, params).await,
         }
-        Ok(newest) => match resume_from {
-            None => (newest, Phase::Live),
-            // Ids are never reused, so a client ahead of us knows another database (restored
-            // from a backup, or replaced): its list is not ours, and waiting for ids above its
-            // own would hide every new lead until then.
-            Some(after) if after > newest => (newest, Phase::Refresh),
-            Some(after) if after == newest => (after, Phase::Live),
-            Some(after) => (after, Phase::Replay),
-        },
-    };
-    let state = State {
-        rx,
-        store,
-        shutdown,
-        max_replay: params.max_replay,
-        last_sent,
-        phase,
-    };
-    let hello = futures_util::stream::once(async { Bytes::from_static(HELLO) });
-    let frames = futures_util::stream::unfold(state, |mut s| async move {
-        let frame = next_frame(&mut s).await?;
-        Some((frame, s))
-    });
-    hello.chain(frames).map(Ok)
+    }
+
+    /// The next bytes for the client; `None` once the stream is over.
+    pub async fn next(&mut self) -> Option<Bytes> {
+        if !self.hello_sent {
+            self.hello_sent = true;
+            return Some(Bytes::from_static(HELLO));
+        }
+        next_frame(&mut self.state).await
+    }
+
+    /// The newest lead id the client has, if nothing is waiting to be sent to it: the stream
+    /// is live and its receiver is empty. From there, someone else may send it the leads
+    /// above that id (`fanout`), as long as they report back with [`Self::sent_elsewhere`].
+    pub fn caught_up(&self) -> Option<i64> {
+        let s = &self.state;
+        (self.hello_sent && matches!(s.phase, Phase::Live) && s.rx.is_empty())
+            .then_some(s.last_sent)
+    }
+
+    /// The client got every lead up to `id` by another way; they are skipped here.
+    pub fn sent_elsewhere(&mut self, id: i64) {
+        self.state.last_sent = self.state.last_sent.max(id);
+    }
+}
+
+impl State {
+    async fn open(
+        hub: &Hub,
+        store: Store,
+        resume_from: Option<i64>,
+        shutdown: watch::Receiver<bool>,
+        params: StreamParams,
+    ) -> State {
+        // Subscribe before reading: see the module comment.
+        let rx = hub.subscribe();
+        hub.start_clock(params.keepalive, shutdown.clone());
+        let (last_sent, phase) = match store.read(store::max_lead_id).await {
+            Err(e) => {
+                log::warn!("cannot open a stream: {e}");
+                (0, Phase::Done)
+            }
+            Ok(newest) => match resume_from {
+                None => (newest, Phase::Live),
+                // Ids are never reused, so a client ahead of us knows another database (restored
+                // from a backup, or replaced): its list is not ours, and waiting for ids above its
+                // own would hide every new lead until then.
+                Some(after) if after > newest => (newest, Phase::Refresh),
+                Some(after) if after == newest => (after, Phase::Live),
+                Some(after) => (after, Phase::Replay),
+            },
+        };
+        State {
+            _counted: Counted::new(&hub.open_streams),
+            rx,
+            store,
+            shutdown,
+            max_replay: params.max_replay,
+            last_sent,
+            phase,
+        }
+    }
 }
 
 async fn next_frame(s: &mut State) -> Option<Bytes> {
@@ -319,6 +405,7 @@ mod tests {
     use std::pin::Pin;
 
     use chrono::Utc;
+    use futures_util::StreamExt;
 
     use super::*;
     use crate::model::{FieldData, LeadSource, NewLead};

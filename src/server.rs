@@ -7,8 +7,9 @@
 //! connection's read and write buffers (and, with HTTP/2 detection, a second read buffer) for
 //! as long as it lives: about 20 KiB per idle stream. Here a held stream is the socket, its
 //! subscription and one small task (the README's table has the measurement). A lead is then one
-//! `write` of the shared frame, with no chunk framing and no trip through hyper's dispatcher,
-//! which is most of the CPU of a fan-out to thousands of dashboards.
+//! `write` of the shared frame, with no chunk framing and no trip through hyper's dispatcher.
+//! Once a stream is caught up, a `fanout` lane makes that write, and the stream's own task
+//! sleeps until its client leaves or the lane hands it back.
 //!
 //! The fast path is deliberately narrow: a complete, well-formed head, GET, exactly
 //! `/api/stream`, no body, no upgrade, valid credentials. Anything else, including every error
@@ -25,7 +26,6 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
-use futures_util::StreamExt;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
@@ -36,7 +36,7 @@ use warp::http::{HeaderMap, HeaderName, HeaderValue};
 use warp::reply::Response;
 
 use crate::auth::{self, Credentials};
-use crate::live::{lead_stream, StreamParams};
+use crate::live::{LeadStream, StreamParams};
 use crate::routes::{self, stream::resume_point};
 use crate::App;
 
@@ -127,16 +127,17 @@ impl Connection {
         }
     }
 
-    /// Writes the SSE answer: our head, then the frames of `live::lead_stream`, until the
-    /// stream ends (shutdown), the client goes, or a write fails.
-    async fn stream(self, mut socket: TcpStream, resume: Option<i64>) {
+    /// Writes the SSE answer: our head, then the frames of a `live::LeadStream`, until the
+    /// stream ends (shutdown), the client goes, or a write fails. While the stream is caught
+    /// up, a fan-out lane writes its leads instead and this task only waits.
+    async fn stream(self, socket: TcpStream, resume: Option<i64>) {
         let app = &self.app;
         let params = StreamParams {
             keepalive: app.settings.tuning.keepalive,
             max_replay: app.settings.tuning.max_replay,
         };
         // Subscribed before the head goes out: every lead committed after it reaches the client.
-        let body = lead_stream(
+        let mut stream = LeadStream::open(
             &app.hub,
             app.store.clone(),
             resume,
@@ -144,43 +145,56 @@ impl Connection {
             params,
         )
         .await;
-        let mut body = pin!(body);
+        // Shared with the lane while it writes for us; only one of us writes at a time.
+        let socket = Arc::new(socket);
         let mut stop = self.stop;
-        let (mut rd, mut wr) = socket.split();
-        if wr.write_all(stream_head().as_bytes()).await.is_err() {
+        if write_all(&socket, stream_head().as_bytes(), &mut stop).await != Wrote::All {
             return;
         }
-        // A client sends nothing more on a stream; reading tells us at once when it leaves
-        // (instead of at the next keep-alive write), so its subscription is freed.
-        let mut scratch = [0u8; 32];
         loop {
-            // Biased: no reason to pay for random branch order on every frame.
+            if let Some(last_sent) = stream.caught_up() {
+                if let Some(mut member) = app.lanes.join(socket.clone(), last_sent).await {
+                    let handed_back = tokio::select! {
+                        biased;
+                        eviction = &mut member.evicted => eviction,
+                        _ = client_gone(&socket) => {
+                            member.leave();
+                            return;
+                        }
+                    };
+                    // An error: the lane ended (shutdown); the stream sees the flag below.
+                    if let Ok(eviction) = handed_back {
+                        stream.sent_elsewhere(eviction.last_sent);
+                        if eviction.closed {
+                            break;
+                        }
+                        if write_all(&socket, &eviction.rest, &mut stop).await != Wrote::All {
+                            return;
+                        }
+                    }
+                }
+            }
+            // Not caught up (replaying, just handed back by a slow write, or the lane refused
+            // because it is a lead ahead): this task sends until it is.
             let frame = tokio::select! {
                 biased;
-                frame = body.next() => match frame {
-                    Some(Ok(frame)) => frame,
-                    _ => break,
+                frame = stream.next() => match frame {
+                    Some(frame) => frame,
+                    None => break,
                 },
-                read = rd.read(&mut scratch) => match read {
-                    Ok(0) | Err(_) => return,
-                    Ok(_) => continue,
-                },
+                _ = client_gone(&socket) => return,
             };
-            // A client that stops reading blocks this write once the socket buffer is full; the
-            // fan-out goes on without it (it catches up from the database when it reads again),
-            // and shutdown does not wait for it.
-            // Biased, so the shutdown waiter is only set up when a write has to wait.
-            let written = tokio::select! {
-                biased;
-                written = wr.write_all(&frame) => written,
-                _ = stopped(&mut stop) => break,
-            };
-            if written.is_err() {
-                return;
+            match write_all(&socket, &frame, &mut stop).await {
+                Wrote::All => {}
+                Wrote::Stopped => break,
+                Wrote::Failed => return,
             }
         }
-        // A clean end: EventSource reconnects after its retry delay.
-        let _ = wr.shutdown().await;
+        // A clean end: EventSource reconnects after its retry delay. The lane has dropped its
+        // handle by now (it evicted us, or we never joined).
+        if let Ok(mut socket) = Arc::try_unwrap(socket) {
+            let _ = socket.shutdown().await;
+        }
     }
 
     /// Hands the connection to hyper (HTTP/1 or HTTP/2) and the warp routes.
@@ -211,6 +225,54 @@ impl Connection {
         };
         if let Err(e) = outcome {
             log::debug!("connection from {peer} ended: {e}");
+        }
+    }
+}
+
+#[derive(Debug, PartialEq)]
+enum Wrote {
+    All,
+    /// The client is gone or the socket broke.
+    Failed,
+    /// Shutdown began while the client was not reading.
+    Stopped,
+}
+
+/// Writes all of `buf`. A client that stops reading blocks this once its socket buffer is full;
+/// the fan-out goes on without it (it catches up from the database when it reads again), and
+/// shutdown does not wait for it.
+async fn write_all(socket: &TcpStream, mut buf: &[u8], stop: &mut watch::Receiver<bool>) -> Wrote {
+    while !buf.is_empty() {
+        match socket.try_write(buf) {
+            Ok(n) => buf = &buf[n..],
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                tokio::select! {
+                    ready = socket.writable() => if ready.is_err() {
+                        return Wrote::Failed;
+                    },
+                    _ = stopped(stop) => return Wrote::Stopped,
+                }
+            }
+            Err(_) => return Wrote::Failed,
+        }
+    }
+    Wrote::All
+}
+
+/// Resolves when the client closes its side (or the socket breaks). A client sends nothing
+/// more on a stream, so reading tells us at once when it leaves, instead of at the next
+/// keep-alive write, and its subscription is freed.
+async fn client_gone(socket: &TcpStream) {
+    let mut scratch = [0u8; 32];
+    loop {
+        if socket.readable().await.is_err() {
+            return;
+        }
+        match socket.try_read(&mut scratch) {
+            Ok(0) => return,
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            Err(_) => return,
         }
     }
 }

@@ -35,6 +35,10 @@ pub struct TestApp {
     pub base: String,
     pub graph: FakeGraph,
     pub client: reqwest::Client,
+    /// Opens a fresh connection for every request, so a stream is always its connection's
+    /// first request and is served by the direct path of src/server.rs (fan-out lanes
+    /// included). tests/it/server.rs covers a stream on a reused connection, served by hyper.
+    pub stream_client: reqwest::Client,
     pub db_path: PathBuf,
     pub settings: Settings,
     shutdown: Option<oneshot::Sender<()>>,
@@ -93,6 +97,10 @@ impl TestApp {
             graph,
             client: reqwest::Client::builder()
                 .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap(),
+            stream_client: reqwest::Client::builder()
+                .pool_max_idle_per_host(0)
                 .build()
                 .unwrap(),
             db_path: settings.db.clone(),
@@ -237,7 +245,7 @@ impl TestApp {
     /// Opens `/api/stream`, optionally resuming after `last_event_id` (sent as the header).
     pub async fn open_stream(&self, last_event_id: Option<i64>) -> SseClient {
         let mut req = self
-            .client
+            .stream_client
             .get(self.url("/api/stream"))
             .bearer_auth(DASHBOARD_TOKEN);
         if let Some(id) = last_event_id {

@@ -14,7 +14,7 @@ const WAIT: Duration = Duration::from_secs(10);
 /// `GET /api/stream{query}` with the token and, if given, a raw `Last-Event-ID` header.
 async fn get_stream(app: &TestApp, query: &str, last_event_id: Option<&str>) -> reqwest::Response {
     let mut req = app
-        .client
+        .stream_client
         .get(app.url(&format!("/api/stream{query}")))
         .bearer_auth(DASHBOARD_TOKEN);
     if let Some(v) = last_event_id {
