@@ -944,6 +944,8 @@ impl Subscribers {
 struct FanOut {
     n: usize,
     spread: Spread,
+    /// Server CPU time per event (all threads, user and kernel).
+    cpu: Duration,
 }
 
 struct Memory {
@@ -1003,12 +1005,14 @@ async fn fan_out(
         // One untimed lead, so every new stream has been polled once with a lead in flight.
         subs.one_event(&mut poster, addr, ids).await?;
         let mut times = Vec::with_capacity(events);
+        let cpu_before = server.cpu();
         for _ in 0..events {
             times.push(subs.one_event(&mut poster, addr, ids).await?);
         }
         fan.push(FanOut {
             n,
             spread: spread(times),
+            cpu: server.cpu().saturating_sub(cpu_before) / events as u32,
         });
     }
     subs.close().await;
@@ -1378,7 +1382,11 @@ async fn measure(
                     thousands(f.n),
                     opts.fanout_events
                 ),
-                spread_text(f.spread),
+                format!(
+                    "{} · server CPU {} per event",
+                    spread_text(f.spread),
+                    ms(f.cpu)
+                ),
                 if big { "all served ≤ 100 ms" } else { "" },
                 big.then_some(f.spread.max <= Duration::from_millis(100)),
             );
