@@ -369,7 +369,12 @@ async fn next_frame(s: &mut State) -> Option<Bytes> {
                         s.last_sent = ev.id;
                         return Some(ev.frame.clone());
                     }
-                    Ok(Signal::Beat) => return Some(Bytes::from_static(KEEPALIVE)),
+                    // Only when nothing else is queued: a stream handed back by a fan-out lane
+                    // may find a channel's worth of old beats in its receiver.
+                    Ok(Signal::Beat) if s.rx.is_empty() => {
+                        return Some(Bytes::from_static(KEEPALIVE))
+                    }
+                    Ok(Signal::Beat) => {}
                     Ok(Signal::Close) | Err(broadcast::error::RecvError::Closed) => {
                         s.phase = Phase::Done
                     }
@@ -634,6 +639,29 @@ mod tests {
             matches!(ended, Ok(None)),
             "late stream did not end: {ended:?}"
         );
+    }
+
+    #[tokio::test]
+    async fn beats_that_queued_up_while_a_stream_was_not_read_give_one_comment() {
+        let f = Fixture::new(64);
+        let mut body = f.open(None, 10_000, 30).await;
+        assert_eq!(read(&mut body, 1).await, [Seen::Hello]);
+        // About 20 beats go by unread (as while a fan-out lane wrote for this stream).
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        let mut comments = 0;
+        let window = tokio::time::sleep(Duration::from_millis(60));
+        tokio::pin!(window);
+        loop {
+            tokio::select! {
+                _ = &mut window => break,
+                frame = body.next() => {
+                    assert_eq!(parse(&frame.unwrap().unwrap()), [Seen::KeepAlive]);
+                    comments += 1;
+                }
+            }
+        }
+        // One for the backlog, then at most one per 30 ms.
+        assert!((1..=4).contains(&comments), "{comments} comments");
     }
 
     #[tokio::test]
