@@ -15,7 +15,8 @@
 //! An idle stream waits on one thing only, its receiver: the channel carries the leads, the
 //! keep-alive beat of one clock shared by every stream, and the closing signal at shutdown. So
 //! a lead wakes each stream once and costs it one receive, with no timer or other waiter to
-//! cancel and re-register: that is most of the work of a fan-out to thousands of dashboards.
+//! cancel and re-register. A caught-up stream that `server` serves is not even woken: a
+//! `fanout` lane writes the frame for it ([`LeadStream::caught_up`] says when it may join).
 
 use std::convert::Infallible;
 use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};

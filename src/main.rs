@@ -6,13 +6,9 @@ use leadstream::config::Settings;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    // warp logs every connection a client drops mid-request ("IncompleteMessage", or
-    // "Cancelled" at shutdown) at ERROR level; those are the client's business, not ours, and
-    // an ERROR on every Ctrl-C teaches people to ignore the log. RUST_LOG overrides this.
-    env_logger::Builder::from_env(
-        env_logger::Env::default().default_filter_or("info,warp::server=off"),
-    )
-    .init();
+    // RUST_LOG overrides this. A connection a client drops mid-request is its business, not
+    // ours, so `server` logs it at debug, not as an error.
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
     let settings = match Settings::from_env_and_args() {
         Ok(s) => s,
         Err(e) => {
