@@ -23,7 +23,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use tokio::net::TcpStream;
-use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
 use crate::live::{Hub, Signal, KEEPALIVE};
 
@@ -72,8 +72,9 @@ enum Command {
 }
 
 impl Lanes {
-    /// Starts `count` lanes, each subscribed to `hub` before this returns.
-    pub fn start(hub: &Hub, count: usize) -> Lanes {
+    /// Starts `count` lanes, each subscribed to `hub` before this returns. They hand every
+    /// stream back as closed, and end, when `shutdown` turns true.
+    pub fn start(hub: &Hub, count: usize, shutdown: watch::Receiver<bool>) -> Lanes {
         let lanes = (0..count.max(1))
             .map(|_| {
                 let (tx, commands) = mpsc::unbounded_channel();
@@ -81,7 +82,13 @@ impl Lanes {
                 // Read after subscribing: a lead published before is at most this id, one
                 // published after is on `signals` (see the join rule).
                 let newest = hub.last_published();
-                tokio::spawn(run_lane(signals, commands, newest, hub.clone()));
+                tokio::spawn(run_lane(
+                    signals,
+                    commands,
+                    newest,
+                    hub.clone(),
+                    shutdown.clone(),
+                ));
                 tx
             })
             .collect();
@@ -169,13 +176,22 @@ async fn run_lane(
     mut commands: mpsc::UnboundedReceiver<Command>,
     mut newest: i64,
     hub: Hub,
+    mut shutdown: watch::Receiver<bool>,
 ) {
     let mut members: HashMap<u64, Member> = HashMap::new();
     let keepalive = Bytes::from_static(KEEPALIVE);
     loop {
         tokio::select! {
-            // Signals first: a join waits until the lead in hand is out.
+            // Shutdown, then signals: a join waits until the lead in hand is out. Shutdown is
+            // watched here too, not only as `Close` on the channel: a lane that lagged past
+            // `Close` would otherwise run on, with nobody told to end.
             biased;
+            _ = shutdown.wait_for(|stop| *stop) => {
+                for (_, mut m) in members.drain() {
+                    m.evict(Bytes::new(), true);
+                }
+                return;
+            }
             signal = signals.recv() => match signal {
                 Ok(Signal::Lead(ev)) => {
                     newest = newest.max(ev.id);
@@ -242,6 +258,12 @@ mod tests {
         }
     }
 
+    /// One lane; it runs until the returned sender turns true or is dropped.
+    fn start(hub: &Hub) -> (watch::Sender<bool>, Lanes) {
+        let (stop, shutdown) = watch::channel(false);
+        (stop, Lanes::start(hub, 1, shutdown))
+    }
+
     /// A connected pair: the server's end (for the lane) and the client's.
     async fn pair() -> (Arc<TcpStream>, TcpStream) {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -276,7 +298,7 @@ mod tests {
     #[tokio::test]
     async fn members_get_each_lead_once_and_skip_the_ones_they_have() {
         let hub = Hub::new(16);
-        let lanes = Lanes::start(&hub, 1);
+        let (_stop, lanes) = start(&hub);
         let (a, mut client_a) = pair().await;
         let (b, mut client_b) = pair().await;
         let _a = lanes.join(a, 0).await.expect("a joins");
@@ -292,7 +314,7 @@ mod tests {
     #[tokio::test]
     async fn a_stream_behind_the_lane_may_not_join() {
         let hub = Hub::new(16);
-        let lanes = Lanes::start(&hub, 1);
+        let (_stop, lanes) = start(&hub);
         hub.publish(lead(1));
         let (socket, mut client) = pair().await;
         // The lane has sent lead 1 (to nobody); joining with only lead 0 would skip it.
@@ -305,7 +327,7 @@ mod tests {
     #[tokio::test]
     async fn a_full_socket_is_handed_back_without_the_lead() {
         let hub = Hub::new(16);
-        let lanes = Lanes::start(&hub, 1);
+        let (_stop, lanes) = start(&hub);
         let (socket, _client) = pair().await;
         // The client reads nothing: fill its socket until the kernel takes no more.
         let chunk = vec![b':'; 65536];
@@ -322,9 +344,24 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn shutdown_hands_every_member_back_as_closed_and_ends_the_lane() {
+        let hub = Hub::new(16);
+        let (stop, lanes) = start(&hub);
+        let (socket, _client) = pair().await;
+        let member = lanes.join(socket.clone(), 0).await.expect("joins");
+        stop.send_replace(true);
+        let eviction = tokio::time::timeout(Duration::from_secs(2), member.evicted)
+            .await
+            .expect("handed back")
+            .expect("by the lane");
+        assert!(eviction.closed);
+        assert!(lanes.join(socket, 0).await.is_none(), "the lane has ended");
+    }
+
+    #[tokio::test]
     async fn a_lane_that_lags_hands_every_member_back_and_admits_only_the_caught_up() {
         let hub = Hub::new(2);
-        let lanes = Lanes::start(&hub, 1);
+        let (_stop, lanes) = start(&hub);
         let (socket, _client) = pair().await;
         let member = lanes.join(socket.clone(), 0).await.expect("joins");
         // Published without yielding: the lane cannot keep up with a channel of two.

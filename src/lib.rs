@@ -137,6 +137,7 @@ pub async fn run(
     let lanes = fanout::Lanes::start(
         &hub,
         tokio::runtime::Handle::current().metrics().num_workers(),
+        stop_rx.clone(),
     );
     let app = Arc::new(App {
         store: store.clone(),

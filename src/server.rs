@@ -20,6 +20,7 @@
 use std::collections::HashMap;
 use std::io;
 use std::net::SocketAddr;
+use std::os::fd::AsRawFd;
 use std::pin::{pin, Pin};
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -28,7 +29,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch};
 use warp::filters::BoxedFilter;
@@ -161,16 +162,22 @@ impl Connection {
                             member.leave();
                             return;
                         }
-                    };
-                    // An error: the lane ended (shutdown); the stream sees the flag below.
-                    if let Ok(eviction) = handed_back {
-                        stream.sent_elsewhere(eviction.last_sent);
-                        if eviction.closed {
+                        // The lane ends its members at shutdown too; this is the backstop.
+                        _ = stopped(&mut stop) => {
+                            member.leave();
                             break;
                         }
-                        if write_all(&socket, &eviction.rest, &mut stop).await != Wrote::All {
-                            return;
-                        }
+                    };
+                    // An error means the lane is gone without handing back, so what it sent
+                    // is unknown: ending the stream (the client reconnects with its
+                    // Last-Event-ID) is better than risking a repeat.
+                    let Ok(eviction) = handed_back else { break };
+                    stream.sent_elsewhere(eviction.last_sent);
+                    if eviction.closed {
+                        break;
+                    }
+                    if write_all(&socket, &eviction.rest, &mut stop).await != Wrote::All {
+                        return;
                     }
                 }
             }
@@ -190,11 +197,9 @@ impl Connection {
                 Wrote::Failed => return,
             }
         }
-        // A clean end: EventSource reconnects after its retry delay. The lane has dropped its
-        // handle by now (it evicted us, or we never joined).
-        if let Ok(mut socket) = Arc::try_unwrap(socket) {
-            let _ = socket.shutdown().await;
-        }
+        // A clean end (FIN, even while a lane may still hold a handle for a moment):
+        // EventSource reconnects after its retry delay.
+        shutdown_write(&socket);
     }
 
     /// Hands the connection to hyper (HTTP/1 or HTTP/2) and the warp routes.
@@ -257,6 +262,14 @@ async fn write_all(socket: &TcpStream, mut buf: &[u8], stop: &mut watch::Receive
         }
     }
     Wrote::All
+}
+
+/// Sends FIN on a socket that others may still hold (an `Arc` whose count is not known).
+fn shutdown_write(socket: &TcpStream) {
+    // SAFETY: shutdown(2) on a descriptor the `TcpStream` owns and keeps open for the call.
+    unsafe {
+        libc::shutdown(socket.as_raw_fd(), libc::SHUT_WR);
+    }
 }
 
 /// Resolves when the client closes its side (or the socket breaks). A client sends nothing
