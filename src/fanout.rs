@@ -264,6 +264,14 @@ mod tests {
         (stop, Lanes::start(hub, 1, shutdown))
     }
 
+    /// The eviction of `member`; panics unless the lane sends one within 2 s.
+    async fn handed_back(member: Membership) -> Eviction {
+        tokio::time::timeout(Duration::from_secs(2), member.evicted)
+            .await
+            .expect("handed back")
+            .expect("by the lane")
+    }
+
     /// A connected pair: the server's end (for the lane) and the client's.
     async fn pair() -> (Arc<TcpStream>, TcpStream) {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -334,10 +342,7 @@ mod tests {
         while socket.try_write(&chunk).is_ok() {}
         let member = lanes.join(socket, 0).await.expect("joins");
         hub.publish(lead(1));
-        let eviction = tokio::time::timeout(Duration::from_secs(2), member.evicted)
-            .await
-            .expect("handed back")
-            .expect("by the lane");
+        let eviction = handed_back(member).await;
         assert_eq!(eviction.last_sent, 0, "lead 1 was not sent");
         assert!(eviction.rest.is_empty());
         assert!(!eviction.closed);
@@ -350,10 +355,7 @@ mod tests {
         let (socket, _client) = pair().await;
         let member = lanes.join(socket.clone(), 0).await.expect("joins");
         stop.send_replace(true);
-        let eviction = tokio::time::timeout(Duration::from_secs(2), member.evicted)
-            .await
-            .expect("handed back")
-            .expect("by the lane");
+        let eviction = handed_back(member).await;
         assert!(eviction.closed);
         assert!(lanes.join(socket, 0).await.is_none(), "the lane has ended");
     }
@@ -368,10 +370,7 @@ mod tests {
         for id in 1..=5 {
             hub.publish(lead(id));
         }
-        let eviction = tokio::time::timeout(Duration::from_secs(2), member.evicted)
-            .await
-            .expect("handed back")
-            .expect("by the lane");
+        let eviction = handed_back(member).await;
         assert!(eviction.last_sent < 5);
         assert!(lanes.join(socket.clone(), 4).await.is_none());
         assert!(lanes.join(socket, 5).await.is_some());

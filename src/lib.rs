@@ -10,7 +10,7 @@
 //!   with backoff or setting a job aside as a dead letter.
 //! - [`store::Store`] is the only writer: its writer thread commits in groups and then publishes
 //!   every inserted lead on [`live::Hub`] — the single publish point.
-//! - [`live::lead_stream`] is one `/api/stream` body: replay from the database after
+//! - [`live::LeadStream`] is one `/api/stream` body: replay from the database after
 //!   `Last-Event-ID` or lag, then live frames serialised once per lead. [`server`], the accept
 //!   loop, writes it straight to the socket (no hyper buffers held per dashboard) and hands
 //!   every other request to hyper and the warp routes. Once a stream is caught up,
@@ -46,7 +46,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{watch, Notify};
 
 use crate::config::{Secret, Settings};
-use crate::live::Hub;
+use crate::live::{Hub, LeadStream, StreamParams};
 use crate::meta::graph::GraphClient;
 use crate::meta::sync::Syncer;
 use crate::model::LeadSource;
@@ -73,6 +73,25 @@ pub struct App {
     pub shutdown: watch::Receiver<bool>,
     /// The address the server is bound to.
     pub local_addr: SocketAddr,
+}
+
+impl App {
+    /// Opens one `/api/stream` for a client that has every lead up to `resume` (its
+    /// `Last-Event-ID`; `None` starts live), with this app's stream settings.
+    pub async fn open_stream(&self, resume: Option<i64>) -> LeadStream {
+        let params = StreamParams {
+            keepalive: self.settings.tuning.keepalive,
+            max_replay: self.settings.tuning.max_replay,
+        };
+        LeadStream::open(
+            &self.hub,
+            self.store.clone(),
+            resume,
+            self.shutdown.clone(),
+            params,
+        )
+        .await
+    }
 }
 
 /// Ends streams and stops the server this long after shutdown at the latest (SPEC: 5 s).

@@ -212,21 +212,6 @@ struct State {
     phase: Phase,
 }
 
-/// The body of one `/api/stream` response, as a byte stream (for hyper). See [`LeadStream`].
-pub async fn lead_stream(
-    hub: &Hub,
-    store: Store,
-    resume_from: Option<i64>,
-    shutdown: watch::Receiver<bool>,
-    params: StreamParams,
-) -> impl Stream<Item = Result<Bytes, Infallible>> + Send + 'static {
-    let stream = LeadStream::open(hub, store, resume_from, shutdown, params).await;
-    futures_util::stream::unfold(stream, |mut s| async move {
-        let frame = s.next().await?;
-        Some((Ok(frame), s))
-    })
-}
-
 /// One open stream: the hello, then replayed and live frames.
 pub struct LeadStream {
     hello_sent: bool,
@@ -268,6 +253,14 @@ impl LeadStream {
         let s = &self.state;
         (self.hello_sent && matches!(s.phase, Phase::Live) && s.rx.is_empty())
             .then_some(s.last_sent)
+    }
+
+    /// The whole stream as a response body (for hyper).
+    pub fn into_body(self) -> impl Stream<Item = Result<Bytes, Infallible>> + Send + 'static {
+        futures_util::stream::unfold(self, |mut s| async move {
+            let frame = s.next().await?;
+            Some((Ok(frame), s))
+        })
     }
 
     /// The client got every lead up to `id` by another way; they are skipped here.
@@ -410,11 +403,10 @@ async fn next_frame(s: &mut State) -> Option<Bytes> {
 mod tests {
     use std::pin::Pin;
 
-    use chrono::Utc;
     use futures_util::StreamExt;
 
     use super::*;
-    use crate::model::{FieldData, LeadSource, NewLead};
+    use crate::model::NewLead;
 
     /// What a client can tell apart in a stream.
     #[derive(Debug, PartialEq)]
@@ -454,14 +446,15 @@ mod tests {
                 max_replay,
             };
             Box::pin(
-                lead_stream(
+                LeadStream::open(
                     &self.hub,
                     self.store.clone(),
                     resume,
                     self.stop.subscribe(),
                     params,
                 )
-                .await,
+                .await
+                .into_body(),
             )
         }
 
@@ -469,20 +462,10 @@ mod tests {
         /// and publishes them in bursts, as a busy server does.
         async fn save(&self, first: usize, n: usize) {
             let saves = (first..first + n).map(|i| {
-                self.store.save_lead(NewLead {
-                    leadgen_id: format!("{}", 1_000_000 + i),
-                    page_id: Some("1".into()),
-                    form_id: Some("2".into()),
-                    ad_id: None,
-                    adgroup_id: None,
-                    campaign_id: None,
-                    created_time: Utc::now(),
-                    field_data: vec![FieldData {
-                        name: "full_name".into(),
-                        values: vec![format!("Person {i}")],
-                    }],
-                    source: LeadSource::Webhook,
-                })
+                self.store.save_lead(NewLead::sample(
+                    &format!("{}", 1_000_000 + i),
+                    &format!("Person {i}"),
+                ))
             });
             for saved in futures_util::future::join_all(saves).await {
                 assert!(saved.unwrap().is_some());

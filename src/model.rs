@@ -101,6 +101,27 @@ pub struct NewLead {
     pub source: LeadSource,
 }
 
+#[cfg(test)]
+impl NewLead {
+    /// For unit tests: a webhook lead from page 1, form 2, made now, with one answer.
+    pub fn sample(leadgen_id: &str, full_name: &str) -> NewLead {
+        NewLead {
+            leadgen_id: leadgen_id.into(),
+            page_id: Some("1".into()),
+            form_id: Some("2".into()),
+            ad_id: None,
+            adgroup_id: None,
+            campaign_id: None,
+            created_time: Utc::now(),
+            field_data: vec![FieldData {
+                name: "full_name".into(),
+                values: vec![full_name.into()],
+            }],
+            source: LeadSource::Webhook,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LeadSource {
     Webhook,

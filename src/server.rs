@@ -37,7 +37,6 @@ use warp::http::{HeaderMap, HeaderName, HeaderValue};
 use warp::reply::Response;
 
 use crate::auth::{self, Credentials};
-use crate::live::{LeadStream, StreamParams};
 use crate::routes::{self, stream::resume_point};
 use crate::App;
 
@@ -133,19 +132,8 @@ impl Connection {
     /// up, a fan-out lane writes its leads instead and this task only waits.
     async fn stream(self, socket: TcpStream, resume: Option<i64>) {
         let app = &self.app;
-        let params = StreamParams {
-            keepalive: app.settings.tuning.keepalive,
-            max_replay: app.settings.tuning.max_replay,
-        };
         // Subscribed before the head goes out: every lead committed after it reaches the client.
-        let mut stream = LeadStream::open(
-            &app.hub,
-            app.store.clone(),
-            resume,
-            app.shutdown.clone(),
-            params,
-        )
-        .await;
+        let mut stream = app.open_stream(resume).await;
         // Shared with the lane while it writes for us; only one of us writes at a time.
         let socket = Arc::new(socket);
         let mut stop = self.stop;

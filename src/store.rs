@@ -823,24 +823,6 @@ pub fn upsert_form(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::LeadSource;
-
-    fn new_lead(id: &str, name: &str) -> NewLead {
-        NewLead {
-            leadgen_id: id.into(),
-            page_id: Some("1".into()),
-            form_id: Some("2".into()),
-            ad_id: None,
-            adgroup_id: None,
-            campaign_id: None,
-            created_time: Utc::now(),
-            field_data: vec![FieldData {
-                name: "full_name".into(),
-                values: vec![name.into()],
-            }],
-            source: LeadSource::Webhook,
-        }
-    }
 
     #[tokio::test]
     async fn a_lead_is_saved_once_and_published_once() {
@@ -848,8 +830,8 @@ mod tests {
         let hub = Hub::new(16);
         let mut rx = hub.subscribe();
         let store = Store::open(&dir.path().join("t.db"), hub).unwrap();
-        let first = store.save_lead(new_lead("10", "Ada")).await.unwrap();
-        let again = store.save_lead(new_lead("10", "Ada")).await.unwrap();
+        let first = store.save_lead(NewLead::sample("10", "Ada")).await.unwrap();
+        let again = store.save_lead(NewLead::sample("10", "Ada")).await.unwrap();
         assert!(first.is_some());
         assert!(again.is_none());
         assert_eq!(
@@ -890,7 +872,8 @@ mod tests {
         let hub = Hub::new(1024);
         let mut rx = hub.subscribe();
         let store = Store::open(&dir.path().join("t.db"), hub).unwrap();
-        let saves = (0..300).map(|i| store.save_lead(new_lead(&format!("{}", 1000 + i), "Ada")));
+        let saves =
+            (0..300).map(|i| store.save_lead(NewLead::sample(&format!("{}", 1000 + i), "Ada")));
         let saved = futures_util::future::join_all(saves).await;
         assert!(saved.iter().all(|s| matches!(s, Ok(Some(_)))));
         let mut last = 0;
@@ -917,7 +900,7 @@ mod tests {
             c.execute("INSERT INTO no_such_table VALUES (1)", [])?;
             Ok(Written::value(()))
         });
-        let good = store.save_lead(new_lead("11", "Bob"));
+        let good = store.save_lead(NewLead::sample("11", "Bob"));
         let (bad, good) = tokio::join!(bad, good);
         assert!(bad.is_err());
         assert!(good.unwrap().is_some());
@@ -928,11 +911,17 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("t.db"), Hub::new(16)).unwrap();
         store
-            .save_lead(new_lead("1", "Ada Lovelace"))
+            .save_lead(NewLead::sample("1", "Ada Lovelace"))
             .await
             .unwrap();
-        store.save_lead(new_lead("2", "Zoë Ström")).await.unwrap();
-        store.save_lead(new_lead("3", "100% real")).await.unwrap();
+        store
+            .save_lead(NewLead::sample("2", "Zoë Ström"))
+            .await
+            .unwrap();
+        store
+            .save_lead(NewLead::sample("3", "100% real"))
+            .await
+            .unwrap();
         let find = |q: &str| {
             let f = LeadFilter {
                 q: Some(q.into()),

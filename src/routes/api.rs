@@ -8,7 +8,7 @@ use warp::http::StatusCode;
 use warp::reply::Response;
 use warp::{Filter, Reply};
 
-use super::{authorised, credentials, with_app};
+use super::{authorised, private, with_app};
 use crate::auth::Credentials;
 use crate::demo::DemoMeta;
 use crate::error::AppError;
@@ -40,15 +40,6 @@ pub fn routes(app: Arc<App>) -> warp::filters::BoxedFilter<(Response,)> {
         .or(super::reports::routes(app))
         .unify()
         .boxed()
-}
-
-type Authed = (Arc<App>, Credentials);
-
-/// The app and the request's credentials, for a private route.
-fn private(
-    app: Arc<App>,
-) -> impl Filter<Extract = Authed, Error = std::convert::Infallible> + Clone {
-    with_app(app).and(credentials())
 }
 
 /// GET /healthz — no auth; 200 while the process serves and the database answers.

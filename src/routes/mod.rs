@@ -77,6 +77,14 @@ pub fn with_app(app: Arc<App>) -> impl Filter<Extract = (Arc<App>,), Error = Inf
     warp::any().map(move || app.clone())
 }
 
+/// The app and the request's credentials, for a private route (which then calls
+/// [`authorised`] or [`require_auth`]).
+pub fn private(
+    app: Arc<App>,
+) -> impl Filter<Extract = (Arc<App>, Credentials), Error = Infallible> + Clone {
+    with_app(app).and(credentials())
+}
+
 /// The credentials a request carries; never rejects (a garbled header is just no credential).
 pub fn credentials() -> impl Filter<Extract = (Credentials,), Error = Infallible> + Clone {
     warp::header::headers_cloned().map(|h: HeaderMap| credentials_of(&h))

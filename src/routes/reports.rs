@@ -16,7 +16,7 @@ use warp::http::{header, HeaderValue};
 use warp::reply::Response;
 use warp::{Filter, Reply};
 
-use super::{authorised, credentials, with_app};
+use super::{authorised, private};
 use crate::auth::Credentials;
 use crate::error::AppError;
 use crate::model::{LeadFilter, LeadQuery, SortKey};
@@ -32,8 +32,7 @@ pub fn routes(app: Arc<App>) -> warp::filters::BoxedFilter<(Response,)> {
 fn csv(app: Arc<App>) -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone {
     warp::path!("api" / "leads.csv")
         .and(warp::get())
-        .and(with_app(app))
-        .and(credentials())
+        .and(private(app))
         .and(warp::query::<LeadQuery>())
         .then(
             |app: Arc<App>, creds: Credentials, q: LeadQuery| async move {
@@ -50,8 +49,7 @@ fn csv(app: Arc<App>) -> impl Filter<Extract = (Response,), Error = warp::Reject
 fn pdf(app: Arc<App>) -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone {
     warp::path!("api" / "report.pdf")
         .and(warp::get())
-        .and(with_app(app))
-        .and(credentials())
+        .and(private(app))
         .and(warp::query::<LeadQuery>())
         .then(
             |app: Arc<App>, creds: Credentials, q: LeadQuery| async move {

@@ -7,17 +7,15 @@ use warp::http::{HeaderMap, HeaderValue, StatusCode};
 use warp::reply::Response;
 use warp::{Filter, Reply};
 
-use super::{credentials, require_auth, with_app};
+use super::{private, require_auth};
 use crate::auth::Credentials;
-use crate::live::{lead_stream, StreamParams};
 use crate::App;
 
 /// GET /api/stream (Last-Event-ID header or ?last_event_id=)
 pub fn routes(app: Arc<App>) -> warp::filters::BoxedFilter<(Response,)> {
     warp::path!("api" / "stream")
         .and(warp::get())
-        .and(with_app(app))
-        .and(credentials())
+        .and(private(app))
         .and(warp::header::headers_cloned())
         .and(warp::query::<HashMap<String, String>>())
         .then(|app: Arc<App>, creds: Credentials, headers: HeaderMap, q: HashMap<String, String>| async move {
@@ -41,18 +39,7 @@ pub fn resume_point(headers: &HeaderMap, q: &HashMap<String, String>) -> Option<
 }
 
 async fn open(app: Arc<App>, resume: Option<i64>) -> Response {
-    let params = StreamParams {
-        keepalive: app.settings.tuning.keepalive,
-        max_replay: app.settings.tuning.max_replay,
-    };
-    let stream = lead_stream(
-        &app.hub,
-        app.store.clone(),
-        resume,
-        app.shutdown.clone(),
-        params,
-    )
-    .await;
+    let stream = app.open_stream(resume).await.into_body();
     // warp wants a Sync stream; SyncWrapper makes any Send stream Sync (it is only ever
     // polled through a &mut), without a task or a channel per client.
     let mut res = warp::reply::stream(sync_wrapper::SyncStream::new(stream)).into_response();

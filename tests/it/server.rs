@@ -46,6 +46,15 @@ async fn read_until(s: &mut TcpStream, buf: &mut Vec<u8>, needle: &str) {
     );
 }
 
+/// Opens a connection, sends `request` and reads until `needle`: the connection, and all it read.
+async fn exchange(app: &TestApp, request: &[u8], needle: &str) -> (TcpStream, Vec<u8>) {
+    let mut s = connect(app).await;
+    s.write_all(request).await.unwrap();
+    let mut buf = Vec::new();
+    read_until(&mut s, &mut buf, needle).await;
+    (s, buf)
+}
+
 /// The head of the first answer in `buf`, lower-cased, and the bytes after it.
 fn split_head(buf: &[u8]) -> (String, Vec<u8>) {
     let text = String::from_utf8_lossy(buf);
@@ -63,10 +72,7 @@ async fn send_lead(app: &TestApp, n: u64) -> String {
 #[tokio::test]
 async fn a_fresh_connection_gets_a_close_delimited_stream_with_every_security_header() {
     let app = TestApp::spawn().await;
-    let mut s = connect(&app).await;
-    s.write_all(stream_request("").as_bytes()).await.unwrap();
-    let mut buf = Vec::new();
-    read_until(&mut s, &mut buf, "retry: 2000\n").await;
+    let (mut s, mut buf) = exchange(&app, stream_request("").as_bytes(), "retry: 2000\n").await;
     let (head, _) = split_head(&buf);
     assert!(head.starts_with("http/1.1 200 ok\r\n"), "{head}");
     for line in [
@@ -107,12 +113,12 @@ async fn a_stream_on_a_reused_connection_is_served_by_hyper_with_the_same_events
     let app = TestApp::spawn().await;
     let first = send_lead(&app, 1).await;
     assert_eq!(app.wait_for_count(1, WAIT).await, 1);
-    let mut s = connect(&app).await;
-    s.write_all(b"GET /healthz HTTP/1.1\r\nHost: leadstream\r\n\r\n")
-        .await
-        .unwrap();
-    let mut buf = Vec::new();
-    read_until(&mut s, &mut buf, "\r\n\r\n").await;
+    let (mut s, buf) = exchange(
+        &app,
+        b"GET /healthz HTTP/1.1\r\nHost: leadstream\r\n\r\n",
+        "\r\n\r\n",
+    )
+    .await;
     let (head, _) = split_head(&buf);
     assert!(head.starts_with("http/1.1 200"), "{head}");
     let length: usize = head
@@ -170,25 +176,20 @@ async fn requests_that_are_not_plain_authorised_streams_get_the_routed_answers()
     let app = TestApp::spawn().await;
 
     // No credentials: warp's 401, JSON, with the security headers.
-    let mut s = connect(&app).await;
-    s.write_all(b"GET /api/stream HTTP/1.1\r\nHost: leadstream\r\n\r\n")
-        .await
-        .unwrap();
-    let mut buf = Vec::new();
-    read_until(&mut s, &mut buf, "\"error\"").await;
+    let (_, buf) = exchange(
+        &app,
+        b"GET /api/stream HTTP/1.1\r\nHost: leadstream\r\n\r\n",
+        "\"error\"",
+    )
+    .await;
     let (head, _) = split_head(&buf);
     assert!(head.starts_with("http/1.1 401"), "{head}");
     assert!(head.contains("content-type: application/json"), "{head}");
     assert!(head.contains("content-security-policy:"), "{head}");
 
     // A head longer than the sniffing reads goes to hyper whole, and is served there.
-    let mut s = connect(&app).await;
     let padding = format!("X-Padding: {}\r\n", "p".repeat(20 * 1024));
-    s.write_all(stream_request(&padding).as_bytes())
-        .await
-        .unwrap();
-    let mut buf = Vec::new();
-    read_until(&mut s, &mut buf, "retry: 2000\n").await;
+    let (_, buf) = exchange(&app, stream_request(&padding).as_bytes(), "retry: 2000\n").await;
     let (head, _) = split_head(&buf);
     assert!(head.starts_with("http/1.1 200"), "{head}");
     assert!(
@@ -197,14 +198,12 @@ async fn requests_that_are_not_plain_authorised_streams_get_the_routed_answers()
     );
 
     // Two pipelined requests in one write: both answered, in order.
-    let mut s = connect(&app).await;
-    s.write_all(
+    let (_, buf) = exchange(
+        &app,
         b"GET /healthz HTTP/1.1\r\nHost: a\r\n\r\nGET /no-such-page HTTP/1.1\r\nHost: a\r\n\r\n",
+        "not found",
     )
-    .await
-    .unwrap();
-    let mut buf = Vec::new();
-    read_until(&mut s, &mut buf, "not found").await;
+    .await;
     let text = String::from_utf8_lossy(&buf);
     let statuses: Vec<&str> = text
         .match_indices("HTTP/1.1 ")
@@ -228,10 +227,7 @@ async fn requests_that_are_not_plain_authorised_streams_get_the_routed_answers()
 async fn a_client_that_leaves_frees_its_subscription_without_waiting_for_a_keepalive() {
     // The default 15 s keep-alive: only reading the socket can notice the close in time.
     let app = TestApp::spawn().await;
-    let mut s = connect(&app).await;
-    s.write_all(stream_request("").as_bytes()).await.unwrap();
-    let mut buf = Vec::new();
-    read_until(&mut s, &mut buf, "retry: 2000\n").await;
+    let (s, _) = exchange(&app, stream_request("").as_bytes(), "retry: 2000\n").await;
     let status = app
         .wait_for_status(WAIT, |st| st["stream_clients"] == 1)
         .await;
@@ -246,13 +242,7 @@ async fn a_client_that_leaves_frees_its_subscription_without_waiting_for_a_keepa
 #[tokio::test]
 async fn shutdown_ends_direct_streams_cleanly_and_closes_idle_connections() {
     let mut app = TestApp::spawn().await;
-    let mut stream = connect(&app).await;
-    stream
-        .write_all(stream_request("").as_bytes())
-        .await
-        .unwrap();
-    let mut buf = Vec::new();
-    read_until(&mut stream, &mut buf, "retry: 2000\n").await;
+    let (mut stream, _) = exchange(&app, stream_request("").as_bytes(), "retry: 2000\n").await;
     // Connected, but no request yet.
     let mut idle = connect(&app).await;
     tokio::time::sleep(Duration::from_millis(50)).await;
