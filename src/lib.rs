@@ -14,7 +14,7 @@
 //!   `Last-Event-ID` or lag, then live frames serialised once per lead. [`server`], the accept
 //!   loop, writes it straight to the socket (no hyper buffers held per dashboard) and hands
 //!   every other request to hyper and the warp routes. Once a stream is caught up,
-//!   [`fanout`]'s lanes write its leads, a few tasks looping over many sockets.
+//!   [`fanout`] writes its leads: a few threads looping over many sockets.
 //! - [`meta::sync`] catches up on leads webhooks missed, through the same save path.
 //! - [`routes`] holds the HTTP surface; [`auth`] the token, sessions and login limit;
 //!   [`report`] CSV and PDF; [`demo`] a simulated Meta for `make run` without a Meta app.
@@ -59,7 +59,7 @@ pub struct App {
     pub store: Store,
     pub hub: Hub,
     /// Writes leads to caught-up streams served by [`server`].
-    pub lanes: fanout::Lanes,
+    pub fanout: fanout::Fanout,
     pub status: Arc<Status>,
     pub sessions: auth::Sessions,
     pub login_limiter: auth::LoginLimiter,
@@ -152,16 +152,16 @@ pub async fn run(
         stop_rx.clone(),
     ));
     let wake_worker = Arc::new(Notify::new());
-    // One lane per worker thread: a fan-out then keeps every core busy.
-    let lanes = fanout::Lanes::start(
+    // One writer per core: a fan-out then keeps every core busy.
+    let fanout = fanout::Fanout::start(
         &hub,
-        tokio::runtime::Handle::current().metrics().num_workers(),
+        std::thread::available_parallelism().map_or(2, |n| n.get()),
         stop_rx.clone(),
     );
     let app = Arc::new(App {
         store: store.clone(),
         hub,
-        lanes,
+        fanout,
         status: status.clone(),
         sessions,
         login_limiter: auth::LoginLimiter::default(),

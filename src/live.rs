@@ -16,7 +16,7 @@
 //! keep-alive beat of one clock shared by every stream, and the closing signal at shutdown. So
 //! a lead wakes each stream once and costs it one receive, with no timer or other waiter to
 //! cancel and re-register. A caught-up stream that `server` serves is not even woken: a
-//! `fanout` lane writes the frame for it ([`LeadStream::caught_up`] says when it may join).
+//! `fanout` writer writes the frame for it ([`LeadStream::caught_up`] says when it may join).
 
 use std::convert::Infallible;
 use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
@@ -66,7 +66,7 @@ pub struct Hub {
     clock: Arc<OnceLock<()>>,
     /// The id of the newest lead published, set before it is sent.
     last_published: Arc<AtomicI64>,
-    /// Streams open now (the channel also has the fan-out lanes' receivers).
+    /// Streams open now (the channel also has the fan-out's receiver).
     open_streams: Arc<AtomicUsize>,
 }
 
@@ -363,7 +363,7 @@ async fn next_frame(s: &mut State) -> Option<Bytes> {
                         s.last_sent = ev.id;
                         return Some(ev.frame.clone());
                     }
-                    // Only when nothing else is queued: a stream handed back by a fan-out lane
+                    // Only when nothing else is queued: a stream handed back by the fan-out
                     // may find a channel's worth of old beats in its receiver.
                     Ok(Signal::Beat) if s.rx.is_empty() => {
                         return Some(Bytes::from_static(KEEPALIVE))
@@ -630,7 +630,7 @@ mod tests {
         let f = Fixture::new(64);
         let mut body = f.open(None, 10_000, 30).await;
         assert_eq!(read(&mut body, 1).await, [Seen::Hello]);
-        // About 20 beats go by unread (as while a fan-out lane wrote for this stream).
+        // About 20 beats go by unread (as while the fan-out wrote for this stream).
         tokio::time::sleep(Duration::from_millis(600)).await;
         let mut comments = 0;
         let window = tokio::time::sleep(Duration::from_millis(60));

@@ -8,8 +8,8 @@
 //! as long as it lives: about 20 KiB per idle stream. Here a held stream is the socket, its
 //! subscription and one small task (the README's table has the measurement). A lead is then one
 //! `write` of the shared frame, with no chunk framing and no trip through hyper's dispatcher.
-//! Once a stream is caught up, a `fanout` lane makes that write, and the stream's own task
-//! sleeps until its client leaves or the lane hands it back.
+//! Once a stream is caught up, the `fanout` makes that write, and the stream's own task
+//! sleeps until its client leaves or the fan-out hands it back.
 //!
 //! The fast path is deliberately narrow: a complete, well-formed head, GET, exactly
 //! `/api/stream`, no body, no upgrade, valid credentials. Anything else, including every error
@@ -129,12 +129,12 @@ impl Connection {
 
     /// Writes the SSE answer: our head, then the frames of a `live::LeadStream`, until the
     /// stream ends (shutdown), the client goes, or a write fails. While the stream is caught
-    /// up, a fan-out lane writes its leads instead and this task only waits.
+    /// up, the fan-out writes its leads instead and this task only waits.
     async fn stream(self, socket: TcpStream, resume: Option<i64>) {
         let app = &self.app;
         // Subscribed before the head goes out: every lead committed after it reaches the client.
         let mut stream = app.open_stream(resume).await;
-        // Shared with the lane while it writes for us; only one of us writes at a time.
+        // Shared with the fan-out while it writes for us; only one of us writes at a time.
         let socket = Arc::new(socket);
         let mut stop = self.stop;
         if write_all(&socket, stream_head().as_bytes(), &mut stop).await != Wrote::All {
@@ -142,7 +142,7 @@ impl Connection {
         }
         loop {
             if let Some(last_sent) = stream.caught_up() {
-                if let Some(mut member) = app.lanes.join(socket.clone(), last_sent).await {
+                if let Some(mut member) = app.fanout.join(socket.clone(), last_sent).await {
                     let handed_back = tokio::select! {
                         biased;
                         eviction = &mut member.evicted => eviction,
@@ -150,13 +150,13 @@ impl Connection {
                             member.leave();
                             return;
                         }
-                        // The lane ends its members at shutdown too; this is the backstop.
+                        // The fan-out ends its members at shutdown too; this is the backstop.
                         _ = stopped(&mut stop) => {
                             member.leave();
                             break;
                         }
                     };
-                    // An error means the lane is gone without handing back, so what it sent
+                    // An error means the fan-out is gone without handing back, so what it sent
                     // is unknown: ending the stream (the client reconnects with its
                     // Last-Event-ID) is better than risking a repeat.
                     let Ok(eviction) = handed_back else { break };
@@ -169,7 +169,7 @@ impl Connection {
                     }
                 }
             }
-            // Not caught up (replaying, just handed back by a slow write, or the lane refused
+            // Not caught up (replaying, just handed back by a slow write, or the fan-out refused
             // because it is a lead ahead): this task sends until it is.
             let frame = tokio::select! {
                 biased;
@@ -185,7 +185,7 @@ impl Connection {
                 Wrote::Failed => return,
             }
         }
-        // A clean end (FIN, even while a lane may still hold a handle for a moment):
+        // A clean end (FIN, even while the fan-out may still hold a handle for a moment):
         // EventSource reconnects after its retry delay.
         shutdown_write(&socket);
     }

@@ -36,7 +36,7 @@ pub struct TestApp {
     pub graph: FakeGraph,
     pub client: reqwest::Client,
     /// Opens a fresh connection for every request, so a stream is always its connection's
-    /// first request and is served by the direct path of src/server.rs (fan-out lanes
+    /// first request and is served by the direct path of src/server.rs (the fan-out
     /// included). tests/it/server.rs covers a stream on a reused connection, served by hyper.
     pub stream_client: reqwest::Client,
     pub db_path: PathBuf,
