@@ -141,6 +141,10 @@ pub struct Tuning {
     pub demo_every: Duration,
     /// Timeout of one Graph request.
     pub graph_timeout: Duration,
+    /// A connection that has not sent a whole request head this long after it opened, or
+    /// after its previous answer, is closed: idle keep-alives and slow-header (slowloris)
+    /// clients would otherwise hold sockets for ever without having logged in.
+    pub request_head_timeout: Duration,
 }
 
 impl Default for Tuning {
@@ -157,6 +161,7 @@ impl Default for Tuning {
             sync_at_start: true,
             demo_every: Duration::from_secs(4),
             graph_timeout: Duration::from_secs(20),
+            request_head_timeout: Duration::from_secs(30),
         }
     }
 }

@@ -27,7 +27,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
@@ -113,8 +113,18 @@ impl Connection {
         let _ = socket.set_nodelay(true);
         let mut stop = self.stop.clone();
         let mut socket = socket;
+        let head_timeout = self.app.settings.tuning.request_head_timeout;
         let sniffed = tokio::select! {
-            sniffed = sniff(&mut socket, &self.app) => sniffed,
+            sniffed = tokio::time::timeout(head_timeout, sniff(&mut socket, &self.app)) => {
+                match sniffed {
+                    Ok(sniffed) => sniffed,
+                    Err(_) => {
+                        let peer = self.peer;
+                        log::debug!("{peer} sent no request head in {head_timeout:?}; closing");
+                        return;
+                    }
+                }
+            }
             // A connection that has not sent a whole request by shutdown has nothing to lose.
             _ = stopped(&mut stop) => return,
         };
@@ -202,7 +212,13 @@ impl Connection {
             req.extensions_mut().insert(PeerAddr(peer));
             tower_service::Service::call(&mut routes.clone(), req)
         });
-        let builder = auto::Builder::new(TokioExecutor::new());
+        let mut builder = auto::Builder::new(TokioExecutor::new());
+        // hyper times every head it reads: the rest of one the sniff handed over early (it
+        // was not a stream request), and each later one, so an idle keep-alive closes too.
+        builder
+            .http1()
+            .timer(TokioTimer::new())
+            .header_read_timeout(self.app.settings.tuning.request_head_timeout);
         let mut conn = pin!(builder.serve_connection_with_upgrades(io, svc));
         let mut stop = self.stop;
         let mut draining = false;

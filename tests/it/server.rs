@@ -255,3 +255,56 @@ async fn shutdown_ends_direct_streams_cleanly_and_closes_idle_connections() {
         assert!(matches!(end, Ok(Ok(_))), "not closed cleanly: {end:?}");
     }
 }
+
+/// Reads until the server closes the connection; false if it is still open after `WAIT`.
+async fn closed_by_server(s: &mut TcpStream) -> bool {
+    tokio::time::timeout(WAIT, async {
+        let mut chunk = [0u8; 4096];
+        while let Ok(n) = s.read(&mut chunk).await {
+            if n == 0 {
+                break;
+            }
+        }
+    })
+    .await
+    .is_ok()
+}
+
+#[tokio::test]
+async fn a_connection_that_sends_no_request_head_in_time_is_closed_but_streams_stay_open() {
+    let app = TestApp::spawn_tuned(|s| {
+        s.tuning.request_head_timeout = Duration::from_millis(300);
+        s.tuning.keepalive = Duration::from_millis(200);
+    })
+    .await;
+    let health = b"GET /healthz HTTP/1.1\r\nHost: leadstream\r\n\r\n";
+    // Streams outlive the timeout: one written directly, one by hyper on a reused connection.
+    let (mut direct, _) = exchange(&app, stream_request("").as_bytes(), "\r\n\r\n").await;
+    let (mut reused, mut buf) = exchange(&app, health, "\r\n\r\n").await;
+    reused
+        .write_all(stream_request("").as_bytes())
+        .await
+        .unwrap();
+    read_until(&mut reused, &mut buf, "text/event-stream").await;
+    // Three that hold a socket without a request: silent, half a head, idle after an answer.
+    let mut silent = connect(&app).await;
+    let mut partial = connect(&app).await;
+    partial
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: leadstream\r\n")
+        .await
+        .unwrap();
+    let (mut idle, _) = exchange(&app, health, "\r\n\r\n").await;
+
+    tokio::time::sleep(Duration::from_millis(900)).await;
+    for (name, s) in [
+        ("silent", &mut silent),
+        ("partial", &mut partial),
+        ("idle", &mut idle),
+    ] {
+        assert!(closed_by_server(s).await, "{name} connection still open");
+    }
+    for s in [&mut direct, &mut reused] {
+        let mut buf = Vec::new();
+        read_until(s, &mut buf, ": keep-alive").await;
+    }
+}
