@@ -118,6 +118,7 @@ impl Fanout {
         let (commands, commands_rx) = mpsc::unbounded_channel();
         let dispatcher = Dispatcher {
             blocks: Arc::new(Vec::new()),
+            room_from: 0,
             writers,
             newest,
         };
@@ -259,10 +260,21 @@ impl Round {
             let Some(block) = self.blocks.get(i) else {
                 return;
             };
+            // Counted when dropped, so that a panic in the middle of a block still completes
+            // the round (the dispatcher would otherwise wait for it for ever).
+            let _done = BlockDone(self);
             lock(block).retain_mut(|m| m.offer(&self.frame, self.id));
-            if self.left.fetch_sub(1, Ordering::AcqRel) == 1 {
-                self.done.notify_one();
-            }
+        }
+    }
+}
+
+/// Marks one claimed block of a round as done when dropped.
+struct BlockDone<'a>(&'a Round);
+
+impl Drop for BlockDone<'_> {
+    fn drop(&mut self) {
+        if self.0.left.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.0.done.notify_one();
         }
     }
 }
@@ -270,6 +282,9 @@ impl Round {
 struct Dispatcher {
     /// Shared with the rounds; replaced (copy on write) when a block is added.
     blocks: Arc<Vec<Arc<Block>>>,
+    /// No block before this one has room (blocks freed by a writer's eviction are found again
+    /// after the next leave or mass eviction).
+    room_from: usize,
     writers: Vec<std::sync::mpsc::Sender<Arc<Round>>>,
     /// The newest lead id sent (or published before the fan-out started).
     newest: i64,
@@ -296,8 +311,12 @@ impl Dispatcher {
                     Ok(Signal::Lead(ev)) => {
                         self.newest = self.newest.max(ev.id);
                         self.round(ev.frame.clone(), Some(ev.id)).await;
+                        self.take_queued(&mut commands);
                     }
-                    Ok(Signal::Beat) => self.round(keepalive.clone(), None).await,
+                    Ok(Signal::Beat) => {
+                        self.round(keepalive.clone(), None).await;
+                        self.take_queued(&mut commands);
+                    }
                     Ok(Signal::Close) | Err(broadcast::error::RecvError::Closed) => break,
                     Err(broadcast::error::RecvError::Lagged(missed)) => {
                         // Leads went by unsent: every member catches up by itself, and joins
@@ -308,15 +327,7 @@ impl Dispatcher {
                     }
                 },
                 command = commands.recv() => match command {
-                    Some(Command::Join { member, accepted }) => {
-                        let block = (member.last_sent >= self.newest).then(|| self.insert(member));
-                        let _ = accepted.send(block);
-                    }
-                    Some(Command::Leave { key, block }) => {
-                        if let Some(block) = self.blocks.get(block) {
-                            lock(block).retain(|m| m.key != key);
-                        }
-                    }
+                    Some(command) => self.handle(command),
                     None => break,
                 },
             }
@@ -325,10 +336,38 @@ impl Dispatcher {
         self.evict_all(true);
     }
 
+    /// Joins and leaves that queued up during a round. Without this, leads arriving faster
+    /// than rounds finish would keep them waiting, since the select prefers signals.
+    fn take_queued(&mut self, commands: &mut mpsc::UnboundedReceiver<Command>) {
+        while let Ok(command) = commands.try_recv() {
+            self.handle(command);
+        }
+    }
+
+    fn handle(&mut self, command: Command) {
+        match command {
+            Command::Join { member, accepted } => {
+                if member.last_sent < self.newest {
+                    let _ = accepted.send(None);
+                    return;
+                }
+                let key = member.key;
+                let block = self.insert(member);
+                // The task stopped waiting (its future was dropped): nobody would be handed
+                // the stream back, so it must not stay.
+                if accepted.send(Some(block)).is_err() {
+                    self.remove(key, block);
+                }
+            }
+            Command::Leave { key, block } => self.remove(key, block),
+        }
+    }
+
     /// Writes `frame` to every member and returns once all of it is done, so that the next
     /// round cannot overtake this one on any socket.
     async fn round(&self, frame: Bytes, id: Option<i64>) {
-        if self.blocks.is_empty() {
+        // A lock per block, but no thread woken when every dashboard has gone.
+        if self.blocks.iter().all(|block| lock(block).is_empty()) {
             return;
         }
         let round = Arc::new(Round {
@@ -339,15 +378,19 @@ impl Dispatcher {
             left: AtomicUsize::new(self.blocks.len()),
             done: Notify::new(),
         });
+        // More writers than blocks would only be woken to find nothing left.
         let mut started = 0;
-        for writer in &self.writers {
+        for writer in self.writers.iter().take(self.blocks.len()) {
             if writer.send(round.clone()).is_ok() {
                 started += 1;
             }
         }
         if started == 0 {
-            // No writer thread is left (it panicked): write here rather than not at all.
-            round.work();
+            // Every writer thread is gone (a panic): write off the runtime's workers rather
+            // than not at all.
+            log::error!("the fan-out's writer threads are gone; writing from the blocking pool");
+            let round = round.clone();
+            tokio::task::spawn_blocking(move || round.work());
         }
         // `notify_one` keeps its permit if it came first.
         round.done.notified().await;
@@ -355,18 +398,28 @@ impl Dispatcher {
 
     /// Puts `member` in the first block with room, or a new one; returns the block's index.
     fn insert(&mut self, member: Member) -> usize {
-        for (i, block) in self.blocks.iter().enumerate() {
+        for (i, block) in self.blocks.iter().enumerate().skip(self.room_from) {
             let mut members = lock(block);
             if members.len() < BLOCK {
                 members.push(member);
+                self.room_from = i;
                 return i;
             }
         }
         Arc::make_mut(&mut self.blocks).push(Arc::new(Mutex::new(vec![member])));
-        self.blocks.len() - 1
+        self.room_from = self.blocks.len() - 1;
+        self.room_from
     }
 
-    fn evict_all(&self, closed: bool) {
+    fn remove(&mut self, key: u64, block: usize) {
+        if let Some(members) = self.blocks.get(block) {
+            lock(members).retain(|m| m.key != key);
+            self.room_from = self.room_from.min(block);
+        }
+    }
+
+    fn evict_all(&mut self, closed: bool) {
+        self.room_from = 0;
         for block in self.blocks.iter() {
             for mut m in lock(block).drain(..) {
                 m.evict(Bytes::new(), closed);
@@ -470,11 +523,13 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn writers_share_the_blocks_and_each_member_gets_every_lead_once_in_order() {
-        let hub = Hub::new(16);
-        let (_stop, fanout) = start_with(&hub, 3);
+        let hub = Hub::new(128);
+        let (_stop, fanout) = start_with(&hub, 4);
         let mut members = Vec::new();
         let mut clients = Vec::new();
-        for _ in 0..BLOCK * 3 + 5 {
+        // Enough blocks, writers and leads back to back that a round overtaking the one
+        // before it on some socket would show.
+        for _ in 0..BLOCK * 8 + 5 {
             let (socket, client) = pair().await;
             members.push(fanout.join(socket, 0).await.expect("joins"));
             clients.push(client);
@@ -483,12 +538,13 @@ mod tests {
         members.swap_remove(BLOCK + 7).leave();
         let mut gone = clients.swap_remove(BLOCK + 7);
         tokio::time::sleep(Duration::from_millis(50)).await;
-        for id in 1..=3 {
+        for id in 1..=60 {
             hub.publish(lead(id));
         }
         let received = futures_util::future::join_all(clients.iter_mut().map(ids_received)).await;
+        let all: Vec<i64> = (1..=60).collect();
         for ids in received {
-            assert_eq!(ids, [1, 2, 3]);
+            assert_eq!(ids, all);
         }
         assert_eq!(ids_received(&mut gone).await, [] as [i64; 0]);
     }
@@ -504,6 +560,24 @@ mod tests {
         let _member = fanout.join(socket, 1).await.expect("caught up: joins");
         hub.publish(lead(2));
         assert_eq!(ids_received(&mut client).await, [2]);
+    }
+
+    #[tokio::test]
+    async fn a_join_given_up_on_leaves_no_member_behind() {
+        let hub = Hub::new(16);
+        let (_stop, fanout) = start(&hub);
+        let (socket, mut client) = pair().await;
+        // Polled once (the request goes out), then dropped before the fan-out answers.
+        let gave_up = futures_util::FutureExt::now_or_never(fanout.join(socket.clone(), 0));
+        assert!(gave_up.is_none(), "answered at once");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        hub.publish(lead(1));
+        assert_eq!(ids_received(&mut client).await, [] as [i64; 0]);
+        assert_eq!(
+            Arc::strong_count(&socket),
+            1,
+            "the fan-out let go of the socket"
+        );
     }
 
     #[tokio::test]
@@ -548,7 +622,10 @@ mod tests {
             hub.publish(lead(id));
         }
         let eviction = handed_back(member).await;
-        assert!(eviction.last_sent < 5);
+        assert_eq!(
+            eviction.last_sent, 0,
+            "the fan-out lagged before its first lead"
+        );
         assert!(fanout.join(socket.clone(), 4).await.is_none());
         assert!(fanout.join(socket, 5).await.is_some());
     }
