@@ -101,6 +101,18 @@ pub fn problem_words(err: &GraphError) -> Option<String> {
                 error.message
             ),
         }),
+        // Meta's words for a proof made with another app's secret (META.md: code 100).
+        ErrorClass::Permanent
+            if error.code == Some(100) && error.message.contains("appsecret_proof") =>
+        {
+            Some(
+                "Meta rejected the appsecret_proof: META_APP_SECRET is not the secret of the app \
+                 the page token was made with (webhook signatures from that app fail too). Copy \
+                 the secret from the app's Settings > Basic into META_APP_SECRET, or make the \
+                 token with this app, then restart leadstream"
+                    .to_string(),
+            )
+        }
         ErrorClass::Permission => Some(format!(
             "the page token lacks a permission (code {}: {}): grant leads_retrieval, pages_show_list, \
              pages_read_engagement, pages_manage_metadata and ads_management, then create a new page token",

@@ -5,7 +5,7 @@
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
-use leadstream::config::Settings;
+use leadstream::config::{Secret, Settings};
 use serde_json::{json, Value};
 
 use crate::fake_graph::Failure;
@@ -490,6 +490,29 @@ async fn an_expired_token_is_explained_is_not_retried_in_a_loop_and_clears_once_
     assert_eq!(s["last_sync"]["ok"], true, "{s}");
     assert_eq!(s["problems"], json!([]), "{s}");
     assert_eq!(app.lead_count().await, 1);
+}
+
+#[tokio::test]
+async fn a_wrong_app_secret_is_named_as_such_not_as_a_missing_page() {
+    let app = TestApp::spawn_tuned(|s| {
+        s.meta.as_mut().unwrap().app_secret = Secret::new("the-secret-of-another-app");
+    })
+    .await;
+    app.graph.add_form(PAGE_ID, FORM_ID, "Spring offer");
+
+    let (status, body, _) = sync_now(&app).await;
+    assert_eq!(status, 502, "{body}");
+    let words = body["error"].as_str().unwrap();
+    assert!(
+        words.contains("appsecret_proof") && words.contains("META_APP_SECRET"),
+        "{words}"
+    );
+    assert!(!words.contains("META_PAGE_ID"), "{words}");
+    let s = app.status().await;
+    assert!(
+        problems(&s).iter().any(|p| p.contains("META_APP_SECRET")),
+        "{s}"
+    );
 }
 
 #[tokio::test]
