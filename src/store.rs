@@ -162,7 +162,25 @@ fn open_reader(path: &Path) -> rusqlite::Result<Connection> {
     c.busy_timeout(Duration::from_secs(5))?;
     c.pragma_update(None, "query_only", true)?;
     plan_once(&c)?;
+    add_functions(&c)?;
     Ok(c)
+}
+
+/// `lower_unicode(text)`: Rust's `to_lowercase`, for the search. SQLite's own `lower()` folds
+/// ASCII only, so a form named "Été" was not found by "été" (lead answers are lower-cased in
+/// Rust when saved, so only form names, which can change, need this at query time).
+fn add_functions(c: &Connection) -> rusqlite::Result<()> {
+    use rusqlite::functions::FunctionFlags;
+    c.create_scalar_function(
+        "lower_unicode",
+        1,
+        FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC,
+        |ctx| {
+            Ok(ctx
+                .get::<Option<String>>(0)?
+                .map(|text| text.to_lowercase()))
+        },
+    )
 }
 
 /// Keeps a cached statement's plan independent of the values bound to it.
@@ -201,6 +219,7 @@ impl Store {
         // inserts of deliveries, jobs and leads, and the rest (rusqlite keeps 16 by default).
         conn.set_prepared_statement_cache_capacity(64);
         plan_once(&conn).map_err(describe)?;
+        add_functions(&conn).map_err(describe)?;
         let (tx, rx) = mpsc::channel::<Box<dyn QueuedWrite>>();
         std::thread::Builder::new()
             .name("sqlite-writer".into())
@@ -557,7 +576,7 @@ fn where_clause(filter: &LeadFilter) -> (String, Vec<SqlValue>) {
                 .replace('\\', "\\\\")
                 .replace('%', "\\%")
                 .replace('_', "\\_");
-            sql.push_str(" AND (l.search_text LIKE ? ESCAPE '\\' OR lower(coalesce(f.name, '')) LIKE ? ESCAPE '\\')");
+            sql.push_str(" AND (l.search_text LIKE ? ESCAPE '\\' OR lower_unicode(f.name) LIKE ? ESCAPE '\\')");
             let pattern = format!("%{escaped}%");
             args.push(SqlValue::Text(pattern.clone()));
             args.push(SqlValue::Text(pattern));
@@ -936,5 +955,18 @@ mod tests {
         assert_eq!(find("STRÖM"), 1);
         assert_eq!(find("%"), 1);
         assert_eq!(find("ada zoë"), 0);
+        // Form names fold beyond ASCII too ("ÉTÉ" finds the form "Été").
+        store
+            .write(|c| {
+                c.execute(
+                    "INSERT INTO forms (form_id, name, updated_ms) VALUES ('2', 'Offre d''Été', 0)",
+                    [],
+                )?;
+                Ok(Written::value(()))
+            })
+            .await
+            .unwrap();
+        assert_eq!(find("ÉTÉ"), 3);
+        assert_eq!(find("été ström"), 1);
     }
 }
