@@ -437,24 +437,6 @@ mod tests {
     use super::*;
     use crate::model::Lead;
 
-    fn lead(id: i64) -> Lead {
-        Lead {
-            id,
-            leadgen_id: format!("{}", 1_000_000 + id),
-            page_id: None,
-            form_id: None,
-            form_name: None,
-            ad_id: None,
-            adgroup_id: None,
-            campaign_id: None,
-            created_time: "2026-11-28T12:00:00Z".into(),
-            received_at: "2026-11-28T12:00:00.000Z".into(),
-            fields: Default::default(),
-            field_data: Vec::new(),
-            source: "webhook".into(),
-        }
-    }
-
     /// A fan-out with `writers` threads; it runs until the returned sender turns true or is
     /// dropped.
     fn start_with(hub: &Hub, writers: usize) -> (watch::Sender<bool>, Fanout) {
@@ -515,7 +497,7 @@ mod tests {
         // B already has lead 2 (say, from its replay).
         let _b = fanout.join(b, 2).await.expect("b joins");
         for id in 1..=3 {
-            hub.publish(lead(id));
+            hub.publish(Lead::sample(id));
         }
         assert_eq!(ids_received(&mut client_a).await, [1, 2, 3]);
         assert_eq!(ids_received(&mut client_b).await, [3]);
@@ -539,7 +521,7 @@ mod tests {
         let mut gone = clients.swap_remove(BLOCK + 7);
         tokio::time::sleep(Duration::from_millis(50)).await;
         for id in 1..=60 {
-            hub.publish(lead(id));
+            hub.publish(Lead::sample(id));
         }
         let received = futures_util::future::join_all(clients.iter_mut().map(ids_received)).await;
         let all: Vec<i64> = (1..=60).collect();
@@ -553,12 +535,12 @@ mod tests {
     async fn a_stream_behind_the_fan_out_may_not_join() {
         let hub = Hub::new(16);
         let (_stop, fanout) = start(&hub);
-        hub.publish(lead(1));
+        hub.publish(Lead::sample(1));
         let (socket, mut client) = pair().await;
         // The fan-out has sent lead 1 (to nobody); joining with only lead 0 would skip it.
         assert!(fanout.join(socket.clone(), 0).await.is_none());
         let _member = fanout.join(socket, 1).await.expect("caught up: joins");
-        hub.publish(lead(2));
+        hub.publish(Lead::sample(2));
         assert_eq!(ids_received(&mut client).await, [2]);
     }
 
@@ -571,7 +553,7 @@ mod tests {
         let gave_up = futures_util::FutureExt::now_or_never(fanout.join(socket.clone(), 0));
         assert!(gave_up.is_none(), "answered at once");
         tokio::time::sleep(Duration::from_millis(50)).await;
-        hub.publish(lead(1));
+        hub.publish(Lead::sample(1));
         assert_eq!(ids_received(&mut client).await, [] as [i64; 0]);
         assert_eq!(
             Arc::strong_count(&socket),
@@ -589,7 +571,7 @@ mod tests {
         let chunk = vec![b':'; 65536];
         while socket.try_write(&chunk).is_ok() {}
         let member = fanout.join(socket, 0).await.expect("joins");
-        hub.publish(lead(1));
+        hub.publish(Lead::sample(1));
         let eviction = handed_back(member).await;
         assert_eq!(eviction.last_sent, 0, "lead 1 was not sent");
         assert!(eviction.rest.is_empty());
@@ -619,7 +601,7 @@ mod tests {
         let member = fanout.join(socket.clone(), 0).await.expect("joins");
         // Published without yielding: the fan-out cannot keep up with a channel of two.
         for id in 1..=5 {
-            hub.publish(lead(id));
+            hub.publish(Lead::sample(id));
         }
         let eviction = handed_back(member).await;
         assert_eq!(

@@ -102,6 +102,29 @@ pub struct NewLead {
 }
 
 #[cfg(test)]
+impl Lead {
+    /// For unit tests: saved lead `id` (Graph id 1,000,000 + `id`) with no answers and no
+    /// page or form; tests set what they check with `..Lead::sample(id)`.
+    pub fn sample(id: i64) -> Lead {
+        Lead {
+            id,
+            leadgen_id: format!("{}", 1_000_000 + id),
+            page_id: None,
+            form_id: None,
+            form_name: None,
+            ad_id: None,
+            adgroup_id: None,
+            campaign_id: None,
+            created_time: "2026-11-28T12:00:00Z".into(),
+            received_at: "2026-11-28T12:00:00.000Z".into(),
+            fields: Default::default(),
+            field_data: Vec::new(),
+            source: "webhook".into(),
+        }
+    }
+}
+
+#[cfg(test)]
 impl NewLead {
     /// For unit tests: a webhook lead from page 1, form 2, made now, with one answer.
     pub fn sample(leadgen_id: &str, full_name: &str) -> NewLead {
@@ -338,19 +361,9 @@ mod tests {
             },
         ];
         let lead = Lead {
-            id: 1,
-            leadgen_id: "1".into(),
-            page_id: None,
-            form_id: None,
-            form_name: None,
-            ad_id: None,
-            adgroup_id: None,
-            campaign_id: None,
-            created_time: String::new(),
-            received_at: String::new(),
             fields: flatten_fields(&fd),
             field_data: fd,
-            source: "webhook".into(),
+            ..Lead::sample(1)
         };
         assert_eq!(lead.display_name(), "Ada Lovelace");
     }

@@ -1188,19 +1188,14 @@ mod tests {
             })
             .collect();
         Lead {
-            id,
-            leadgen_id: format!("{}", 1_000_000 + id),
             page_id: Some("111".into()),
             form_id: Some("222".into()),
             form_name: form.map(Into::into),
-            ad_id: None,
-            adgroup_id: None,
-            campaign_id: None,
             created_time: created.into(),
             received_at: "2026-11-28T14:02:12.345Z".into(),
             fields: flatten_fields(&field_data),
             field_data,
-            source: "webhook".into(),
+            ..Lead::sample(id)
         }
     }
 
