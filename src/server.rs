@@ -37,7 +37,8 @@ use warp::http::{HeaderMap, HeaderName, HeaderValue};
 use warp::reply::Response;
 
 use crate::auth::{self, Credentials};
-use crate::routes::{self, stream::resume_point};
+use crate::routes;
+use crate::routes::stream::{resume_point, STREAM_HEADERS};
 use crate::App;
 
 /// The peer of a connection, in each request's extensions (the login limiter counts by it).
@@ -406,9 +407,8 @@ fn inspect(buf: &[u8]) -> Head {
 /// frame), which `Connection: close` announces. The same headers as every routed answer.
 fn stream_head() -> String {
     let mut head = String::with_capacity(640);
-    head.push_str("HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n");
-    head.push_str("cache-control: no-store\r\nx-accel-buffering: no\r\nconnection: close\r\n");
-    for (name, value) in routes::SECURITY_HEADERS {
+    head.push_str("HTTP/1.1 200 OK\r\nconnection: close\r\n");
+    for (name, value) in STREAM_HEADERS.iter().chain(&routes::SECURITY_HEADERS) {
         head.push_str(name);
         head.push_str(": ");
         head.push_str(value);
@@ -539,5 +539,6 @@ mod tests {
             assert!(head.contains(&format!("\r\n{name}: {value}\r\n")), "{name}");
         }
         assert!(head.contains("\r\ncontent-type: text/event-stream\r\n"));
+        assert!(head.contains("\r\nx-accel-buffering: no\r\n"));
     }
 }

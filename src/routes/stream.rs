@@ -11,6 +11,15 @@ use super::{private, require_auth};
 use crate::auth::Credentials;
 use crate::App;
 
+/// The headers of a stream answer besides the security headers, for the routed answer here
+/// and the one `server` writes itself.
+pub const STREAM_HEADERS: [(&str, &str); 3] = [
+    ("content-type", "text/event-stream"),
+    ("cache-control", "no-store"),
+    // nginx buffers proxied answers unless told not to; a buffered stream is not live.
+    ("x-accel-buffering", "no"),
+];
+
 /// GET /api/stream (Last-Event-ID header or ?last_event_id=)
 pub fn routes(app: Arc<App>) -> warp::filters::BoxedFilter<(Response,)> {
     warp::path!("api" / "stream")
@@ -44,14 +53,10 @@ async fn open(app: Arc<App>, resume: Option<i64>) -> Response {
     // polled through a &mut), without a task or a channel per client.
     let mut res = warp::reply::stream(sync_wrapper::SyncStream::new(stream)).into_response();
     *res.status_mut() = StatusCode::OK;
-    let h = res.headers_mut();
-    h.insert(
-        "content-type",
-        HeaderValue::from_static("text/event-stream"),
-    );
-    h.insert("cache-control", HeaderValue::from_static("no-store"));
-    // nginx buffers proxied answers unless told not to; a buffered stream is not live.
-    h.insert("x-accel-buffering", HeaderValue::from_static("no"));
+    for (name, value) in STREAM_HEADERS {
+        res.headers_mut()
+            .insert(name, HeaderValue::from_static(value));
+    }
     res
 }
 
