@@ -161,9 +161,14 @@ fn open_reader(path: &Path) -> rusqlite::Result<Connection> {
     let c = Connection::open(path)?;
     c.busy_timeout(Duration::from_secs(5))?;
     c.pragma_update(None, "query_only", true)?;
-    plan_once(&c)?;
-    add_functions(&c)?;
+    set_up(&c)?;
     Ok(c)
+}
+
+/// What every connection needs, the writer's and each reader's.
+fn set_up(c: &Connection) -> rusqlite::Result<()> {
+    plan_once(c)?;
+    add_functions(c)
 }
 
 /// `lower_unicode(text)`: Rust's `to_lowercase`, for the search. SQLite's own `lower()` folds
@@ -218,8 +223,7 @@ impl Store {
         // Every statement the writer runs stays prepared: the transaction control above, the
         // inserts of deliveries, jobs and leads, and the rest (rusqlite keeps 16 by default).
         conn.set_prepared_statement_cache_capacity(64);
-        plan_once(&conn).map_err(describe)?;
-        add_functions(&conn).map_err(describe)?;
+        set_up(&conn).map_err(describe)?;
         let (tx, rx) = mpsc::channel::<Box<dyn QueuedWrite>>();
         std::thread::Builder::new()
             .name("sqlite-writer".into())
