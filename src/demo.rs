@@ -13,11 +13,11 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
-use tokio::sync::watch;
 
 use crate::auth::secret_eq;
 use crate::config::{random_token, Secret};
 use crate::meta::signature::{appsecret_proof, sign};
+use crate::shutdown::Shutdown;
 
 pub const DEMO_PAGE_ID: &str = "100000000000001";
 /// (form id, form name, questions beyond name/email/phone)
@@ -165,7 +165,7 @@ impl DemoMeta {
     }
 
     /// Posts a webhook every `every`: mostly one lead, sometimes a batch, sometimes a resend.
-    pub async fn run(self, every: Duration, mut shutdown: watch::Receiver<bool>) {
+    pub async fn run(self, every: Duration, shutdown: Shutdown) {
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(5))
             .build()
@@ -175,7 +175,7 @@ impl DemoMeta {
         let mut wait = Duration::from_millis(1500).min(every);
         loop {
             tokio::select! {
-                _ = shutdown.changed() => return,
+                _ = shutdown.started() => return,
                 _ = tokio::time::sleep(wait) => {}
             }
             wait = every;

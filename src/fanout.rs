@@ -35,9 +35,10 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use bytes::Bytes;
 use tokio::net::TcpStream;
-use tokio::sync::{broadcast, mpsc, oneshot, watch, Notify};
+use tokio::sync::{broadcast, mpsc, oneshot, Notify};
 
 use crate::live::{Hub, Signal, KEEPALIVE};
+use crate::shutdown::Shutdown;
 
 /// Members per block: small enough that the writers finish within a block's time of each
 /// other, large enough that claiming (one atomic add and one uncontended lock) is noise.
@@ -93,9 +94,9 @@ enum Command {
 
 impl Fanout {
     /// Starts the dispatcher, subscribed to `hub` before this returns, and `writers` writer
-    /// threads. Every stream is handed back as closed, and all of it ends, when `shutdown`
-    /// turns true.
-    pub fn start(hub: &Hub, writers: usize, shutdown: watch::Receiver<bool>) -> Fanout {
+    /// threads. Every stream is handed back as closed, and all of it ends, when shutdown
+    /// begins.
+    pub fn start(hub: &Hub, writers: usize, shutdown: Shutdown) -> Fanout {
         let signals = hub.subscribe();
         // Read after subscribing: a lead published before is at most this id, one published
         // after is on `signals` (see the join rule).
@@ -296,7 +297,7 @@ impl Dispatcher {
         mut signals: broadcast::Receiver<Signal>,
         mut commands: mpsc::UnboundedReceiver<Command>,
         hub: Hub,
-        mut shutdown: watch::Receiver<bool>,
+        shutdown: Shutdown,
     ) {
         let keepalive = Bytes::from_static(KEEPALIVE);
         loop {
@@ -305,8 +306,7 @@ impl Dispatcher {
                 // is watched here too, not only as `Close` on the channel: a dispatcher that
                 // lagged past `Close` would otherwise run on, with nobody told to end.
                 biased;
-                // (The watch's guard is dropped inside: it must not live across the awaits below.)
-                _ = async { drop(shutdown.wait_for(|stop| *stop).await) } => break,
+                _ = shutdown.started() => break,
                 signal = signals.recv() => match signal {
                     Ok(Signal::Lead(ev)) => {
                         self.newest = self.newest.max(ev.id);
@@ -436,15 +436,16 @@ mod tests {
 
     use super::*;
     use crate::model::Lead;
+    use crate::shutdown::ShutdownSwitch;
 
-    /// A fan-out with `writers` threads; it runs until the returned sender turns true or is
+    /// A fan-out with `writers` threads; it runs until the returned switch is started or
     /// dropped.
-    fn start_with(hub: &Hub, writers: usize) -> (watch::Sender<bool>, Fanout) {
-        let (stop, shutdown) = watch::channel(false);
+    fn start_with(hub: &Hub, writers: usize) -> (ShutdownSwitch, Fanout) {
+        let (stop, shutdown) = Shutdown::new();
         (stop, Fanout::start(hub, writers, shutdown))
     }
 
-    fn start(hub: &Hub) -> (watch::Sender<bool>, Fanout) {
+    fn start(hub: &Hub) -> (ShutdownSwitch, Fanout) {
         start_with(hub, 1)
     }
 
@@ -584,7 +585,7 @@ mod tests {
         let (stop, fanout) = start(&hub);
         let (socket, _client) = pair().await;
         let member = fanout.join(socket.clone(), 0).await.expect("joins");
-        stop.send_replace(true);
+        stop.start();
         let eviction = handed_back(member).await;
         assert!(eviction.closed);
         assert!(

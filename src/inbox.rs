@@ -10,11 +10,12 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use rusqlite::{params, Connection};
-use tokio::sync::{watch, Notify, Semaphore};
+use tokio::sync::{Notify, Semaphore};
 
 use crate::meta::graph::{ErrorClass, GraphClient, GraphError};
 use crate::meta::webhook::Delivery;
 use crate::model::{LeadSource, NewLead};
+use crate::shutdown::Shutdown;
 use crate::status::Status;
 use crate::store::{self, now_ms, Store, StoreError, Written};
 
@@ -137,9 +138,9 @@ impl From<&GraphError> for Failure {
 const FORM_ASK_AGAIN: Duration = Duration::from_secs(3600);
 
 impl Worker {
-    /// Runs until `shutdown` turns true. Jobs in flight at that moment stay pending in the
+    /// Runs until shutdown begins. Jobs in flight at that moment stay pending in the
     /// database and are resumed by the next start.
-    pub async fn run(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
+    pub async fn run(self: Arc<Self>, shutdown: Shutdown) {
         // Resume at once after a restart: whatever was waiting for a retry is due now. The
         // wait was only a courtesy to Graph; after a restart the person wants their leads.
         let resumed = self
@@ -167,7 +168,7 @@ impl Worker {
         let slots = Arc::new(Semaphore::new(self.tuning.worker_concurrency.max(1)));
         let running = Arc::new(Running::default());
         loop {
-            if *shutdown.borrow() {
+            if shutdown.is_started() {
                 break;
             }
             let wait = match self.claim_and_start(&slots, &running).await {
@@ -180,7 +181,7 @@ impl Worker {
             // Woken early by a delivery, a finished job or a shutdown; a wake while Graph is
             // paused only re-reads the pause and sleeps again, it never calls Graph.
             tokio::select! {
-                _ = shutdown.changed() => {}
+                _ = shutdown.started() => {}
                 _ = self.wake.notified() => {}
                 _ = tokio::time::sleep(wait) => {}
             }

@@ -34,6 +34,7 @@ pub mod model;
 pub mod report;
 pub mod routes;
 pub mod server;
+pub mod shutdown;
 pub mod status;
 pub mod store;
 
@@ -43,13 +44,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
-use tokio::sync::{watch, Notify};
+use tokio::sync::Notify;
 
 use crate::config::{Secret, Settings};
 use crate::live::{Hub, LeadStream, StreamParams};
 use crate::meta::graph::GraphClient;
 use crate::meta::sync::Syncer;
 use crate::model::LeadSource;
+use crate::shutdown::Shutdown;
 use crate::status::Status;
 use crate::store::Store;
 
@@ -69,8 +71,8 @@ pub struct App {
     pub syncer: Arc<Syncer>,
     /// Wakes the worker when a delivery added jobs.
     pub wake_worker: Arc<Notify>,
-    /// Turns true when the server shuts down; open streams end on it.
-    pub shutdown: watch::Receiver<bool>,
+    /// Open streams end when it starts.
+    pub shutdown: Shutdown,
     /// The address the server is bound to.
     pub local_addr: SocketAddr,
 }
@@ -112,7 +114,7 @@ pub async fn run(
     let sessions = auth::Sessions::load(store.clone())
         .await
         .map_err(|e| e.to_string())?;
-    let (stop_tx, stop_rx) = watch::channel(false);
+    let (switch, stop) = Shutdown::new();
 
     // In demo mode the simulated Meta makes up its secrets and serves Graph from this server.
     let demo_meta = settings
@@ -149,14 +151,14 @@ pub async fn run(
         status.clone(),
         page_ids,
         &settings.tuning,
-        stop_rx.clone(),
+        stop.clone(),
     ));
     let wake_worker = Arc::new(Notify::new());
     // One writer per core: a fan-out then keeps every core busy.
     let fanout = fanout::Fanout::start(
         &hub,
         std::thread::available_parallelism().map_or(2, |n| n.get()),
-        stop_rx.clone(),
+        stop.clone(),
     );
     let app = Arc::new(App {
         store: store.clone(),
@@ -169,7 +171,7 @@ pub async fn run(
         verify_token,
         syncer: syncer.clone(),
         wake_worker: wake_worker.clone(),
-        shutdown: stop_rx.clone(),
+        shutdown: stop.clone(),
         local_addr,
         settings,
     });
@@ -186,18 +188,18 @@ pub async fn run(
             LeadSource::Webhook
         },
     });
-    let mut background = vec![tokio::spawn(worker.run(stop_rx.clone()))];
+    let mut background = vec![tokio::spawn(worker.run(stop.clone()))];
     if let Some(every) = app.settings.tuning.sync_every {
         background.push(tokio::spawn(meta::sync::run_periodic(
             syncer,
             app.settings.tuning.sync_at_start,
             every,
-            stop_rx.clone(),
+            stop.clone(),
         )));
     }
     if let Some(d) = demo_meta.clone() {
         background.push(tokio::spawn(
-            d.run(app.settings.tuning.demo_every, stop_rx.clone()),
+            d.run(app.settings.tuning.demo_every, stop.clone()),
         ));
     }
 
@@ -205,7 +207,7 @@ pub async fn run(
         listener,
         app.clone(),
         routes::routes(app.clone(), demo_meta),
-        stop_rx.clone(),
+        stop.clone(),
     ));
     print_banner(&app);
 
@@ -214,7 +216,7 @@ pub async fn run(
         _ = &mut server => return Err("the HTTP server stopped unexpectedly".into()),
     }
     log::info!("shutting down: ending streams, finishing writes");
-    let _ = stop_tx.send(true);
+    switch.start();
     if tokio::time::timeout(SHUTDOWN_GRACE, &mut server)
         .await
         .is_err()

@@ -25,10 +25,11 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::Stream;
-use tokio::sync::{broadcast, watch};
+use tokio::sync::broadcast;
 use tokio::time::{Instant, MissedTickBehavior};
 
 use crate::model::Lead;
+use crate::shutdown::Shutdown;
 use crate::store::{self, Store};
 
 /// A saved lead and its ready-made SSE frame.
@@ -114,13 +115,13 @@ impl Hub {
         self.open_streams.load(Ordering::Relaxed)
     }
 
-    /// Starts the hub's clock once: a `Beat` every `every`, and `Close` when `shutdown` turns
-    /// true. The first caller's settings win, which is fine because every stream of an app
+    /// Starts the hub's clock once: a `Beat` every `every`, and `Close` when shutdown
+    /// begins. The first caller's settings win, which is fine because every stream of an app
     /// has the same period and the same shutdown.
     ///
     /// One task for all streams costs less than a timer and a shutdown waiter per connection.
     /// It holds only a weak handle on the channel, so it ends with the hub.
-    fn start_clock(&self, every: Duration, mut shutdown: watch::Receiver<bool>) {
+    fn start_clock(&self, every: Duration, shutdown: Shutdown) {
         self.clock.get_or_init(|| {
             let tx = self.tx.downgrade();
             tokio::spawn(async move {
@@ -129,8 +130,7 @@ impl Hub {
                 loop {
                     let signal = tokio::select! {
                         _ = tick.tick() => Signal::Beat,
-                        // Changed to true, or the sender is gone: both mean stop.
-                        _ = shutdown.wait_for(|stop| *stop) => Signal::Close,
+                        _ = shutdown.started() => Signal::Close,
                     };
                     let Some(tx) = tx.upgrade() else { break };
                     let _ = tx.send(signal.clone());
@@ -205,7 +205,7 @@ struct State {
     rx: broadcast::Receiver<Signal>,
     store: Store,
     /// Read, never waited on: `Close` on the channel is the wake-up.
-    shutdown: watch::Receiver<bool>,
+    shutdown: Shutdown,
     max_replay: i64,
     /// The newest id this client has (sent by us, or its `Last-Event-ID`).
     last_sent: i64,
@@ -228,7 +228,7 @@ impl LeadStream {
         hub: &Hub,
         store: Store,
         resume_from: Option<i64>,
-        shutdown: watch::Receiver<bool>,
+        shutdown: Shutdown,
         params: StreamParams,
     ) -> LeadStream {
         LeadStream {
@@ -274,7 +274,7 @@ impl State {
         hub: &Hub,
         store: Store,
         resume_from: Option<i64>,
-        shutdown: watch::Receiver<bool>,
+        shutdown: Shutdown,
         params: StreamParams,
     ) -> State {
         // Subscribe before reading: see the module comment.
@@ -316,7 +316,7 @@ async fn next_frame(s: &mut State) -> Option<Bytes> {
                 return Some(refresh_frame(s.last_sent));
             }
             Phase::Replay => {
-                if *s.shutdown.borrow() {
+                if s.shutdown.is_started() {
                     s.phase = Phase::Done;
                     continue;
                 }
@@ -351,7 +351,7 @@ async fn next_frame(s: &mut State) -> Option<Bytes> {
             }
             Phase::Live => {
                 // A stream subscribed after the clock sent `Close` sees the flag instead.
-                if *s.shutdown.borrow() {
+                if s.shutdown.is_started() {
                     s.phase = Phase::Done;
                     continue;
                 }
@@ -407,6 +407,7 @@ mod tests {
 
     use super::*;
     use crate::model::NewLead;
+    use crate::shutdown::ShutdownSwitch;
 
     /// What a client can tell apart in a stream.
     #[derive(Debug, PartialEq)]
@@ -423,7 +424,8 @@ mod tests {
         _dir: tempfile::TempDir,
         hub: Hub,
         store: Store,
-        stop: watch::Sender<bool>,
+        stop: ShutdownSwitch,
+        shutdown: Shutdown,
     }
 
     impl Fixture {
@@ -431,12 +433,13 @@ mod tests {
             let dir = tempfile::tempdir().unwrap();
             let hub = Hub::new(capacity);
             let store = Store::open(&dir.path().join("t.db"), hub.clone()).unwrap();
-            let (stop, _) = watch::channel(false);
+            let (stop, shutdown) = Shutdown::new();
             Fixture {
                 _dir: dir,
                 hub,
                 store,
                 stop,
+                shutdown,
             }
         }
 
@@ -450,7 +453,7 @@ mod tests {
                     &self.hub,
                     self.store.clone(),
                     resume,
-                    self.stop.subscribe(),
+                    self.shutdown.clone(),
                     params,
                 )
                 .await
@@ -608,7 +611,7 @@ mod tests {
         let f = Fixture::new(64);
         let mut before = f.open(None, 10_000, 60_000).await;
         assert_eq!(read(&mut before, 1).await, [Seen::Hello]);
-        f.stop.send_replace(true);
+        f.stop.start();
         let ended = tokio::time::timeout(Duration::from_secs(2), before.next()).await;
         assert!(
             matches!(ended, Ok(None)),

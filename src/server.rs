@@ -31,7 +31,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::mpsc;
 use warp::filters::BoxedFilter;
 use warp::http::{HeaderMap, HeaderName, HeaderValue};
 use warp::reply::Response;
@@ -39,26 +39,27 @@ use warp::reply::Response;
 use crate::auth::{self, Credentials};
 use crate::routes;
 use crate::routes::stream::{resume_point, STREAM_HEADERS};
+use crate::shutdown::Shutdown;
 use crate::App;
 
 /// The peer of a connection, in each request's extensions (the login limiter counts by it).
 #[derive(Clone, Copy, Debug)]
 pub struct PeerAddr(pub SocketAddr);
 
-/// Serves `listener` until `stop` turns true, then waits for every connection to end: streams
+/// Serves `listener` until shutdown begins, then waits for every connection to end: streams
 /// end by themselves on shutdown, hyper connections finish the request in hand.
 pub async fn serve(
     listener: TcpListener,
     app: Arc<App>,
     routes: BoxedFilter<(Response,)>,
-    mut stop: watch::Receiver<bool>,
+    stop: Shutdown,
 ) {
     // Every connection task holds a clone of `alive`; `drained` yields None once all are gone.
     let (alive, mut drained) = mpsc::channel::<()>(1);
     loop {
         let (socket, peer) = tokio::select! {
             biased;
-            _ = stopped(&mut stop) => break,
+            _ = stop.started() => break,
             accepted = listener.accept() => match accepted {
                 Ok(pair) => pair,
                 Err(e) => {
@@ -81,11 +82,6 @@ pub async fn serve(
     let _ = drained.recv().await;
 }
 
-/// Resolves once shutdown has begun (or the app is gone).
-async fn stopped(stop: &mut watch::Receiver<bool>) {
-    let _ = stop.wait_for(|s| *s).await;
-}
-
 /// A failed accept is the client's problem (it reset before we took it), or ours: out of file
 /// descriptors, where retrying at once would spin. Pausing lets connections close meanwhile.
 async fn accept_failed(e: io::Error) {
@@ -104,7 +100,7 @@ struct Connection {
     app: Arc<App>,
     routes: BoxedFilter<(Response,)>,
     peer: SocketAddr,
-    stop: watch::Receiver<bool>,
+    stop: Shutdown,
     _alive: mpsc::Sender<()>,
 }
 
@@ -112,7 +108,6 @@ impl Connection {
     async fn run(self, socket: TcpStream) {
         // SSE frames and small JSON answers should leave at once, not wait for Nagle.
         let _ = socket.set_nodelay(true);
-        let mut stop = self.stop.clone();
         let mut socket = socket;
         let head_timeout = self.app.settings.tuning.request_head_timeout;
         let sniffed = tokio::select! {
@@ -127,7 +122,7 @@ impl Connection {
                 }
             }
             // A connection that has not sent a whole request by shutdown has nothing to lose.
-            _ = stopped(&mut stop) => return,
+            _ = self.stop.started() => return,
         };
         match sniffed {
             Sniffed::Stream { resume } => self.stream(socket, resume).await,
@@ -147,8 +142,8 @@ impl Connection {
         let mut stream = app.open_stream(resume).await;
         // Shared with the fan-out while it writes for us; only one of us writes at a time.
         let socket = Arc::new(socket);
-        let mut stop = self.stop;
-        if write_all(&socket, stream_head().as_bytes(), &mut stop).await != Wrote::All {
+        let stop = self.stop;
+        if write_all(&socket, stream_head().as_bytes(), &stop).await != Wrote::All {
             return;
         }
         loop {
@@ -162,7 +157,7 @@ impl Connection {
                             return;
                         }
                         // The fan-out ends its members at shutdown too; this is the backstop.
-                        _ = stopped(&mut stop) => {
+                        _ = stop.started() => {
                             member.leave();
                             break;
                         }
@@ -175,7 +170,7 @@ impl Connection {
                     if eviction.closed {
                         break;
                     }
-                    if write_all(&socket, &eviction.rest, &mut stop).await != Wrote::All {
+                    if write_all(&socket, &eviction.rest, &stop).await != Wrote::All {
                         return;
                     }
                 }
@@ -190,7 +185,7 @@ impl Connection {
                 },
                 _ = client_gone(&socket) => return,
             };
-            match write_all(&socket, &frame, &mut stop).await {
+            match write_all(&socket, &frame, &stop).await {
                 Wrote::All => {}
                 Wrote::Stopped => break,
                 Wrote::Failed => return,
@@ -221,13 +216,13 @@ impl Connection {
             .timer(TokioTimer::new())
             .header_read_timeout(self.app.settings.tuning.request_head_timeout);
         let mut conn = pin!(builder.serve_connection_with_upgrades(io, svc));
-        let mut stop = self.stop;
+        let stop = self.stop;
         let mut draining = false;
         let outcome = loop {
             tokio::select! {
                 outcome = conn.as_mut() => break outcome,
                 // Finishes the request in hand, then closes; idle keep-alives close at once.
-                _ = stopped(&mut stop), if !draining => {
+                _ = stop.started(), if !draining => {
                     draining = true;
                     conn.as_mut().graceful_shutdown();
                 }
@@ -251,7 +246,7 @@ enum Wrote {
 /// Writes all of `buf`. A client that stops reading blocks this once its socket buffer is full;
 /// the fan-out goes on without it (it catches up from the database when it reads again), and
 /// shutdown does not wait for it.
-async fn write_all(socket: &TcpStream, mut buf: &[u8], stop: &mut watch::Receiver<bool>) -> Wrote {
+async fn write_all(socket: &TcpStream, mut buf: &[u8], stop: &Shutdown) -> Wrote {
     while !buf.is_empty() {
         match socket.try_write(buf) {
             Ok(n) => buf = &buf[n..],
@@ -260,7 +255,7 @@ async fn write_all(socket: &TcpStream, mut buf: &[u8], stop: &mut watch::Receive
                     ready = socket.writable() => if ready.is_err() {
                         return Wrote::Failed;
                     },
-                    _ = stopped(stop) => return Wrote::Stopped,
+                    _ = stop.started() => return Wrote::Stopped,
                 }
             }
             Err(_) => return Wrote::Failed,

@@ -20,12 +20,13 @@ use std::time::Duration;
 
 use chrono::Utc;
 use serde::{Deserialize, Serialize};
-use tokio::sync::{broadcast, watch, Notify};
+use tokio::sync::{broadcast, Notify};
 use tokio::time::Instant;
 
 use super::graph::{ErrorClass, GraphClient, GraphError, GraphForm, GraphLead};
 use crate::config::Tuning;
 use crate::model::{LeadSource, NewLead};
+use crate::shutdown::Shutdown;
 use crate::status::{problem_words, Status};
 use crate::store::{self, Store, Written};
 
@@ -237,7 +238,7 @@ pub struct Syncer {
     /// The sync in flight, to join: its result goes out on this channel. A std Mutex: it is
     /// never held across an await.
     running: Mutex<Option<broadcast::Sender<Outcome>>>,
-    shutdown: watch::Receiver<bool>,
+    shutdown: Shutdown,
 }
 
 impl Syncer {
@@ -247,7 +248,7 @@ impl Syncer {
         status: Arc<Status>,
         page_ids: Vec<String>,
         tuning: &Tuning,
-        shutdown: watch::Receiver<bool>,
+        shutdown: Shutdown,
     ) -> Syncer {
         let retry_cap = tuning.sync_every.unwrap_or(DEFAULT_EVERY);
         Syncer {
@@ -315,11 +316,10 @@ impl Syncer {
             }
         }
         let _clear = Clear(&self.running);
-        let mut shutdown = self.shutdown.clone();
         let outcome = tokio::select! {
             outcome = self.run_once() => outcome,
             // Progress is saved as it goes; the next start picks up from the watermarks.
-            _ = shutdown.wait_for(|stop| *stop) => Err(SyncError::Interrupted),
+            _ = self.shutdown.started() => Err(SyncError::Interrupted),
         };
         let tx = self.running.lock().expect("sync lock").take();
         if let Some(tx) = tx {
@@ -623,7 +623,7 @@ pub async fn run_periodic(
     syncer: Arc<Syncer>,
     at_start: bool,
     every: Duration,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: Shutdown,
 ) {
     if syncer.page_ids.is_empty() {
         log::warn!("sync with Meta is off: set META_PAGE_ID to catch up on leads webhooks miss");
@@ -633,11 +633,11 @@ pub async fn run_periodic(
     loop {
         let due = syncer.retry_at().map_or(next, |r| r.min(next));
         tokio::select! {
-            _ = shutdown.changed() => return,
+            _ = shutdown.started() => return,
             _ = syncer.retry_changed.notified() => continue,
             _ = tokio::time::sleep_until(due) => {}
         }
-        if *shutdown.borrow() {
+        if shutdown.is_started() {
             return;
         }
         // Acted on: a sync that fails again sets a new one. (Left in place, a retry that is
