@@ -24,6 +24,7 @@ use rusqlite::{params, Connection, OptionalExtension, Row};
 use tokio::sync::oneshot;
 
 use crate::live::Hub;
+pub use crate::model::now_ms;
 use crate::model::{
     flatten_fields, format_millis, format_seconds, FieldData, Lead, LeadFilter, NewLead, SortKey,
 };
@@ -434,11 +435,6 @@ fn run_batch(
 fn exec(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
     conn.prepare_cached(sql)?.execute([])?;
     Ok(())
-}
-
-/// Milliseconds since the epoch, now.
-pub fn now_ms() -> i64 {
-    Utc::now().timestamp_millis()
 }
 
 /// Inserts a lead (once per `leadgen_id`) and closes its job. `None` for a duplicate.

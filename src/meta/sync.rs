@@ -19,13 +19,12 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::Utc;
-use serde::{Deserialize, Serialize};
 use tokio::sync::{broadcast, Notify};
 use tokio::time::Instant;
 
 use super::graph::{ErrorClass, GraphClient, GraphError, GraphForm, GraphLead};
 use crate::config::Tuning;
-use crate::model::{LeadSource, NewLead};
+use crate::model::{LastSync, LeadSource, NewLead, SyncReport};
 use crate::shutdown::Shutdown;
 use crate::status::{problem_words, Status};
 use crate::store::{self, Store, Written};
@@ -43,17 +42,6 @@ pub const DEFAULT_EVERY: Duration = Duration::from_secs(15 * 60);
 /// page added to META_PAGE_ID later (or a new form) is read from the beginning, and the forms
 /// a rate-limited sync did finish are not read again from the old point.
 const WATERMARKS_KEY: &str = "sync_form_watermarks";
-
-/// `{"forms","fetched","new"}` of `POST /api/leads/sync`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SyncReport {
-    /// Forms whose leads were read to the end.
-    pub forms: u64,
-    /// Leads Graph returned.
-    pub fetched: u64,
-    /// Of those, leads saved for the first time.
-    pub new: u64,
-}
 
 /// What a Graph error was about.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -205,16 +193,6 @@ fn about(d: Duration) -> String {
 
 fn plural(n: u64, one: &str, many: &str) -> String {
     format!("{n} {}", if n == 1 { one } else { many })
-}
-
-/// The last sync, as kept in the `state` table and shown on `/api/status`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct LastSync {
-    pub at: String,
-    pub ok: bool,
-    #[serde(flatten)]
-    pub report: SyncReport,
-    pub error: Option<String>,
 }
 
 type Outcome = Result<SyncReport, SyncError>;

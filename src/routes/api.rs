@@ -13,8 +13,8 @@ use crate::auth::Credentials;
 use crate::demo::DemoMeta;
 use crate::error::AppError;
 use crate::meta::graph::ErrorClass;
-use crate::meta::sync::{LastSync, SyncError};
-use crate::model::LeadQuery;
+use crate::meta::sync::SyncError;
+use crate::model::{LastSync, LeadQuery};
 use crate::{inbox, store, App};
 
 pub fn routes(app: Arc<App>) -> warp::filters::BoxedFilter<(Response,)> {

@@ -1,0 +1,168 @@
+//! The filter every listing and export shares, and the query string it is parsed from.
+
+use chrono::{DateTime, NaiveDate, TimeZone, Utc};
+use serde::Deserialize;
+
+use super::time::parse_graph_time;
+
+/// Column a listing is sorted by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SortKey {
+    #[default]
+    ReceivedAt,
+    CreatedTime,
+    Name,
+}
+
+/// The filter shared by `/api/leads`, `/api/leads.csv` and `/api/report.pdf`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct LeadFilter {
+    /// Free text, matched case-insensitively against names, emails, phones and all answers.
+    pub q: Option<String>,
+    pub form_id: Option<String>,
+    pub page_id: Option<String>,
+    pub ad_id: Option<String>,
+    /// Inclusive lower bound on `created_time`, unix seconds.
+    pub since: Option<i64>,
+    /// Inclusive upper bound on `created_time`, unix seconds.
+    pub until: Option<i64>,
+    pub sort: SortKey,
+    /// `true` for ascending; the default is newest first.
+    pub ascending: bool,
+}
+
+/// Raw query string values, as they arrive; [`LeadQuery::parse`] checks them.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct LeadQuery {
+    pub q: Option<String>,
+    pub form_id: Option<String>,
+    pub page_id: Option<String>,
+    pub ad_id: Option<String>,
+    pub since: Option<String>,
+    pub until: Option<String>,
+    pub sort: Option<String>,
+    pub order: Option<String>,
+    pub limit: Option<String>,
+    pub offset: Option<String>,
+}
+
+/// Default and maximum page size of `/api/leads`.
+pub const DEFAULT_LIMIT: usize = 100;
+pub const MAX_LIMIT: usize = 1000;
+
+impl LeadQuery {
+    /// Checks every value; the error names the parameter so the caller can fix it.
+    pub fn parse(&self) -> Result<(LeadFilter, usize, usize), String> {
+        let non_empty = |v: &Option<String>| {
+            v.as_ref()
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty())
+        };
+        let sort = match non_empty(&self.sort).as_deref() {
+            None | Some("received_at") => SortKey::ReceivedAt,
+            Some("created_time") => SortKey::CreatedTime,
+            Some("name") => SortKey::Name,
+            Some(other) => {
+                return Err(format!(
+                    "sort must be created_time, received_at or name, not {other:?}"
+                ))
+            }
+        };
+        let ascending = match non_empty(&self.order).as_deref() {
+            None | Some("desc") => false,
+            Some("asc") => true,
+            Some(other) => return Err(format!("order must be asc or desc, not {other:?}")),
+        };
+        let since = match non_empty(&self.since) {
+            None => None,
+            Some(s) => Some(parse_time_param(&s, false).ok_or_else(|| {
+                format!("since must be RFC 3339, a date (YYYY-MM-DD) or unix seconds, not {s:?}")
+            })?),
+        };
+        let until = match non_empty(&self.until) {
+            None => None,
+            Some(s) => Some(parse_time_param(&s, true).ok_or_else(|| {
+                format!("until must be RFC 3339, a date (YYYY-MM-DD) or unix seconds, not {s:?}")
+            })?),
+        };
+        let limit = match non_empty(&self.limit) {
+            None => DEFAULT_LIMIT,
+            Some(s) => s
+                .parse::<usize>()
+                .map_err(|_| format!("limit must be a whole number, not {s:?}"))?
+                .clamp(1, MAX_LIMIT),
+        };
+        let offset = match non_empty(&self.offset) {
+            None => 0,
+            Some(s) => s
+                .parse::<usize>()
+                .map_err(|_| format!("offset must be a whole number, not {s:?}"))?,
+        };
+        let filter = LeadFilter {
+            q: non_empty(&self.q),
+            form_id: non_empty(&self.form_id),
+            page_id: non_empty(&self.page_id),
+            ad_id: non_empty(&self.ad_id),
+            since,
+            until,
+            sort,
+            ascending,
+        };
+        Ok((filter, limit, offset))
+    }
+}
+
+/// Parses `since`/`until`: unix seconds, RFC 3339, or a bare date. A bare date as `until`
+/// means the end of that day, so `since=2026-11-01&until=2026-11-30` covers all of November.
+pub fn parse_time_param(s: &str, end_of_day: bool) -> Option<i64> {
+    if let Ok(secs) = s.parse::<i64>() {
+        return Some(secs);
+    }
+    if let Ok(t) = DateTime::parse_from_rfc3339(s) {
+        return Some(t.timestamp());
+    }
+    if let Ok(t) = parse_graph_time(s) {
+        return Some(t.timestamp());
+    }
+    let day = NaiveDate::parse_from_str(s, "%Y-%m-%d").ok()?;
+    let t = if end_of_day {
+        day.and_hms_opt(23, 59, 59)?
+    } else {
+        day.and_hms_opt(0, 0, 0)?
+    };
+    Some(Utc.from_utc_datetime(&t).timestamp())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn time_params_accept_three_forms() {
+        assert_eq!(parse_time_param("1700000000", false), Some(1_700_000_000));
+        assert_eq!(
+            parse_time_param("2026-11-28T00:00:00Z", false),
+            Some(parse_time_param("2026-11-28", false).unwrap())
+        );
+        assert_eq!(
+            parse_time_param("2026-11-28", true).unwrap()
+                - parse_time_param("2026-11-28", false).unwrap(),
+            86_399
+        );
+        assert_eq!(parse_time_param("yesterday", false), None);
+    }
+
+    #[test]
+    fn query_errors_name_the_parameter() {
+        let q = LeadQuery {
+            sort: Some("price".into()),
+            ..Default::default()
+        };
+        assert!(q.parse().unwrap_err().contains("sort"));
+        let q = LeadQuery {
+            limit: Some("5000".into()),
+            ..Default::default()
+        };
+        assert_eq!(q.parse().unwrap().1, MAX_LIMIT);
+    }
+}
