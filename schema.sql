@@ -1,7 +1,7 @@
 -- leadstream schema, version 1.
 --
 -- Applied once to a new database (PRAGMA user_version = 0). Later changes go into
--- src/store.rs as numbered migrations that move user_version forward; this file is never
+-- src/store/schema.rs as numbered migrations that move user_version forward; this file is never
 -- edited in place once shipped, so an old database and a new one always agree.
 --
 -- Times are stored twice where they are filtered or sorted on: as text for people

@@ -14,7 +14,8 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use crate::config::{random_token, Secret};
-use crate::store::{now_ms, Store, StoreError, Written};
+use crate::model::now_ms;
+use crate::store::{Store, StoreError};
 
 pub const SESSION_COOKIE: &str = "leadstream_session";
 /// How long a session lasts without logging in again.
@@ -43,16 +44,7 @@ impl Sessions {
     /// Loads the unexpired sessions and forgets the expired ones.
     pub async fn load(store: Store) -> Result<Sessions, StoreError> {
         let now = now_ms();
-        let rows = store
-            .write(move |c| {
-                c.execute("DELETE FROM sessions WHERE expires_ms <= ?1", [now])?;
-                let mut stmt = c.prepare("SELECT token_hash, expires_ms FROM sessions")?;
-                let rows = stmt
-                    .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?
-                    .collect::<rusqlite::Result<HashMap<_, _>>>()?;
-                Ok(Written::value(rows))
-            })
-            .await?;
+        let rows = store.load_sessions(now).await?;
         Ok(Sessions {
             store,
             live: Mutex::new(rows),
@@ -64,16 +56,7 @@ impl Sessions {
         let token = random_token(32);
         let h = hash(&token);
         let expires = now_ms() + SESSION_TTL.as_millis() as i64;
-        let h2 = h.clone();
-        self.store
-            .write(move |c| {
-                c.execute(
-                    "INSERT INTO sessions (token_hash, created_ms, expires_ms) VALUES (?1, ?2, ?3)",
-                    rusqlite::params![h2, now_ms(), expires],
-                )?;
-                Ok(Written::value(()))
-            })
-            .await?;
+        self.store.add_session(h.clone(), expires).await?;
         self.live.lock().expect("sessions lock").insert(h, expires);
         Ok(token)
     }
@@ -92,12 +75,7 @@ impl Sessions {
     pub async fn end(&self, cookie: &str) -> Result<(), StoreError> {
         let h = hash(cookie);
         self.live.lock().expect("sessions lock").remove(&h);
-        self.store
-            .write(move |c| {
-                c.execute("DELETE FROM sessions WHERE token_hash = ?1", [h])?;
-                Ok(Written::value(()))
-            })
-            .await
+        self.store.remove_session(h).await
     }
 }
 

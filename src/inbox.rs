@@ -9,78 +9,26 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use rusqlite::{params, Connection};
 use tokio::sync::{Notify, Semaphore};
 
 use crate::meta::graph::{ErrorClass, GraphClient, GraphError};
 use crate::meta::webhook::Delivery;
+use crate::model::now_ms;
 use crate::model::{LeadSource, NewLead};
 use crate::shutdown::Shutdown;
 use crate::status::Status;
-use crate::store::{self, now_ms, Store, StoreError, Written};
+use crate::store::{FormInfo, Job, Store, StoreError, Stored};
 
-/// What storing a delivery did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Stored {
-    pub delivery_id: i64,
-    /// Jobs created; redelivered and already-saved leads add none.
-    pub new_jobs: usize,
-}
-
-/// Stores the raw delivery and one job per new `leadgen_id`, in one transaction (SPEC step 2).
+/// Stores the raw delivery and one job per new `leadgen_id`, in one transaction.
 pub async fn store_delivery(
     store: &Store,
     body: bytes::Bytes,
     delivery: Delivery,
 ) -> Result<Stored, StoreError> {
+    let note = (!delivery.notes.is_empty()).then(|| delivery.notes.join("; "));
     store
-        .write(move |c| {
-            let now = now_ms();
-            let note = (!delivery.notes.is_empty()).then(|| delivery.notes.join("; "));
-            c.prepare_cached(
-                "INSERT INTO deliveries (received_ms, kind, note, body) VALUES (?1, ?2, ?3, ?4)",
-            )?
-            .execute(params![now, delivery.kind.as_str(), note, &body[..]])?;
-            let delivery_id = c.last_insert_rowid();
-            let mut new_jobs = 0;
-            let mut insert = c.prepare_cached(
-                "INSERT INTO jobs (leadgen_id, page_id, form_id, ad_id, adgroup_id, webhook_created,
-                                   delivery_id, first_seen_ms, next_attempt_ms, updated_ms)
-                 SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8, ?8
-                 WHERE NOT EXISTS (SELECT 1 FROM leads WHERE leadgen_id = ?1)
-                 ON CONFLICT(leadgen_id) DO NOTHING",
-            )?;
-            for l in &delivery.leads {
-                new_jobs += insert.execute(params![
-                    l.leadgen_id,
-                    l.page_id,
-                    l.form_id,
-                    l.ad_id,
-                    l.adgroup_id,
-                    l.created_time,
-                    delivery_id,
-                    now
-                ])?;
-            }
-            store::set_state(c, "last_webhook_ms", &now.to_string())?;
-            Ok(Written::value(Stored {
-                delivery_id,
-                new_jobs,
-            }))
-        })
+        .store_delivery(body, delivery.kind.as_str(), note, delivery.leads)
         .await
-}
-
-/// A due job, as the worker sees it.
-#[derive(Debug, Clone)]
-struct Job {
-    leadgen_id: String,
-    page_id: Option<String>,
-    form_id: Option<String>,
-    ad_id: Option<String>,
-    adgroup_id: Option<String>,
-    attempts: i64,
-    first_seen_ms: i64,
 }
 
 /// The retry schedule: about `base`, 2×, 4×… with ±20% jitter, capped at `cap`.
@@ -143,23 +91,7 @@ impl Worker {
     pub async fn run(self: Arc<Self>, shutdown: Shutdown) {
         // Resume at once after a restart: whatever was waiting for a retry is due now. The
         // wait was only a courtesy to Graph; after a restart the person wants their leads.
-        let resumed = self
-            .store
-            .write(|c| {
-                let now = now_ms();
-                c.execute(
-                    "UPDATE jobs SET next_attempt_ms = ?1
-                     WHERE state = 'pending' AND next_attempt_ms > ?1",
-                    [now],
-                )?;
-                let pending: i64 = c.query_row(
-                    "SELECT count(*) FROM jobs WHERE state = 'pending'",
-                    [],
-                    |r| r.get(0),
-                )?;
-                Ok(Written::value(pending))
-            })
-            .await;
+        let resumed = self.store.resume_jobs().await;
         match resumed {
             Ok(n) if n > 0 => log::info!("resuming {n} pending lead jobs"),
             Ok(_) => {}
@@ -212,12 +144,8 @@ impl Worker {
             .iter()
             .cloned()
             .collect();
-        let now = now_ms();
-        let (due, next_due) = self
-            .store
-            .read(move |c| due_jobs(c, now, free + skip.len(), &skip))
-            .await?;
-        for job in due {
+        let due = self.store.due_jobs(free + skip.len(), skip).await?;
+        for job in due.jobs {
             // The slot first: a job marked in flight without a task would never run again
             // (until a restart).
             let Ok(permit) = slots.clone().try_acquire_owned() else {
@@ -246,7 +174,7 @@ impl Worker {
                 me.wake.notify_one();
             });
         }
-        Ok(match next_due {
+        Ok(match due.next_due_ms {
             Some(at) => Duration::from_millis((at - now_ms()).clamp(0, 60_000) as u64),
             None => idle,
         })
@@ -358,15 +286,7 @@ impl Worker {
             );
             let next = now + wait.as_millis() as i64;
             self.store
-                .write(move |c| {
-                    c.execute(
-                        "UPDATE jobs SET attempts = ?2, next_attempt_ms = ?3, last_error = ?4,
-                                         last_error_code = ?5, updated_ms = ?6
-                         WHERE leadgen_id = ?1 AND state = 'pending'",
-                        params![id, attempts, next, message, code, now],
-                    )?;
-                    Ok(Written::value(()))
-                })
+                .retry_job_later(id, attempts, next, message, code)
                 .await
         } else {
             let why = if class.is_retried() {
@@ -375,17 +295,7 @@ impl Worker {
                 "not retried"
             };
             log::warn!("lead {id}: dead letter after {attempts} tries ({why}): {message}");
-            self.store
-                .write(move |c| {
-                    c.execute(
-                        "UPDATE jobs SET state = 'dead', attempts = ?2, last_error = ?3,
-                                         last_error_code = ?4, updated_ms = ?5
-                         WHERE leadgen_id = ?1 AND state = 'pending'",
-                        params![id, attempts, message, code, now],
-                    )?;
-                    Ok(Written::value(()))
-                })
-                .await
+            self.store.set_job_aside(id, attempts, message, code).await
         }
     }
 
@@ -404,132 +314,25 @@ impl Worker {
             // Marked before the call, so concurrent leads of a new form ask once between them.
             asked.insert(form_id.to_string(), Instant::now());
         }
-        let fid = form_id.to_string();
-        let known = self
-            .store
-            .read(move |c| {
-                c.query_row(
-                    "SELECT count(*) FROM forms WHERE form_id = ?1 AND name IS NOT NULL",
-                    [fid],
-                    |r| r.get::<_, i64>(0),
-                )
-            })
-            .await
-            .unwrap_or(0)
-            > 0;
+        let known = matches!(self.store.form_name(form_id.to_string()).await, Ok(Some(_)));
         if known {
             return;
         }
         match self.graph.form(form_id).await {
             Ok(form) => {
-                let page = page_id.map(str::to_string);
+                let info = FormInfo {
+                    form_id: form.id,
+                    name: form.name,
+                    status: form.status,
+                };
                 let _ = self
                     .store
-                    .write(move |c| {
-                        store::upsert_form(
-                            c,
-                            &form.id,
-                            page.as_deref(),
-                            form.name.as_deref(),
-                            form.status.as_deref(),
-                        )?;
-                        Ok(Written::value(()))
-                    })
+                    .remember_forms(page_id.map(str::to_string), vec![info])
                     .await;
             }
             Err(e) => log::debug!("form {form_id}: name lookup failed: {e}"),
         }
     }
-}
-
-/// Due pending jobs (oldest first) not in `skip`, and when the next one is due.
-fn due_jobs(
-    c: &Connection,
-    now: i64,
-    limit: usize,
-    skip: &[String],
-) -> rusqlite::Result<(Vec<Job>, Option<i64>)> {
-    let mut stmt = c.prepare_cached(
-        "SELECT leadgen_id, page_id, form_id, ad_id, adgroup_id, attempts, first_seen_ms
-         FROM jobs WHERE state = 'pending' AND next_attempt_ms <= ?1
-         ORDER BY next_attempt_ms, first_seen_ms LIMIT ?2",
-    )?;
-    let jobs = stmt
-        .query_map(params![now, limit as i64], |r| {
-            Ok(Job {
-                leadgen_id: r.get(0)?,
-                page_id: r.get(1)?,
-                form_id: r.get(2)?,
-                ad_id: r.get(3)?,
-                adgroup_id: r.get(4)?,
-                attempts: r.get(5)?,
-                first_seen_ms: r.get(6)?,
-            })
-        })?
-        .filter(|j| j.as_ref().map_or(true, |j| !skip.contains(&j.leadgen_id)))
-        .collect::<rusqlite::Result<Vec<_>>>()?;
-    let next: Option<i64> = c.query_row(
-        "SELECT min(next_attempt_ms) FROM jobs WHERE state = 'pending' AND next_attempt_ms > ?1",
-        [now],
-        |r| r.get(0),
-    )?;
-    Ok((jobs, next))
-}
-
-/// Puts every dead letter back in the queue, due now. Returns how many.
-pub async fn retry_dead_letters(store: &Store) -> Result<usize, StoreError> {
-    store
-        .write(|c| {
-            let now = now_ms();
-            let n = c.execute(
-                "UPDATE jobs SET state = 'pending', attempts = 0, first_seen_ms = ?1,
-                                 next_attempt_ms = ?1, updated_ms = ?1
-                 WHERE state = 'dead'",
-                [now],
-            )?;
-            Ok(Written::value(n))
-        })
-        .await
-}
-
-/// A dead letter, for `/api/dead-letters` and the dashboard.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct DeadLetter {
-    pub leadgen_id: String,
-    pub form_id: Option<String>,
-    pub attempts: i64,
-    pub error: Option<String>,
-    pub error_code: Option<i64>,
-    pub updated_ms: i64,
-}
-
-pub fn dead_letters(c: &Connection, limit: usize) -> rusqlite::Result<Vec<DeadLetter>> {
-    let mut stmt = c.prepare(
-        "SELECT leadgen_id, form_id, attempts, last_error, last_error_code, updated_ms
-         FROM jobs WHERE state = 'dead' ORDER BY updated_ms DESC LIMIT ?1",
-    )?;
-    let rows = stmt
-        .query_map([limit as i64], |r| {
-            Ok(DeadLetter {
-                leadgen_id: r.get(0)?,
-                form_id: r.get(1)?,
-                attempts: r.get(2)?,
-                error: r.get(3)?,
-                error_code: r.get(4)?,
-                updated_ms: r.get(5)?,
-            })
-        })?
-        .collect();
-    rows
-}
-
-/// `(pending, dead)` job counts.
-pub fn job_counts(c: &Connection) -> rusqlite::Result<(i64, i64)> {
-    c.query_row(
-        "SELECT coalesce(sum(state = 'pending'), 0), coalesce(sum(state = 'dead'), 0) FROM jobs",
-        [],
-        |r| Ok((r.get(0)?, r.get(1)?)),
-    )
 }
 
 #[cfg(test)]

@@ -30,7 +30,7 @@ use tokio::time::{Instant, MissedTickBehavior};
 
 use crate::model::Lead;
 use crate::shutdown::Shutdown;
-use crate::store::{self, Store};
+use crate::store::{LeadSink, Store};
 
 /// A saved lead and its ready-made SSE frame.
 #[derive(Debug)]
@@ -82,7 +82,7 @@ impl Hub {
         }
     }
 
-    /// Called by the database writer only, after the lead's commit.
+    /// Called by the database writer only (through [`LeadSink`]), after the lead's commit.
     pub fn publish(&self, lead: Lead) {
         log::info!(
             "lead {} saved as #{} (form {}, via {})",
@@ -140,6 +140,15 @@ impl Hub {
                 }
             });
         });
+    }
+}
+
+/// The database writer's sink: every committed lead goes out here, once, in id order.
+impl LeadSink for Hub {
+    fn committed(&self, leads: Vec<Lead>) {
+        for lead in leads {
+            self.publish(lead);
+        }
     }
 }
 
@@ -280,7 +289,7 @@ impl State {
         // Subscribe before reading: see the module comment.
         let rx = hub.subscribe();
         hub.start_clock(params.keepalive, shutdown.clone());
-        let (last_sent, phase) = match store.read(store::max_lead_id).await {
+        let (last_sent, phase) = match store.max_lead_id().await {
             Err(e) => {
                 log::warn!("cannot open a stream: {e}");
                 (0, Phase::Done)
@@ -322,10 +331,7 @@ async fn next_frame(s: &mut State) -> Option<Bytes> {
                 }
                 let after = s.last_sent;
                 // Boxed: only a replaying stream pays for this future, not every idle one.
-                let read = Box::pin(
-                    s.store
-                        .read(move |c| store::leads_after(c, after, REPLAY_BATCH)),
-                );
+                let read = Box::pin(s.store.leads_after(after, REPLAY_BATCH));
                 let batch = match read.await {
                     Ok(b) => b,
                     Err(e) => {
@@ -375,7 +381,7 @@ async fn next_frame(s: &mut State) -> Option<Bytes> {
                     Err(broadcast::error::RecvError::Lagged(missed)) => {
                         // The channel dropped `missed` signals for this client; the database
                         // has every lead. `rx` now points at the oldest signal it still holds.
-                        let newest = match Box::pin(s.store.read(store::max_lead_id)).await {
+                        let newest = match Box::pin(s.store.max_lead_id()).await {
                             Ok(n) => n,
                             Err(e) => {
                                 log::warn!("stream catch-up failed: {e}");
@@ -541,6 +547,32 @@ mod tests {
 
     fn leads(ids: std::ops::RangeInclusive<i64>) -> Vec<Seen> {
         ids.map(Seen::Lead).collect()
+    }
+
+    #[tokio::test]
+    async fn a_burst_of_concurrent_saves_is_published_once_each_in_id_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let hub = Hub::new(1024);
+        let mut rx = hub.subscribe();
+        let store = Store::open(&dir.path().join("t.db"), hub).unwrap();
+        let saves =
+            (0..300).map(|i| store.save_lead(NewLead::sample(&format!("{}", 1000 + i), "Ada")));
+        let saved = futures_util::future::join_all(saves).await;
+        assert!(saved.iter().all(|s| matches!(s, Ok(Some(_)))));
+        let mut last = 0;
+        for _ in 0..300 {
+            let signal = rx.recv().await.unwrap();
+            let ev = signal
+                .lead()
+                .expect("only leads: no stream started the clock");
+            assert!(
+                ev.id > last,
+                "published out of order: {} after {last}",
+                ev.id
+            );
+            last = ev.id;
+        }
+        assert_eq!(store.count().await.unwrap(), (300, last));
     }
 
     #[tokio::test]

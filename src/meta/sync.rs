@@ -27,7 +27,7 @@ use crate::config::Tuning;
 use crate::model::{LastSync, LeadSource, NewLead, SyncReport};
 use crate::shutdown::Shutdown;
 use crate::status::{problem_words, Status};
-use crate::store::{self, Store, Written};
+use crate::store::{FormInfo, Store, StoreError};
 
 /// Re-read this much before a form's last complete read: Meta can make a lead readable a
 /// little after its `created_time`, and our clock and Meta's differ.
@@ -36,12 +36,6 @@ pub const SAFETY_MARGIN_SECS: i64 = 30 * 60;
 /// The periodic interval when none is configured (SPEC: every 15 minutes); also the longest
 /// wait before another try after a failure.
 pub const DEFAULT_EVERY: Duration = Duration::from_secs(15 * 60);
-
-/// `state` key of the per-form watermarks: `{"<form_id>": <unix seconds>}`, the start of the
-/// last sync that read the form to the end. Per form rather than one for the whole sync, so a
-/// page added to META_PAGE_ID later (or a new form) is read from the beginning, and the forms
-/// a rate-limited sync did finish are not read again from the old point.
-const WATERMARKS_KEY: &str = "sync_form_watermarks";
 
 /// What a Graph error was about.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -347,17 +341,7 @@ impl Syncer {
             report,
             error: result.as_ref().err().map(SyncError::words),
         };
-        let saved = self
-            .store
-            .write(move |c| {
-                store::set_state(
-                    c,
-                    "last_sync",
-                    &serde_json::to_string(&last).expect("serialises"),
-                )?;
-                Ok(Written::value(()))
-            })
-            .await;
+        let saved = self.store.record_sync(last).await;
         if let Err(e) = saved {
             log::error!("could not record the sync result: {e}");
         }
@@ -495,55 +479,32 @@ impl Syncer {
 
     /// Records the forms' names, so leads show "Spring offer" rather than an id.
     async fn remember_forms(&self, page_id: &str, forms: &[GraphForm]) -> Result<(), SyncError> {
-        let page = page_id.to_string();
-        let rows = forms.to_vec();
-        self.store
-            .write(move |c| {
-                for f in &rows {
-                    store::upsert_form(
-                        c,
-                        &f.id,
-                        Some(&page),
-                        f.name.as_deref(),
-                        f.status.as_deref(),
-                    )?;
-                }
-                Ok(Written::value(()))
+        let forms = forms
+            .iter()
+            .map(|f| FormInfo {
+                form_id: f.id.clone(),
+                name: f.name.clone(),
+                status: f.status.clone(),
             })
+            .collect();
+        self.store
+            .remember_forms(Some(page_id.to_string()), forms)
             .await
             .map_err(|e| SyncError::Store(e.to_string()))
     }
 
-    async fn watermarks(&self) -> Result<HashMap<String, i64>, store::StoreError> {
-        Ok(self
-            .store
-            .get_state(WATERMARKS_KEY)
-            .await?
-            .and_then(|s| serde_json::from_str(&s).ok())
-            .unwrap_or_default())
+    /// Form id → the start (unix seconds) of the last sync that read the form to the end. Per
+    /// form rather than one for the whole sync, so a page added to META_PAGE_ID later (or a
+    /// new form) is read from the beginning, and the forms a rate-limited sync did finish are
+    /// not read again from the old point.
+    async fn watermarks(&self) -> Result<HashMap<String, i64>, StoreError> {
+        self.store.sync_watermarks().await
     }
 
     /// Notes that `form_id` was read to the end by the sync that started at `started`.
     async fn set_watermark(&self, form_id: &str, started: i64) -> Result<(), SyncError> {
-        let form_id = form_id.to_string();
         self.store
-            .write(move |c| {
-                let current: Option<String> = rusqlite::OptionalExtension::optional(c.query_row(
-                    "SELECT value FROM state WHERE key = ?1",
-                    [WATERMARKS_KEY],
-                    |r| r.get(0),
-                ))?;
-                let mut marks: HashMap<String, i64> = current
-                    .and_then(|s| serde_json::from_str(&s).ok())
-                    .unwrap_or_default();
-                marks.insert(form_id, started);
-                store::set_state(
-                    c,
-                    WATERMARKS_KEY,
-                    &serde_json::to_string(&marks).expect("serialises"),
-                )?;
-                Ok(Written::value(()))
-            })
+            .set_sync_watermark(form_id.to_string(), started)
             .await
             .map_err(|e| SyncError::Store(e.to_string()))
     }
@@ -555,34 +516,22 @@ impl Syncer {
         form_id: &str,
         leads: Vec<GraphLead>,
     ) -> Result<u64, SyncError> {
-        if leads.is_empty() {
-            return Ok(0);
-        }
-        let page_id = page_id.to_string();
-        let form_id = form_id.to_string();
-        self.store
-            .write(move |c| {
-                let now = store::now_ms();
-                let mut inserted = Vec::new();
-                for g in leads {
-                    let lead = NewLead {
-                        leadgen_id: g.id,
-                        page_id: Some(page_id.clone()),
-                        form_id: g.form_id.or_else(|| Some(form_id.clone())),
-                        ad_id: g.ad_id,
-                        adgroup_id: g.adgroup_id,
-                        campaign_id: g.campaign_id,
-                        created_time: g.created_time,
-                        field_data: g.field_data,
-                        source: LeadSource::Sync,
-                    };
-                    inserted.extend(store::insert_lead(c, &lead, now)?);
-                }
-                Ok(Written {
-                    value: inserted.len() as u64,
-                    inserted,
-                })
+        let leads = leads
+            .into_iter()
+            .map(|g| NewLead {
+                leadgen_id: g.id,
+                page_id: Some(page_id.to_string()),
+                form_id: g.form_id.or_else(|| Some(form_id.to_string())),
+                ad_id: g.ad_id,
+                adgroup_id: g.adgroup_id,
+                campaign_id: g.campaign_id,
+                created_time: g.created_time,
+                field_data: g.field_data,
+                source: LeadSource::Sync,
             })
+            .collect();
+        self.store
+            .save_leads(leads)
             .await
             .map_err(|e| SyncError::Store(e.to_string()))
     }

@@ -9,20 +9,7 @@
 use serde_json::Value;
 
 use super::is_meta_id;
-
-/// One `leadgen` change: ids only; the answers come from Graph.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LeadgenChange {
-    /// Checked to be digits.
-    pub leadgen_id: String,
-    pub page_id: Option<String>,
-    pub form_id: Option<String>,
-    /// `None` for organic and Testing Tool leads (absent, or `0`).
-    pub ad_id: Option<String>,
-    pub adgroup_id: Option<String>,
-    /// Unix seconds.
-    pub created_time: Option<i64>,
-}
+pub use crate::model::LeadgenChange;
 
 /// What a delivery holds, for the `deliveries.kind` column and the log line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -83,6 +83,20 @@ pub fn flatten_fields(field_data: &[FieldData]) -> BTreeMap<String, String> {
         .collect()
 }
 
+/// A lead a webhook announced (one `leadgen` change): ids only; the answers come from Graph.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeadgenChange {
+    /// Checked to be digits.
+    pub leadgen_id: String,
+    pub page_id: Option<String>,
+    pub form_id: Option<String>,
+    /// `None` for organic and Testing Tool leads (absent, or `0`).
+    pub ad_id: Option<String>,
+    pub adgroup_id: Option<String>,
+    /// Unix seconds.
+    pub created_time: Option<i64>,
+}
+
 /// A lead fetched from Graph (or made by sync), before it has a local row id.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NewLead {

@@ -12,6 +12,6 @@ mod sync;
 mod time;
 
 pub use filter::{parse_time_param, LeadFilter, LeadQuery, SortKey, DEFAULT_LIMIT, MAX_LIMIT};
-pub use lead::{flatten_fields, FieldData, Lead, LeadSource, NewLead};
+pub use lead::{flatten_fields, FieldData, Lead, LeadSource, LeadgenChange, NewLead};
 pub use sync::{LastSync, SyncReport};
 pub use time::{format_millis, format_seconds, now_ms, parse_graph_time};

@@ -14,8 +14,8 @@ use crate::demo::DemoMeta;
 use crate::error::AppError;
 use crate::meta::graph::ErrorClass;
 use crate::meta::sync::SyncError;
-use crate::model::{LastSync, LeadQuery};
-use crate::{inbox, store, App};
+use crate::model::LeadQuery;
+use crate::App;
 
 pub fn routes(app: Arc<App>) -> warp::filters::BoxedFilter<(Response,)> {
     healthz(app.clone())
@@ -72,10 +72,7 @@ fn leads(app: Arc<App>) -> impl Filter<Extract = (Response,), Error = warp::Reje
             |app: Arc<App>, creds: Credentials, q: LeadQuery| async move {
                 authorised(&app, &creds, async {
                     let (filter, limit, offset) = q.parse().map_err(AppError::BadRequest)?;
-                    let (leads, total) = app
-                        .store
-                        .read(move |c| store::list_leads(c, &filter, limit, offset))
-                        .await?;
+                    let (leads, total) = app.store.list_leads(filter, limit, offset).await?;
                     Ok(warp::reply::json(&json!({"leads": leads, "total": total})))
                 })
                 .await
@@ -150,26 +147,11 @@ fn status(app: Arc<App>) -> impl Filter<Extract = (Response,), Error = warp::Rej
         .and(private(app))
         .then(|app: Arc<App>, creds: Credentials| async move {
             authorised(&app, &creds, async {
-                    let (pending, dead, last_webhook, last_sync, count) = app
-                        .store
-                        .read(|c| {
-                            let (pending, dead) = inbox::job_counts(c)?;
-                            let get = |k: &str| {
-                                rusqlite::OptionalExtension::optional(c.query_row(
-                                    "SELECT value FROM state WHERE key = ?1",
-                                    [k],
-                                    |r| r.get::<_, String>(0),
-                                ))
-                            };
-                            let count: i64 = c.query_row("SELECT count(*) FROM leads", [], |r| r.get(0))?;
-                            Ok((pending, dead, get("last_webhook_ms")?, get("last_sync")?, count))
-                        })
-                        .await?;
-                    let last_webhook_at = last_webhook
-                        .and_then(|ms| ms.parse::<i64>().ok())
+                    let overview = app.store.overview().await?;
+                    let last_webhook_at = overview
+                        .last_webhook_ms
                         .and_then(chrono::DateTime::from_timestamp_millis)
                         .map(crate::model::format_seconds);
-                    let last_sync: Option<LastSync> = last_sync.and_then(|s| serde_json::from_str(&s).ok());
                     let mut problems = app.status.problems();
                     if app.syncer.page_ids.is_empty() {
                         problems.push(
@@ -181,10 +163,10 @@ fn status(app: Arc<App>) -> impl Filter<Extract = (Response,), Error = warp::Rej
                     let paused = app.status.graph_paused_for();
                     Ok(warp::reply::json(&json!({
                         "last_webhook_at": last_webhook_at,
-                        "last_sync": last_sync,
-                        "jobs_waiting": pending,
-                        "dead_letters": dead,
-                        "leads": count,
+                        "last_sync": overview.last_sync,
+                        "jobs_waiting": overview.jobs_waiting,
+                        "dead_letters": overview.dead_letters,
+                        "leads": overview.leads,
                         "problems": problems,
                         "graph_paused_seconds": paused.as_secs_f64().ceil() as u64,
                         "sync_running": app.syncer.is_running(),
@@ -206,10 +188,7 @@ fn stats(app: Arc<App>) -> impl Filter<Extract = (Response,), Error = warp::Reje
             |app: Arc<App>, creds: Credentials, q: LeadQuery| async move {
                 authorised(&app, &creds, async {
                     let (filter, _, _) = q.parse().map_err(AppError::BadRequest)?;
-                    let stats = app
-                        .store
-                        .read(move |c| store::stats(c, &filter, 30))
-                        .await?;
+                    let stats = app.store.stats(filter, 30).await?;
                     Ok(warp::reply::json(&stats))
                 })
                 .await
@@ -219,15 +198,15 @@ fn stats(app: Arc<App>) -> impl Filter<Extract = (Response,), Error = warp::Reje
 
 /// GET /api/forms — every known form with its lead count, for the filter.
 fn forms(app: Arc<App>) -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone {
-    private_read(warp::path!("api" / "forms"), app, |c| {
-        Ok(json!({ "forms": store::forms_summary(c)? }))
+    private_read(warp::path!("api" / "forms"), app, |store| async move {
+        Ok(json!({ "forms": store.forms_summary().await? }))
     })
 }
 
 /// GET /api/pages — pages with leads, for the filter.
 fn pages(app: Arc<App>) -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone {
-    private_read(warp::path!("api" / "pages"), app, |c| {
-        Ok(json!({ "pages": store::pages_summary(c)? }))
+    private_read(warp::path!("api" / "pages"), app, |store| async move {
+        Ok(json!({ "pages": store.pages_summary().await? }))
     })
 }
 
@@ -235,24 +214,23 @@ fn pages(app: Arc<App>) -> impl Filter<Extract = (Response,), Error = warp::Reje
 fn dead_letters(
     app: Arc<App>,
 ) -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone {
-    private_read(warp::path!("api" / "dead-letters"), app, |c| {
-        Ok(json!({ "dead_letters": inbox::dead_letters(c, 500)? }))
-    })
+    private_read(
+        warp::path!("api" / "dead-letters"),
+        app,
+        |store| async move { Ok(json!({ "dead_letters": store.dead_letters(500).await? })) },
+    )
 }
 
 /// A private `GET` whose answer is one database read, as JSON.
-fn private_read<P, F>(
+fn private_read<P, F, Fut>(
     path: P,
     app: Arc<App>,
     read: F,
 ) -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone
 where
     P: Filter<Extract = (), Error = warp::Rejection> + Clone + Send + Sync + 'static,
-    F: Fn(&rusqlite::Connection) -> rusqlite::Result<serde_json::Value>
-        + Clone
-        + Send
-        + Sync
-        + 'static,
+    F: Fn(crate::store::Store) -> Fut + Clone + Send + Sync + 'static,
+    Fut: std::future::Future<Output = Result<serde_json::Value, crate::store::StoreError>> + Send,
 {
     path.and(warp::get())
         .and(private(app))
@@ -260,7 +238,7 @@ where
             let read = read.clone();
             async move {
                 authorised(&app, &creds, async {
-                    let body = app.store.read(read).await?;
+                    let body = read(app.store.clone()).await?;
                     Ok(warp::reply::json(&body))
                 })
                 .await
@@ -277,7 +255,7 @@ fn retry_dead(
         .and(private(app))
         .then(|app: Arc<App>, creds: Credentials| async move {
             authorised(&app, &creds, async {
-                let n = inbox::retry_dead_letters(&app.store).await?;
+                let n = app.store.retry_dead_letters().await?;
                 log::info!("{n} dead letters put back in the queue by hand");
                 app.wake_worker.notify_one();
                 Ok(warp::reply::json(&json!({ "retried": n })))

@@ -5,12 +5,12 @@
 //! columns, the second writes rows), so 100,000 leads never sit in memory. The PDF keeps only
 //! the five short cells per lead that its table prints.
 
+use std::convert::Infallible;
 use std::io::Write;
 use std::sync::Arc;
 
 use bytes::Bytes;
 use chrono::Utc;
-use rusqlite::OptionalExtension;
 use tokio::sync::mpsc;
 use warp::http::{header, HeaderValue};
 use warp::reply::Response;
@@ -20,8 +20,10 @@ use super::{authorised, private};
 use crate::auth::Credentials;
 use crate::error::AppError;
 use crate::model::{LeadFilter, LeadQuery, SortKey};
-use crate::report::{render_pdf_rows, CsvExport, QuestionSet, ReportRow, SummaryBuilder};
-use crate::store::{self, ForEachError, Store};
+use crate::report::{
+    render_pdf_rows, CsvExport, QuestionSet, ReportError, ReportRow, SummaryBuilder,
+};
+use crate::store::{Store, StoreError, WalkError};
 use crate::App;
 
 pub fn routes(app: Arc<App>) -> warp::filters::BoxedFilter<(Response,)> {
@@ -55,14 +57,8 @@ fn pdf(app: Arc<App>) -> impl Filter<Extract = (Response,), Error = warp::Reject
             |app: Arc<App>, creds: Credentials, q: LeadQuery| async move {
                 authorised(&app, &creds, async {
                     let (filter, _, _) = q.parse().map_err(AppError::BadRequest)?;
-                    let store = app.store.clone();
                     let started = std::time::Instant::now();
-                    let (pdf, total) =
-                        tokio::task::spawn_blocking(move || build_pdf(&store, &filter))
-                            .await
-                            .map_err(|e| {
-                                AppError::Internal(format!("report task failed: {e}"))
-                            })??;
+                    let (pdf, total) = build_pdf(&app.store, filter).await?;
                     log::info!(
                         "PDF report of {total} leads, {} KiB, in {} ms",
                         pdf.len() / 1024,
@@ -121,8 +117,8 @@ impl Write for ChannelWriter {
 
 fn csv_response(store: Store, filter: LeadFilter) -> Response {
     let (tx, mut rx) = mpsc::channel::<Bytes>(4);
-    tokio::task::spawn_blocking(move || {
-        if let Err(e) = write_csv(&store, &filter, tx) {
+    tokio::spawn(async move {
+        if let Err(e) = write_csv(&store, filter, tx).await {
             log::warn!("CSV export stopped: {e}");
         }
     });
@@ -140,90 +136,92 @@ fn csv_response(store: Store, filter: LeadFilter) -> Response {
     res
 }
 
-fn write_csv(store: &Store, filter: &LeadFilter, tx: mpsc::Sender<Bytes>) -> Result<(), String> {
+/// Runs `f` on the blocking pool: whatever writes to a [`ChannelWriter`] may block.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, ReportError> + Send + 'static,
+) -> Result<T, String> {
+    match tokio::task::spawn_blocking(f).await {
+        Ok(out) => out.map_err(|e| e.to_string()),
+        Err(e) => Err(format!("export task failed: {e}")),
+    }
+}
+
+async fn write_csv(
+    store: &Store,
+    filter: LeadFilter,
+    tx: mpsc::Sender<Bytes>,
+) -> Result<(), String> {
     // Pass 1: the union of questions, in order of first appearance.
-    let mut questions = QuestionSet::new();
-    store
-        .read_blocking(|c| {
-            store::for_each_lead(c, filter, |lead| {
-                questions.add(&lead);
-                Ok::<(), std::convert::Infallible>(())
-            })
-            .map_err(|e| match e {
-                ForEachError::Sqlite(e) => e,
-                ForEachError::Callback(never) => match never {},
-            })
+    let questions = store
+        .each_lead(filter.clone(), QuestionSet::new(), |questions, lead| {
+            questions.add(&lead);
+            Ok::<(), Infallible>(())
         })
-        .map_err(|e| e.to_string())?;
+        .await
+        .map_err(|e| StoreError::from(e).to_string())?;
     // Pass 2: the rows. A lead saved between the passes may have a question without a
-    // column; its other answers are still written.
-    let mut out = CsvExport::new(
-        ChannelWriter {
-            tx,
-            buf: Vec::new(),
-        },
-        questions.into_vec(),
-    )
-    .map_err(|e| e.to_string())?;
-    let mut rows = 0u64;
-    store
-        .read_blocking(|c| {
-            store::for_each_lead(c, filter, |lead| {
-                rows += 1;
-                out.write_lead(&lead)
-            })
-            .map_err(|e| match e {
-                ForEachError::Sqlite(e) => e,
-                ForEachError::Callback(e) => rusqlite::Error::ToSqlConversionFailure(Box::new(e)),
-            })
+    // column; its other answers are still written. Everything that writes runs on a blocking
+    // thread, since a slow client makes the writer wait.
+    let writer = ChannelWriter {
+        tx,
+        buf: Vec::new(),
+    };
+    let out = blocking(move || CsvExport::new(writer, questions.into_vec())).await?;
+    let (out, rows) = store
+        .each_lead(filter, (out, 0u64), |(out, rows), lead| {
+            *rows += 1;
+            out.write_lead(&lead)
         })
-        .map_err(|e| e.to_string())?;
-    let mut w = out.finish().map_err(|e| e.to_string())?;
-    w.flush().map_err(|e| e.to_string())?;
+        .await
+        .map_err(|e| match e {
+            WalkError::Store(e) => e.to_string(),
+            WalkError::Visitor(e) => e.to_string(),
+        })?;
+    blocking(move || Ok(out.finish()?.flush()?)).await?;
     log::info!("CSV export of {rows} leads");
     Ok(())
 }
 
 /// The PDF of the leads matching `filter`, and how many there were.
-fn build_pdf(store: &Store, filter: &LeadFilter) -> Result<(Vec<u8>, u64), AppError> {
-    let mut summary = SummaryBuilder::new();
-    let mut rows = Vec::new();
-    let description = store
-        .read_blocking(|c| {
-            store::for_each_lead(c, filter, |lead| {
+async fn build_pdf(store: &Store, filter: LeadFilter) -> Result<(Vec<u8>, u64), AppError> {
+    let (summary, rows) = store
+        .each_lead(
+            filter.clone(),
+            (SummaryBuilder::new(), Vec::new()),
+            |(summary, rows), lead| {
                 summary.add(&lead);
                 rows.push(ReportRow::from(&lead));
-                Ok::<(), std::convert::Infallible>(())
-            })
-            .map_err(|e| match e {
-                ForEachError::Sqlite(e) => e,
-                ForEachError::Callback(never) => match never {},
-            })?;
-            describe(c, filter)
-        })
-        .map_err(AppError::from)?;
-    let summary = summary.finish("Leads report", description, Utc::now());
+                Ok::<(), Infallible>(())
+            },
+        )
+        .await
+        .map_err(StoreError::from)?;
+    let form_name = match &filter.form_id {
+        Some(form_id) => store.form_name(form_id.clone()).await?,
+        None => None,
+    };
+    let summary = summary.finish(
+        "Leads report",
+        describe(&filter, form_name.as_deref()),
+        Utc::now(),
+    );
     let total = summary.total;
-    let pdf = render_pdf_rows(&summary, rows)
+    let pdf = tokio::task::spawn_blocking(move || render_pdf_rows(&summary, rows))
+        .await
+        .map_err(|e| AppError::Internal(format!("report task failed: {e}")))?
         .map_err(|e| AppError::Internal(format!("PDF rendering failed: {e}")))?;
     Ok((pdf, total))
 }
 
 /// The filter in words, for the report's first page: "Search “ada” · Form: Spring open day ·
 /// from 2026-11-01 to 2026-11-30 · sorted by name".
-fn describe(c: &rusqlite::Connection, f: &LeadFilter) -> rusqlite::Result<String> {
+fn describe(f: &LeadFilter, form_name: Option<&str>) -> String {
     let mut parts = Vec::new();
     if let Some(q) = &f.q {
         parts.push(format!("Search “{q}”"));
     }
     if let Some(form) = &f.form_id {
-        let name: Option<String> = c
-            .query_row("SELECT name FROM forms WHERE form_id = ?1", [form], |r| {
-                r.get(0)
-            })
-            .optional()?
-            .flatten();
-        parts.push(match name {
+        parts.push(match form_name {
             Some(n) => format!("Form: {n} ({form})"),
             None => format!("Form: {form}"),
         });
@@ -260,5 +258,5 @@ fn describe(c: &rusqlite::Connection, f: &LeadFilter) -> rusqlite::Result<String
         }
         .to_string(),
     );
-    Ok(parts.join(" · "))
+    parts.join(" · ")
 }

@@ -1,0 +1,266 @@
+//! The `leads` table: saving a lead exactly once, and reading leads back by id (the stream's
+//! replay) or one by one in listing order (the exports).
+
+use chrono::{TimeZone, Utc};
+use rusqlite::{params, Connection, OptionalExtension, Row};
+
+use super::search::{order_clause, where_clause};
+use super::writer::Written;
+use super::{Store, StoreError};
+use crate::model::{
+    flatten_fields, format_millis, format_seconds, now_ms, FieldData, Lead, LeadFilter, NewLead,
+};
+
+/// Why a walk over the leads ([`Store::each_lead`]) stopped early.
+#[derive(Debug)]
+pub enum WalkError<E> {
+    Store(StoreError),
+    /// The visitor said stop (an export whose reader went away).
+    Visitor(E),
+}
+
+/// A walk whose visitor cannot fail stopped for the store's reason.
+impl From<WalkError<std::convert::Infallible>> for StoreError {
+    fn from(e: WalkError<std::convert::Infallible>) -> Self {
+        match e {
+            WalkError::Store(e) => e,
+            WalkError::Visitor(never) => match never {},
+        }
+    }
+}
+
+impl Store {
+    /// Saves a lead unless one with the same `leadgen_id` exists, and marks its job done.
+    /// Returns the saved lead, or `None` for a duplicate. Saving is the only way leads are
+    /// written, so the only way they reach the sink.
+    pub async fn save_lead(&self, lead: NewLead) -> Result<Option<Lead>, StoreError> {
+        self.write(move |c| {
+            let saved = insert_lead(c, &lead, now_ms())?;
+            Ok(Written {
+                inserted: saved.iter().cloned().collect(),
+                value: saved,
+            })
+        })
+        .await
+    }
+
+    /// Saves several leads in one transaction (a page of a sync), each as [`Self::save_lead`]
+    /// does; returns how many were new.
+    pub async fn save_leads(&self, leads: Vec<NewLead>) -> Result<u64, StoreError> {
+        if leads.is_empty() {
+            return Ok(0);
+        }
+        self.write(move |c| {
+            let now = now_ms();
+            let mut inserted = Vec::new();
+            for lead in &leads {
+                inserted.extend(insert_lead(c, lead, now)?);
+            }
+            Ok(Written {
+                value: inserted.len() as u64,
+                inserted,
+            })
+        })
+        .await
+    }
+
+    /// `(count, last_id)` of all leads.
+    pub async fn count(&self) -> Result<(i64, i64), StoreError> {
+        self.read(|c| {
+            c.query_row(
+                "SELECT count(*), coalesce(max(id), 0) FROM leads",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+        })
+        .await
+    }
+
+    /// The newest lead id (0 when there is none).
+    pub async fn max_lead_id(&self) -> Result<i64, StoreError> {
+        self.read(|c| c.query_row("SELECT coalesce(max(id), 0) FROM leads", [], |r| r.get(0)))
+            .await
+    }
+
+    /// Up to `limit` leads with an id above `after`, oldest first: the stream's replay.
+    pub async fn leads_after(&self, after: i64, limit: usize) -> Result<Vec<Lead>, StoreError> {
+        self.read(move |c| {
+            let sql =
+                format!("SELECT {LEAD_COLUMNS} {LEAD_FROM} WHERE l.id > ?1 ORDER BY l.id LIMIT ?2");
+            let mut stmt = c.prepare_cached(&sql)?;
+            let leads = stmt
+                .query_map(params![after, limit as i64], lead_from_row)?
+                .collect();
+            leads
+        })
+        .await
+    }
+
+    /// Calls `visit(&mut state, lead)` for every lead matching `filter`, in listing order, one
+    /// row in memory at a time, and gives `state` back at the end. `visit` runs on a blocking
+    /// thread (it may block, as an export writing to a slow client does); an error from it
+    /// stops the walk.
+    pub async fn each_lead<S, E, V>(
+        &self,
+        filter: LeadFilter,
+        mut state: S,
+        mut visit: V,
+    ) -> Result<S, WalkError<E>>
+    where
+        S: Send + 'static,
+        E: Send + 'static,
+        V: FnMut(&mut S, Lead) -> Result<(), E> + Send + 'static,
+    {
+        self.on_reader(move |c| {
+            walk(c, &filter, |lead| visit(&mut state, lead))?;
+            Ok(state)
+        })
+        .await
+        .map_err(WalkError::Store)?
+    }
+}
+
+fn walk<E>(
+    c: &Connection,
+    filter: &LeadFilter,
+    mut f: impl FnMut(Lead) -> Result<(), E>,
+) -> Result<(), WalkError<E>> {
+    let sqlite = |e: rusqlite::Error| WalkError::Store(StoreError::Sqlite(e));
+    let (wh, args) = where_clause(filter);
+    let sql = format!(
+        "SELECT {LEAD_COLUMNS} {LEAD_FROM} {wh} {}",
+        order_clause(filter)
+    );
+    let mut stmt = c.prepare(&sql).map_err(sqlite)?;
+    let mut rows = stmt
+        .query(rusqlite::params_from_iter(args.iter()))
+        .map_err(sqlite)?;
+    while let Some(row) = rows.next().map_err(sqlite)? {
+        f(lead_from_row(row).map_err(sqlite)?).map_err(WalkError::Visitor)?;
+    }
+    Ok(())
+}
+
+/// Inserts a lead (once per `leadgen_id`) and closes its job. `None` for a duplicate.
+fn insert_lead(c: &Connection, lead: &NewLead, received_ms: i64) -> rusqlite::Result<Option<Lead>> {
+    let fields = flatten_fields(&lead.field_data);
+    let received = Utc
+        .timestamp_millis_opt(received_ms)
+        .single()
+        .unwrap_or_else(Utc::now);
+    let mut out = Lead {
+        id: 0,
+        leadgen_id: lead.leadgen_id.clone(),
+        page_id: lead.page_id.clone(),
+        form_id: lead.form_id.clone(),
+        form_name: None,
+        ad_id: lead.ad_id.clone(),
+        adgroup_id: lead.adgroup_id.clone(),
+        campaign_id: lead.campaign_id.clone(),
+        created_time: format_seconds(lead.created_time),
+        received_at: format_millis(received),
+        fields,
+        field_data: lead.field_data.clone(),
+        source: lead.source.as_str().to_string(),
+    };
+    let name = out.display_name();
+    let field_data = serde_json::to_string(&lead.field_data).expect("field data serialises");
+    let id: Option<i64> = c
+        .prepare_cached(
+            "INSERT INTO leads (leadgen_id, page_id, form_id, ad_id, adgroup_id, campaign_id,
+                                created_time, created_ts, received_at, received_ms, source, name,
+                                field_data, search_text)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)
+             ON CONFLICT(leadgen_id) DO NOTHING
+             RETURNING id",
+        )?
+        .query_row(
+            params![
+                out.leadgen_id,
+                out.page_id,
+                out.form_id,
+                out.ad_id,
+                out.adgroup_id,
+                out.campaign_id,
+                out.created_time,
+                lead.created_time.timestamp(),
+                out.received_at,
+                received_ms,
+                out.source,
+                name,
+                field_data,
+                search_text(&out),
+            ],
+            |r| r.get(0),
+        )
+        .optional()?;
+    c.prepare_cached(
+        "UPDATE jobs SET state = 'done', updated_ms = ?2, last_error = NULL
+         WHERE leadgen_id = ?1 AND state <> 'done'",
+    )?
+    .execute(params![out.leadgen_id, received_ms])?;
+    let Some(id) = id else { return Ok(None) };
+    out.id = id;
+    if let Some(form_id) = &out.form_id {
+        out.form_name = c
+            .prepare_cached("SELECT name FROM forms WHERE form_id = ?1")?
+            .query_row([form_id], |r| r.get(0))
+            .optional()?
+            .flatten();
+    }
+    Ok(Some(out))
+}
+
+/// Lower-cased text that `q` searches: the name, every answer, and the ids.
+fn search_text(l: &Lead) -> String {
+    let mut s = String::new();
+    // U+001F between parts, so a search cannot match across two answers.
+    let sep = '\u{1f}';
+    for part in [
+        Some(&l.leadgen_id),
+        l.form_id.as_ref(),
+        l.page_id.as_ref(),
+        l.ad_id.as_ref(),
+    ]
+    .into_iter()
+    .flatten()
+    {
+        s.push_str(part);
+        s.push(sep);
+    }
+    for f in &l.field_data {
+        for v in &f.values {
+            s.push_str(&v.to_lowercase());
+            s.push(sep);
+        }
+    }
+    s
+}
+
+/// The columns [`lead_from_row`] reads, for `SELECT {LEAD_COLUMNS} {LEAD_FROM} …`.
+pub(super) const LEAD_COLUMNS: &str =
+    "l.id, l.leadgen_id, l.page_id, l.form_id, f.name, l.ad_id, l.adgroup_id, \
+     l.campaign_id, l.created_time, l.received_at, l.field_data, l.source";
+pub(super) const LEAD_FROM: &str = "FROM leads l LEFT JOIN forms f ON f.form_id = l.form_id";
+
+pub(super) fn lead_from_row(r: &Row<'_>) -> rusqlite::Result<Lead> {
+    let field_data_json: String = r.get(10)?;
+    let field_data: Vec<FieldData> = serde_json::from_str(&field_data_json).map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(10, rusqlite::types::Type::Text, Box::new(e))
+    })?;
+    Ok(Lead {
+        id: r.get(0)?,
+        leadgen_id: r.get(1)?,
+        page_id: r.get(2)?,
+        form_id: r.get(3)?,
+        form_name: r.get(4)?,
+        ad_id: r.get(5)?,
+        adgroup_id: r.get(6)?,
+        campaign_id: r.get(7)?,
+        created_time: r.get(8)?,
+        received_at: r.get(9)?,
+        fields: flatten_fields(&field_data),
+        field_data,
+        source: r.get(11)?,
+    })
+}

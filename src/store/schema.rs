@@ -1,0 +1,99 @@
+//! Connections as the store wants them: the pragmas, our SQL functions, the schema of a new
+//! database and the migrations of an old one.
+
+use std::path::Path;
+use std::time::Duration;
+
+use rusqlite::Connection;
+
+/// The schema of a new database (user_version 1).
+const SCHEMA: &str = include_str!("../../schema.sql");
+
+/// Migrations after version 1, in order: `MIGRATIONS[0]` takes a database from version 1 to 2.
+/// Shipped entries are never edited; a change is a new entry.
+const MIGRATIONS: &[&str] = &[];
+
+/// The writer's connection: the database at `path`, created and migrated as needed.
+pub(super) fn open_writer(path: &Path) -> rusqlite::Result<Connection> {
+    let conn = Connection::open(path)?;
+    conn.busy_timeout(Duration::from_secs(5))?;
+    // WAL: readers never block the writer. FULL: a commit survives power loss, which is
+    // what a 200 to Meta promises. foreign_keys: deliveries ↔ jobs stay consistent.
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.pragma_update(None, "foreign_keys", true)?;
+    migrate(&conn)?;
+    // Every statement the writer runs stays prepared: the transaction control above, the
+    // inserts of deliveries, jobs and leads, and the rest (rusqlite keeps 16 by default).
+    conn.set_prepared_statement_cache_capacity(64);
+    set_up(&conn)?;
+    Ok(conn)
+}
+
+/// A read-only connection for the reader pool.
+pub(super) fn open_reader(path: &Path) -> rusqlite::Result<Connection> {
+    let c = Connection::open(path)?;
+    c.busy_timeout(Duration::from_secs(5))?;
+    c.pragma_update(None, "query_only", true)?;
+    set_up(&c)?;
+    Ok(c)
+}
+
+/// What every connection needs, the writer's and each reader's.
+fn set_up(c: &Connection) -> rusqlite::Result<()> {
+    plan_once(c)?;
+    add_functions(c)
+}
+
+/// `lower_unicode(text)`: Rust's `to_lowercase`, for the search. SQLite's own `lower()` folds
+/// ASCII only, so a form named "Été" was not found by "été" (lead answers are lower-cased in
+/// Rust when saved, so only form names, which can change, need this at query time).
+fn add_functions(c: &Connection) -> rusqlite::Result<()> {
+    use rusqlite::functions::FunctionFlags;
+    c.create_scalar_function(
+        "lower_unicode",
+        1,
+        FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC,
+        |ctx| {
+            Ok(ctx
+                .get::<Option<String>>(0)?
+                .map(|text| text.to_lowercase()))
+        },
+    )
+}
+
+/// Keeps a cached statement's plan independent of the values bound to it.
+///
+/// Without this, SQLite (built with STAT4, as rusqlite bundles it) looks at the value bound
+/// to `LIMIT ?` when it plans, and prepares the statement again whenever that value changes.
+/// The worker's claim query binds a different limit nearly every time: in the ingest profile
+/// those re-preparations were about 5% of the server's CPU. Our queries gain nothing from
+/// value-dependent plans (no ANALYZE statistics, no LIKE prefix on an index).
+fn plan_once(c: &Connection) -> rusqlite::Result<()> {
+    c.set_db_config(
+        rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG,
+        true,
+    )?;
+    Ok(())
+}
+
+fn migrate(conn: &Connection) -> rusqlite::Result<()> {
+    let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    if version == 0 {
+        conn.execute_batch(&format!(
+            "BEGIN IMMEDIATE; {SCHEMA}; PRAGMA user_version = 1; COMMIT;"
+        ))?;
+        log::info!("created database schema version 1");
+    }
+    let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    for (i, sql) in MIGRATIONS.iter().enumerate() {
+        let to = i as i64 + 2;
+        if version < to {
+            conn.execute_batch(&format!(
+                "BEGIN IMMEDIATE; {sql}; PRAGMA user_version = {to}; COMMIT;"
+            ))?;
+            log::info!("migrated database to schema version {to}");
+        }
+    }
+    Ok(())
+}

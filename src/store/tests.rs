@@ -1,0 +1,118 @@
+use std::sync::mpsc;
+
+use super::state::{get_state, set_state};
+use super::*;
+use crate::model::{LeadFilter, NewLead};
+
+/// A store on a fresh file, whose sink passes every committed lead to the receiver.
+fn open(dir: &tempfile::TempDir) -> (Store, mpsc::Receiver<Lead>) {
+    let (tx, rx) = mpsc::channel();
+    let sink = move |leads: Vec<Lead>| {
+        for lead in leads {
+            let _ = tx.send(lead);
+        }
+    };
+    (Store::open(&dir.path().join("t.db"), sink).unwrap(), rx)
+}
+
+#[tokio::test]
+async fn a_lead_is_saved_once_and_published_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, rx) = open(&dir);
+    let first = store.save_lead(NewLead::sample("10", "Ada")).await.unwrap();
+    let again = store.save_lead(NewLead::sample("10", "Ada")).await.unwrap();
+    assert!(first.is_some());
+    assert!(again.is_none());
+    assert_eq!(rx.recv().unwrap().id, first.unwrap().id);
+    assert!(
+        rx.try_recv().is_err(),
+        "the duplicate must not be published"
+    );
+    assert_eq!(store.count().await.unwrap().0, 1);
+}
+
+#[tokio::test]
+async fn a_failed_operation_leaves_no_half_write_while_its_batch_commits() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, _rx) = open(&dir);
+    // Queued together, so the writer takes them into one transaction.
+    let half = store.write(|c| {
+        set_state(c, "half", "written")?;
+        c.execute("INSERT INTO no_such_table VALUES (1)", [])?;
+        Ok(Written::value(()))
+    });
+    let whole = store.write(|c| {
+        set_state(c, "whole", "written")?;
+        Ok(Written::value(()))
+    });
+    let (half, whole) = tokio::join!(half, whole);
+    assert!(half.is_err());
+    whole.unwrap();
+    assert_eq!(store.read(|c| get_state(c, "half")).await.unwrap(), None);
+    assert_eq!(
+        store
+            .read(|c| get_state(c, "whole"))
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("written")
+    );
+}
+
+#[tokio::test]
+async fn a_failing_operation_does_not_sink_its_batch() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, _rx) = open(&dir);
+    let bad = store.write(|c| {
+        c.execute("INSERT INTO no_such_table VALUES (1)", [])?;
+        Ok(Written::value(()))
+    });
+    let good = store.save_lead(NewLead::sample("11", "Bob"));
+    let (bad, good) = tokio::join!(bad, good);
+    assert!(bad.is_err());
+    assert!(good.unwrap().is_some());
+}
+
+/// How many leads a search for `q` finds.
+async fn found(store: &Store, q: &str) -> i64 {
+    let filter = LeadFilter {
+        q: Some(q.into()),
+        ..Default::default()
+    };
+    store.list_leads(filter, 10, 0).await.unwrap().1
+}
+
+#[tokio::test]
+async fn search_matches_every_word_and_escapes_wildcards() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, _rx) = open(&dir);
+    store
+        .save_lead(NewLead::sample("1", "Ada Lovelace"))
+        .await
+        .unwrap();
+    store
+        .save_lead(NewLead::sample("2", "Zoë Ström"))
+        .await
+        .unwrap();
+    store
+        .save_lead(NewLead::sample("3", "100% real"))
+        .await
+        .unwrap();
+    assert_eq!(found(&store, "ada love").await, 1);
+    assert_eq!(found(&store, "STRÖM").await, 1);
+    assert_eq!(found(&store, "%").await, 1);
+    assert_eq!(found(&store, "ada zoë").await, 0);
+    // Form names fold beyond ASCII too ("ÉTÉ" finds the form "Été").
+    store
+        .write(|c| {
+            c.execute(
+                "INSERT INTO forms (form_id, name, updated_ms) VALUES ('2', 'Offre d''Été', 0)",
+                [],
+            )?;
+            Ok(Written::value(()))
+        })
+        .await
+        .unwrap();
+    assert_eq!(found(&store, "ÉTÉ").await, 3);
+    assert_eq!(found(&store, "été ström").await, 1);
+}
