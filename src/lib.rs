@@ -26,7 +26,6 @@ pub mod auth;
 pub mod config;
 pub mod demo;
 pub mod error;
-pub mod fanout;
 pub mod inbox;
 pub mod live;
 pub mod meta;
@@ -47,7 +46,7 @@ use tokio::net::TcpListener;
 use tokio::sync::Notify;
 
 use crate::config::{Secret, Settings};
-use crate::live::{Hub, LeadStream, StreamParams};
+use crate::live::{Hub, StreamParams, Streams};
 use crate::meta::graph::GraphClient;
 use crate::meta::sync::Syncer;
 use crate::model::LeadSource;
@@ -59,9 +58,8 @@ use crate::store::Store;
 pub struct App {
     pub settings: Settings,
     pub store: Store,
-    pub hub: Hub,
-    /// Writes leads to caught-up streams served by [`server`].
-    pub fanout: fanout::Fanout,
+    /// Opens `/api/stream` bodies; caught-up ones are written by its fan-out.
+    pub streams: Streams,
     pub status: Arc<Status>,
     pub sessions: auth::Sessions,
     pub login_limiter: auth::LoginLimiter,
@@ -75,25 +73,6 @@ pub struct App {
     pub shutdown: Shutdown,
     /// The address the server is bound to.
     pub local_addr: SocketAddr,
-}
-
-impl App {
-    /// Opens one `/api/stream` for a client that has every lead up to `resume` (its
-    /// `Last-Event-ID`; `None` starts live), with this app's stream settings.
-    pub async fn open_stream(&self, resume: Option<i64>) -> LeadStream {
-        let params = StreamParams {
-            keepalive: self.settings.tuning.keepalive,
-            max_replay: self.settings.tuning.max_replay,
-        };
-        LeadStream::open(
-            &self.hub,
-            self.store.clone(),
-            resume,
-            self.shutdown.clone(),
-            params,
-        )
-        .await
-    }
 }
 
 /// Ends streams and stops the server this long after shutdown at the latest (SPEC: 5 s).
@@ -154,16 +133,21 @@ pub async fn run(
         stop.clone(),
     ));
     let wake_worker = Arc::new(Notify::new());
-    // One writer per core: a fan-out then keeps every core busy.
-    let fanout = fanout::Fanout::start(
-        &hub,
+    let params = StreamParams {
+        keepalive: settings.tuning.keepalive,
+        max_replay: settings.tuning.max_replay,
+    };
+    // One fan-out writer per core: a fan-out then keeps every core busy.
+    let streams = Streams::start(
+        hub,
+        store.clone(),
+        params,
         std::thread::available_parallelism().map_or(2, |n| n.get()),
         stop.clone(),
     );
     let app = Arc::new(App {
         store: store.clone(),
-        hub,
-        fanout,
+        streams,
         status: status.clone(),
         sessions,
         login_limiter: auth::LoginLimiter::default(),

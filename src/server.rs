@@ -133,13 +133,13 @@ impl Connection {
         }
     }
 
-    /// Writes the SSE answer: our head, then the frames of a `live::LeadStream`, until the
+    /// Writes the SSE answer: our head, then the frames of a [`LeadStream`](crate::live::LeadStream), until the
     /// stream ends (shutdown), the client goes, or a write fails. While the stream is caught
     /// up, the fan-out writes its leads instead and this task only waits.
     async fn stream(self, socket: TcpStream, resume: Option<i64>) {
         let app = &self.app;
         // Subscribed before the head goes out: every lead committed after it reaches the client.
-        let mut stream = app.open_stream(resume).await;
+        let mut stream = app.streams.open(resume).await;
         // Shared with the fan-out while it writes for us; only one of us writes at a time.
         let socket = Arc::new(socket);
         let stop = self.stop;
@@ -148,7 +148,8 @@ impl Connection {
         }
         loop {
             if let Some(last_sent) = stream.caught_up() {
-                if let Some(mut member) = app.fanout.join(socket.clone(), last_sent).await {
+                if let Some(mut member) = app.streams.fanout().join(socket.clone(), last_sent).await
+                {
                     let handed_back = tokio::select! {
                         biased;
                         eviction = &mut member.evicted => eviction,

@@ -170,7 +170,7 @@ fn status(app: Arc<App>) -> impl Filter<Extract = (Response,), Error = warp::Rej
                         "problems": problems,
                         "graph_paused_seconds": paused.as_secs_f64().ceil() as u64,
                         "sync_running": app.syncer.is_running(),
-                        "stream_clients": app.hub.subscribers(),
+                        "stream_clients": app.streams.open_count(),
                         "demo": app.settings.demo,
                         "version": env!("CARGO_PKG_VERSION"),
                     })))

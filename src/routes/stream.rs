@@ -48,7 +48,7 @@ pub fn resume_point(headers: &HeaderMap, q: &HashMap<String, String>) -> Option<
 }
 
 async fn open(app: Arc<App>, resume: Option<i64>) -> Response {
-    let stream = app.open_stream(resume).await.into_body();
+    let stream = app.streams.open(resume).await.into_body();
     // warp wants a Sync stream; SyncWrapper makes any Send stream Sync (it is only ever
     // polled through a &mut), without a task or a channel per client.
     let mut res = warp::reply::stream(sync_wrapper::SyncStream::new(stream)).into_response();

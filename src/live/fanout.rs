@@ -37,7 +37,8 @@ use bytes::Bytes;
 use tokio::net::TcpStream;
 use tokio::sync::{broadcast, mpsc, oneshot, Notify};
 
-use crate::live::{Hub, Signal, KEEPALIVE};
+use super::frames::KEEPALIVE;
+use super::hub::{Hub, Signal};
 use crate::shutdown::Shutdown;
 
 /// Members per block: small enough that the writers finish within a block's time of each

@@ -1,8 +1,4 @@
-//! The live stream: a broadcast channel fed by the database writer (the one publish point),
-//! and one SSE body per open `/api/stream`.
-//!
-//! Each lead's SSE frame is serialised once, when it is published, and shared by every
-//! subscriber as the same `Bytes` (a reference count, not a copy).
+//! One open `/api/stream`: the hello, then replayed and live frames, in id order, once each.
 //!
 //! Ordering and completeness rest on one fact: the writer publishes a lead only after its
 //! COMMIT. A stream therefore subscribes *first* and reads the database *second*: whatever that
@@ -15,160 +11,23 @@
 //! An idle stream waits on one thing only, its receiver: the channel carries the leads, the
 //! keep-alive beat of one clock shared by every stream, and the closing signal at shutdown. So
 //! a lead wakes each stream once and costs it one receive, with no timer or other waiter to
-//! cancel and re-register. A caught-up stream that `server` serves is not even woken: a
-//! `fanout` writer writes the frame for it ([`LeadStream::caught_up`] says when it may join).
+//! cancel and re-register. A caught-up stream that the accept loop serves is not even woken: a
+//! fan-out writer writes the frame for it ([`LeadStream::caught_up`] says when it may join).
 
 use std::convert::Infallible;
-use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::Stream;
 use tokio::sync::broadcast;
-use tokio::time::{Instant, MissedTickBehavior};
 
-use crate::model::Lead;
+use super::frames::{lead_frame, refresh_frame, HELLO, KEEPALIVE};
+use super::hub::{Hub, Signal};
 use crate::shutdown::Shutdown;
-use crate::store::{LeadSink, Store};
+use crate::store::Store;
 
-/// A saved lead and its ready-made SSE frame.
-#[derive(Debug)]
-pub struct LeadEvent {
-    pub id: i64,
-    pub lead: Lead,
-    pub frame: Bytes,
-}
-
-/// What the channel carries to every stream.
-#[derive(Clone, Debug)]
-pub enum Signal {
-    Lead(Arc<LeadEvent>),
-    /// Time for a keep-alive comment.
-    Beat,
-    /// The server is shutting down: streams end.
-    Close,
-}
-
-impl Signal {
-    pub fn lead(&self) -> Option<&LeadEvent> {
-        match self {
-            Signal::Lead(ev) => Some(ev),
-            _ => None,
-        }
-    }
-}
-
-/// The sending side of the fan-out.
-#[derive(Clone, Debug)]
-pub struct Hub {
-    tx: broadcast::Sender<Signal>,
-    /// The clock that sends `Beat` and `Close`; started by the first stream.
-    clock: Arc<OnceLock<()>>,
-    /// The id of the newest lead published, set before it is sent.
-    last_published: Arc<AtomicI64>,
-    /// Streams open now (the channel also has the fan-out's receiver).
-    open_streams: Arc<AtomicUsize>,
-}
-
-impl Hub {
-    pub fn new(capacity: usize) -> Hub {
-        let (tx, _) = broadcast::channel(capacity.max(1));
-        Hub {
-            tx,
-            clock: Arc::new(OnceLock::new()),
-            last_published: Arc::new(AtomicI64::new(0)),
-            open_streams: Arc::new(AtomicUsize::new(0)),
-        }
-    }
-
-    /// Called by the database writer only (through [`LeadSink`]), after the lead's commit.
-    pub fn publish(&self, lead: Lead) {
-        log::info!(
-            "lead {} saved as #{} (form {}, via {})",
-            lead.leadgen_id,
-            lead.id,
-            lead.form_id.as_deref().unwrap_or("?"),
-            lead.source
-        );
-        let frame = lead_frame(&lead);
-        self.last_published.fetch_max(lead.id, Ordering::AcqRel);
-        // No receivers is fine: nobody has a dashboard open.
-        let _ = self.tx.send(Signal::Lead(Arc::new(LeadEvent {
-            id: lead.id,
-            lead,
-            frame,
-        })));
-    }
-
-    pub fn subscribe(&self) -> broadcast::Receiver<Signal> {
-        self.tx.subscribe()
-    }
-
-    /// The newest lead id published so far (0 before the first).
-    pub fn last_published(&self) -> i64 {
-        self.last_published.load(Ordering::Acquire)
-    }
-
-    /// Open streams.
-    pub fn subscribers(&self) -> usize {
-        self.open_streams.load(Ordering::Relaxed)
-    }
-
-    /// Starts the hub's clock once: a `Beat` every `every`, and `Close` when shutdown
-    /// begins. The first caller's settings win, which is fine because every stream of an app
-    /// has the same period and the same shutdown.
-    ///
-    /// One task for all streams costs less than a timer and a shutdown waiter per connection.
-    /// It holds only a weak handle on the channel, so it ends with the hub.
-    fn start_clock(&self, every: Duration, shutdown: Shutdown) {
-        self.clock.get_or_init(|| {
-            let tx = self.tx.downgrade();
-            tokio::spawn(async move {
-                let mut tick = tokio::time::interval_at(Instant::now() + every, every);
-                tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
-                loop {
-                    let signal = tokio::select! {
-                        _ = tick.tick() => Signal::Beat,
-                        _ = shutdown.started() => Signal::Close,
-                    };
-                    let Some(tx) = tx.upgrade() else { break };
-                    let _ = tx.send(signal.clone());
-                    if matches!(signal, Signal::Close) {
-                        break;
-                    }
-                }
-            });
-        });
-    }
-}
-
-/// The database writer's sink: every committed lead goes out here, once, in id order.
-impl LeadSink for Hub {
-    fn committed(&self, leads: Vec<Lead>) {
-        for lead in leads {
-            self.publish(lead);
-        }
-    }
-}
-
-/// `id: 42\nevent: lead\ndata: {…}\n\n`. JSON has no raw newlines, so one `data:` line.
-pub fn lead_frame(lead: &Lead) -> Bytes {
-    let json = serde_json::to_string(lead).expect("a lead serialises");
-    Bytes::from(format!("id: {}\nevent: lead\ndata: {json}\n\n", lead.id))
-}
-
-/// Tells a client to reload its list instead of waiting for a replay, and moves its
-/// `Last-Event-ID` to `last_id`, the newest lead at that moment; live leads follow.
-fn refresh_frame(last_id: i64) -> Bytes {
-    Bytes::from(format!(
-        "id: {last_id}\nevent: refresh\ndata: {{\"last_id\":{last_id}}}\n\n"
-    ))
-}
-
-/// Ask EventSource to reconnect after 2 s, and say hello so proxies flush headers at once.
-const HELLO: &[u8] = b"retry: 2000\n: leadstream\n\n";
-pub const KEEPALIVE: &[u8] = b": keep-alive\n\n";
 /// Leads read from the database per replay query, and sent as one chunk. It bounds what a
 /// catching-up client holds in memory at once (the rows and their frames), and a query by
 /// primary key is cheap enough to repeat.
@@ -547,32 +406,6 @@ mod tests {
 
     fn leads(ids: std::ops::RangeInclusive<i64>) -> Vec<Seen> {
         ids.map(Seen::Lead).collect()
-    }
-
-    #[tokio::test]
-    async fn a_burst_of_concurrent_saves_is_published_once_each_in_id_order() {
-        let dir = tempfile::tempdir().unwrap();
-        let hub = Hub::new(1024);
-        let mut rx = hub.subscribe();
-        let store = Store::open(&dir.path().join("t.db"), hub).unwrap();
-        let saves =
-            (0..300).map(|i| store.save_lead(NewLead::sample(&format!("{}", 1000 + i), "Ada")));
-        let saved = futures_util::future::join_all(saves).await;
-        assert!(saved.iter().all(|s| matches!(s, Ok(Some(_)))));
-        let mut last = 0;
-        for _ in 0..300 {
-            let signal = rx.recv().await.unwrap();
-            let ev = signal
-                .lead()
-                .expect("only leads: no stream started the clock");
-            assert!(
-                ev.id > last,
-                "published out of order: {} after {last}",
-                ev.id
-            );
-            last = ev.id;
-        }
-        assert_eq!(store.count().await.unwrap(), (300, last));
     }
 
     #[tokio::test]
