@@ -16,7 +16,8 @@ use serde_json::{json, Value};
 
 use crate::auth::secret_eq;
 use crate::config::{random_token, Secret};
-use crate::meta::signature::{appsecret_proof, sign};
+use crate::ingest::signature::sign;
+use crate::meta::graph::appsecret_proof;
 use crate::shutdown::Shutdown;
 
 pub const DEMO_PAGE_ID: &str = "100000000000001";

@@ -23,10 +23,11 @@
 //! in-process on port 0.
 
 pub mod auth;
+pub mod backoff;
 pub mod config;
 pub mod demo;
 pub mod error;
-pub mod inbox;
+pub mod ingest;
 pub mod live;
 pub mod meta;
 pub mod model;
@@ -34,7 +35,6 @@ pub mod report;
 pub mod routes;
 pub mod server;
 pub mod shutdown;
-pub mod status;
 pub mod store;
 
 use std::future::Future;
@@ -46,12 +46,13 @@ use tokio::net::TcpListener;
 use tokio::sync::Notify;
 
 use crate::config::{Secret, Settings};
+use crate::ingest::{Inbox, Worker};
 use crate::live::{Hub, StreamParams, Streams};
 use crate::meta::graph::GraphClient;
+use crate::meta::status::Status;
 use crate::meta::sync::Syncer;
 use crate::model::LeadSource;
 use crate::shutdown::Shutdown;
-use crate::status::Status;
 use crate::store::Store;
 
 /// Everything a request handler may need, shared behind an `Arc`.
@@ -63,8 +64,8 @@ pub struct App {
     pub status: Arc<Status>,
     pub sessions: auth::Sessions,
     pub login_limiter: auth::LoginLimiter,
-    /// Webhook HMAC key (from settings, or made up by the demo).
-    pub app_secret: Secret,
+    /// Takes signed webhook deliveries.
+    pub inbox: Inbox,
     pub verify_token: Secret,
     pub syncer: Arc<Syncer>,
     /// Wakes the worker when a delivery added jobs.
@@ -151,7 +152,7 @@ pub async fn run(
         status: status.clone(),
         sessions,
         login_limiter: auth::LoginLimiter::default(),
-        app_secret,
+        inbox: Inbox::new(store.clone(), app_secret.clone(), wake_worker.clone()),
         verify_token,
         syncer: syncer.clone(),
         wake_worker: wake_worker.clone(),
@@ -160,7 +161,7 @@ pub async fn run(
         settings,
     });
 
-    let worker = Arc::new(inbox::Worker {
+    let worker = Arc::new(Worker {
         store: store.clone(),
         graph,
         status,

@@ -6,7 +6,7 @@
 //! whitespace); the right signature always passes; a changed body never does.
 #![no_main]
 
-use leadstream::meta::signature::{sign, verify, SignatureError};
+use leadstream::ingest::signature::{sign, verify, SignatureError};
 use libfuzzer_sys::fuzz_target;
 
 fn take<'a>(data: &mut &'a [u8]) -> &'a [u8] {

@@ -7,7 +7,7 @@
 #[path = "../../tests/it/security/invariants.rs"]
 mod invariants;
 
-use leadstream::meta::webhook::parse;
+use leadstream::ingest::payload::parse;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

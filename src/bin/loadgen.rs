@@ -48,7 +48,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use clap::Parser;
 use leadstream::config::{MetaSettings, Secret, Settings, Tuning};
-use leadstream::meta::signature::sign;
+use leadstream::ingest::signature::sign;
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt, Interest};
 use tokio::net::TcpStream;

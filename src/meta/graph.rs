@@ -8,15 +8,26 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use hmac::{Hmac, Mac};
 use serde::Deserialize;
+use sha2::Sha256;
 
 use super::is_meta_id;
-use super::signature::appsecret_proof;
 use crate::model::{parse_graph_time, FieldData};
 
 /// The fields asked for on every lead read (SPEC "Webhook ingest" step 4).
 pub const LEAD_FIELDS: &str =
     "id,created_time,ad_id,form_id,field_data,campaign_id,adset_id,is_organic,platform";
+
+/// `appsecret_proof` = hex HMAC-SHA256(key = app secret, message = access token).
+pub fn appsecret_proof(app_secret: &str, access_token: &str) -> String {
+    // The same HMAC as the webhook signature (ingest::signature), keyed by the app secret
+    // and run over the token.
+    let mut m = Hmac::<Sha256>::new_from_slice(app_secret.as_bytes())
+        .expect("HMAC accepts keys of any length");
+    m.update(access_token.as_bytes());
+    hex::encode(m.finalize().into_bytes())
+}
 
 /// What to do about a failed call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -552,5 +563,12 @@ mod tests {
             crate::model::format_seconds(l.created_time),
             "2026-02-28T08:49:14Z"
         );
+    }
+
+    #[test]
+    fn proof_is_hmac_of_token() {
+        let p = appsecret_proof("secret", "token");
+        assert_eq!(p.len(), 64);
+        assert_ne!(p, appsecret_proof("secret", "token2"));
     }
 }

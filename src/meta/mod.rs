@@ -1,10 +1,10 @@
-//! Everything that speaks Meta: the webhook signature, the webhook payload, the Graph client,
-//! and the catch-up sync.
+//! Everything that asks Meta: the Graph client, the catch-up sync, and what the process
+//! knows of Meta's health (token problems, the rate-limit pause). Webhooks, which Meta sends
+//! us, are `ingest`'s.
 
 pub mod graph;
-pub mod signature;
+pub mod status;
 pub mod sync;
-pub mod webhook;
 
 /// Meta object ids (leads, pages, forms, ads) are decimal digits. Anything else is refused
 /// before it can become a URL path segment (`../../x` must never reach Graph).

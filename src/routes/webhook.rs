@@ -5,7 +5,6 @@
 //! persist in one transaction → 200. Graph is never called here.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use bytes::{Buf, Bytes, BytesMut};
@@ -17,8 +16,8 @@ use warp::{Filter, Reply};
 use super::with_app;
 use crate::auth::secret_eq;
 use crate::error::{respond, AppError};
-use crate::meta::{signature, webhook as payload};
-use crate::{inbox, App};
+use crate::ingest::Refusal;
+use crate::App;
 
 /// Largest webhook body read (SPEC: 4 MiB; Meta's batches of 1000 changes stay well below).
 pub const MAX_BODY: usize = 4 * 1024 * 1024;
@@ -93,38 +92,10 @@ where
     let sig = headers
         .get("x-hub-signature-256")
         .map(|v| v.to_str().unwrap_or(""));
-    if let Err(e) = signature::verify(app.app_secret.expose().as_bytes(), &raw, sig) {
-        log_bad_signature(e.describe(), raw.len());
-        return Err(AppError::Forbidden(e.describe()));
-    }
-    let delivery = payload::parse(&raw);
-    let (kind, leads, notes, messaging) = (
-        delivery.kind,
-        delivery.leads.len(),
-        delivery.notes.clone(),
-        delivery.messaging_events,
-    );
-    let stored = inbox::store_delivery(&app.store, raw.clone(), delivery)
-        .await
-        .map_err(|e| AppError::Internal(format!("could not store a webhook delivery: {e}")))?;
-    if stored.new_jobs > 0 {
-        app.wake_worker.notify_one();
-    }
-    match kind {
-        payload::DeliveryKind::Unusable => log::warn!(
-            "webhook #{}: {} bytes kept raw, not usable: {}",
-            stored.delivery_id,
-            raw.len(),
-            notes.join("; ")
-        ),
-        _ => log::info!(
-            "webhook #{}: {} bytes, {} ({leads} leads, {} new, {messaging} messaging events)",
-            stored.delivery_id,
-            raw.len(),
-            kind.as_str(),
-            stored.new_jobs
-        ),
-    }
+    app.inbox.receive(raw, sig).await.map_err(|e| match e {
+        Refusal::Signature(e) => AppError::Forbidden(e.describe()),
+        Refusal::Store(e) => AppError::Internal(format!("could not store a webhook delivery: {e}")),
+    })?;
     Ok(warp::reply::with_status("EVENT_RECEIVED", StatusCode::OK).into_response())
 }
 
@@ -151,32 +122,4 @@ where
         }
     }
     Ok(buf.freeze())
-}
-
-/// Bad signatures are logged at most once a second (with a count of the rest), so a flood
-/// of forged requests cannot flood the log.
-fn log_bad_signature(why: &str, len: usize) {
-    static LAST_SECOND: AtomicU64 = AtomicU64::new(0);
-    static SUPPRESSED: AtomicU64 = AtomicU64::new(0);
-    static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
-    // Seconds on the monotonic clock (1-based, so the very first refusal is logged), and
-    // fetch_max rather than swap: a thread that read the clock just before a second turned
-    // must not set it back and earn another line for the same second.
-    let now = START
-        .get_or_init(std::time::Instant::now)
-        .elapsed()
-        .as_secs()
-        + 1;
-    if LAST_SECOND.fetch_max(now, Ordering::Relaxed) < now {
-        let more = SUPPRESSED.swap(0, Ordering::Relaxed);
-        if more > 0 {
-            log::warn!(
-                "webhook refused: {why} ({len} bytes); {more} more refused since the last line"
-            );
-        } else {
-            log::warn!("webhook refused: {why} ({len} bytes)");
-        }
-    } else {
-        SUPPRESSED.fetch_add(1, Ordering::Relaxed);
-    }
 }

@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use leadstream::meta::signature::appsecret_proof;
+use leadstream::meta::graph::appsecret_proof;
 use serde_json::{json, Value};
 use warp::http::StatusCode;
 use warp::reply::Response;

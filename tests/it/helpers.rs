@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 use leadstream::config::{MetaSettings, Secret, Settings, Tuning};
-use leadstream::meta::signature::sign;
+use leadstream::ingest::signature::sign;
 use serde_json::{json, Value};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;

@@ -151,8 +151,8 @@ async fn a_missing_malformed_or_wrong_signature_is_refused_with_403_and_nothing_
     let id = lead_id(1);
     add_graph_leads(&app, 1, 1);
     let body = leadgen_body(&[&id]);
-    let right = leadstream::meta::signature::sign(APP_SECRET.as_bytes(), &body);
-    let other_secret = leadstream::meta::signature::sign(b"not-the-app-secret", &body);
+    let right = leadstream::ingest::signature::sign(APP_SECRET.as_bytes(), &body);
+    let other_secret = leadstream::ingest::signature::sign(b"not-the-app-secret", &body);
     let mut tampered = body.clone();
     *tampered.last_mut().unwrap() = b' ';
     let cases: Vec<(&str, Vec<u8>, Option<String>)> = vec![
@@ -865,7 +865,7 @@ async fn kill_9_right_after_a_burst_of_acknowledged_webhooks_while_graph_fails_l
             );
             tokio::spawn(async move {
                 let body = leadgen_body(&[&id]);
-                let sig = leadstream::meta::signature::sign(APP_SECRET.as_bytes(), &body);
+                let sig = leadstream::ingest::signature::sign(APP_SECRET.as_bytes(), &body);
                 let ok = client
                     .post(url)
                     .header("x-hub-signature-256", sig)
@@ -978,7 +978,7 @@ async fn kill_9_right_after_a_burst_of_acknowledged_webhooks_while_graph_fails_l
     // The logs of both runs name ids, never secrets or what people typed into the form.
     let logs = [first.log(), second.log()].concat();
     assert!(logs.iter().any(|l| l.contains("resuming")), "{logs:#?}");
-    let proof = leadstream::meta::signature::appsecret_proof(APP_SECRET, PAGE_TOKEN);
+    let proof = leadstream::meta::graph::appsecret_proof(APP_SECRET, PAGE_TOKEN);
     for line in &logs {
         for secret in [
             APP_SECRET,

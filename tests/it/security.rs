@@ -973,7 +973,7 @@ struct Capture {
 
 impl log::Log for Capture {
     fn enabled(&self, m: &log::Metadata) -> bool {
-        m.level() <= log::Level::Warn && m.target().starts_with("leadstream::routes::webhook")
+        m.level() <= log::Level::Warn && m.target().starts_with("leadstream::ingest::inbox")
     }
     fn log(&self, record: &log::Record) {
         if self.enabled(record.metadata()) {
@@ -1052,7 +1052,7 @@ async fn a_flood_of_bad_signatures_is_cheap_all_403_and_logged_at_a_bounded_rate
     let app = TestApp::spawn().await;
     let body = leadgen_body(&[&lead_id(1)]);
     let forged = format!("sha256={}", "0".repeat(64));
-    let other_secret = leadstream::meta::signature::sign(b"someone else's secret", &body);
+    let other_secret = leadstream::ingest::signature::sign(b"someone else's secret", &body);
     const FLOOD: usize = 1_000;
 
     // What the same number of requests costs when the server does nothing at all with them

@@ -7,8 +7,8 @@
 
 use std::collections::HashSet;
 
+use leadstream::ingest::payload::{Delivery, DeliveryKind};
 use leadstream::meta::is_meta_id;
-use leadstream::meta::webhook::{Delivery, DeliveryKind};
 
 /// What must hold for every parse, whatever the bytes.
 pub fn check_invariants(d: &Delivery) {

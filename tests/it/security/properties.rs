@@ -10,8 +10,8 @@
 
 use std::collections::HashSet;
 
-use leadstream::meta::signature::{sign, verify, SignatureError};
-use leadstream::meta::webhook::parse;
+use leadstream::ingest::payload::parse;
+use leadstream::ingest::signature::{sign, verify, SignatureError};
 
 use super::invariants::check_invariants;
 use proptest::prelude::*;

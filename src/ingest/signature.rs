@@ -1,4 +1,4 @@
-//! `X-Hub-Signature-256` and `appsecret_proof`: HMAC-SHA256 with the app secret.
+//! `X-Hub-Signature-256`: HMAC-SHA256 of the raw body with the app secret.
 //!
 //! Verification runs on the raw bytes as received. Meta escapes non-ASCII as `\u00e4` and `/`
 //! as `\/` and signs *those* bytes; a re-serialised copy would not match.
@@ -55,13 +55,6 @@ pub fn sign(secret: &[u8], body: &[u8]) -> String {
     format!("sha256={}", hex::encode(m.finalize().into_bytes()))
 }
 
-/// `appsecret_proof` = hex HMAC-SHA256(key = app secret, message = access token).
-pub fn appsecret_proof(app_secret: &str, access_token: &str) -> String {
-    let mut m = mac(app_secret.as_bytes());
-    m.update(access_token.as_bytes());
-    hex::encode(m.finalize().into_bytes())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -114,12 +107,5 @@ mod tests {
             verify(s, b"x", Some(&format!("sha256={}", "0".repeat(64)))),
             Err(SignatureError::Mismatch)
         );
-    }
-
-    #[test]
-    fn proof_is_hmac_of_token() {
-        let p = appsecret_proof("secret", "token");
-        assert_eq!(p.len(), 64);
-        assert_ne!(p, appsecret_proof("secret", "token2"));
     }
 }

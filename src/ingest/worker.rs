@@ -1,7 +1,7 @@
-//! The inbox: webhook deliveries become jobs in one transaction, and the enrichment worker
-//! turns jobs into leads by asking Graph, with the retry schedule of SPEC.md.
+//! The worker: turns each pending job into a lead by asking Graph, on the retry schedule
+//! (about 1 s, 2 s, 4 s … capped, for the retry period), or sets it aside as a dead letter.
 //!
-//! A job is a row in `jobs`, so it survives a crash: the worker claims due rows, and on start
+//! A job is a row in `jobs`, so it survives a crash: the worker reads due rows, and on start
 //! every pending job is made due at once. The worker never holds a job in memory only.
 
 use std::collections::{HashMap, HashSet};
@@ -11,43 +11,21 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{Notify, Semaphore};
 
+use crate::backoff::backoff;
+use crate::config::Tuning;
 use crate::meta::graph::{ErrorClass, GraphClient, GraphError};
-use crate::meta::webhook::Delivery;
-use crate::model::now_ms;
-use crate::model::{LeadSource, NewLead};
+use crate::meta::status::Status;
+use crate::model::{now_ms, LeadSource, NewLead};
 use crate::shutdown::Shutdown;
-use crate::status::Status;
-use crate::store::{FormInfo, Job, Store, StoreError, Stored};
+use crate::store::{FormInfo, Job, Store, StoreError};
 
-/// Stores the raw delivery and one job per new `leadgen_id`, in one transaction.
-pub async fn store_delivery(
-    store: &Store,
-    body: bytes::Bytes,
-    delivery: Delivery,
-) -> Result<Stored, StoreError> {
-    let note = (!delivery.notes.is_empty()).then(|| delivery.notes.join("; "));
-    store
-        .store_delivery(body, delivery.kind.as_str(), note, delivery.leads)
-        .await
-}
-
-/// The retry schedule: about `base`, 2×, 4×… with ±20% jitter, capped at `cap`.
-pub fn backoff(attempt: i64, base: Duration, cap: Duration) -> Duration {
-    let exp = attempt.clamp(1, 30) as u32 - 1;
-    let raw = base.saturating_mul(2u32.saturating_pow(exp)).min(cap);
-    let mut b = [0u8; 2];
-    let _ = getrandom::fill(&mut b);
-    let jitter = (u16::from_le_bytes(b) as f64 / u16::MAX as f64) * 0.4 + 0.8; // 0.8 ..= 1.2
-    raw.mul_f64(jitter).min(cap)
-}
-
-/// Everything the worker needs; shared with the routes that wake it.
+/// Everything the worker needs. `wake` is shared with the inbox and the routes that wake it.
 pub struct Worker {
     pub store: Store,
     pub graph: GraphClient,
     pub status: Arc<Status>,
     pub wake: Arc<Notify>,
-    pub tuning: crate::config::Tuning,
+    pub tuning: Tuning,
     pub source: LeadSource,
 }
 
@@ -332,25 +310,5 @@ impl Worker {
             }
             Err(e) => log::debug!("form {form_id}: name lookup failed: {e}"),
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn backoff_doubles_with_jitter_and_caps() {
-        let base = Duration::from_secs(1);
-        let cap = Duration::from_secs(300);
-        for (attempt, nominal) in [(1, 1.0), (2, 2.0), (3, 4.0), (4, 8.0)] {
-            let d = backoff(attempt, base, cap).as_secs_f64();
-            assert!(
-                d >= nominal * 0.8 - 1e-9 && d <= nominal * 1.2 + 1e-9,
-                "{attempt}: {d}"
-            );
-        }
-        assert!(backoff(30, base, cap) <= cap);
-        assert!(backoff(1000, base, cap) <= cap);
     }
 }
