@@ -1,17 +1,9 @@
-//! `GET /api/leads.csv` and `GET /api/report.pdf`: the same filters as `/api/leads`.
-//!
-//! Both walk the matching rows on a blocking thread, one row in memory at a time. The CSV is
-//! streamed to the client as it is written (two passes: the first collects the question
-//! columns, the second writes rows), so 100,000 leads never sit in memory. The PDF keeps only
-//! the five short cells per lead that its table prints.
+//! `GET /api/leads.csv` and `GET /api/report.pdf`: the same filters as `/api/leads`, the
+//! export itself in `report::export`.
 
-use std::convert::Infallible;
-use std::io::Write;
 use std::sync::Arc;
 
-use bytes::Bytes;
 use chrono::Utc;
-use tokio::sync::mpsc;
 use warp::http::{header, HeaderValue};
 use warp::reply::Response;
 use warp::{Filter, Reply};
@@ -19,11 +11,9 @@ use warp::{Filter, Reply};
 use super::{authorised, private};
 use crate::auth::Credentials;
 use crate::error::AppError;
-use crate::model::{LeadFilter, LeadQuery, SortKey};
-use crate::report::{
-    render_pdf_rows, CsvExport, QuestionSet, ReportError, ReportRow, SummaryBuilder,
-};
-use crate::store::{Store, StoreError, WalkError};
+use crate::model::{LeadFilter, LeadQuery};
+use crate::report::export;
+use crate::store::Store;
 use crate::App;
 
 pub fn routes(app: Arc<App>) -> warp::filters::BoxedFilter<(Response,)> {
@@ -58,7 +48,9 @@ fn pdf(app: Arc<App>) -> impl Filter<Extract = (Response,), Error = warp::Reject
                 authorised(&app, &creds, async {
                     let (filter, _, _) = q.parse().map_err(AppError::BadRequest)?;
                     let started = std::time::Instant::now();
-                    let (pdf, total) = build_pdf(&app.store, filter).await?;
+                    let (pdf, total) = export::pdf(&app.store, filter)
+                        .await
+                        .map_err(AppError::Internal)?;
                     log::info!(
                         "PDF report of {total} leads, {} KiB, in {} ms",
                         pdf.len() / 1024,
@@ -86,46 +78,8 @@ fn attachment(ext: &str) -> HeaderValue {
     HeaderValue::from_str(&name).unwrap_or_else(|_| HeaderValue::from_static("attachment"))
 }
 
-/// Chunks of CSV sent to the client while the blocking thread writes; the bounded channel
-/// makes a slow client slow the writer down instead of filling memory.
-struct ChannelWriter {
-    tx: mpsc::Sender<Bytes>,
-    buf: Vec<u8>,
-}
-
-const CSV_CHUNK: usize = 64 * 1024;
-
-impl Write for ChannelWriter {
-    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
-        self.buf.extend_from_slice(data);
-        if self.buf.len() >= CSV_CHUNK {
-            self.flush()?;
-        }
-        Ok(data.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        if self.buf.is_empty() {
-            return Ok(());
-        }
-        let chunk = Bytes::from(std::mem::take(&mut self.buf));
-        self.tx
-            .blocking_send(chunk)
-            .map_err(|_| std::io::Error::new(std::io::ErrorKind::BrokenPipe, "client went away"))
-    }
-}
-
 fn csv_response(store: Store, filter: LeadFilter) -> Response {
-    let (tx, mut rx) = mpsc::channel::<Bytes>(4);
-    tokio::spawn(async move {
-        if let Err(e) = write_csv(&store, filter, tx).await {
-            log::warn!("CSV export stopped: {e}");
-        }
-    });
-    let body = futures_util::stream::poll_fn(move |cx| {
-        rx.poll_recv(cx)
-            .map(|c| c.map(Ok::<_, std::convert::Infallible>))
-    });
+    let body = export::csv(store, filter);
     let mut res = warp::reply::stream(sync_wrapper::SyncStream::new(body)).into_response();
     let h = res.headers_mut();
     h.insert(
@@ -134,129 +88,4 @@ fn csv_response(store: Store, filter: LeadFilter) -> Response {
     );
     h.insert(header::CONTENT_DISPOSITION, attachment("csv"));
     res
-}
-
-/// Runs `f` on the blocking pool: whatever writes to a [`ChannelWriter`] may block.
-async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, ReportError> + Send + 'static,
-) -> Result<T, String> {
-    match tokio::task::spawn_blocking(f).await {
-        Ok(out) => out.map_err(|e| e.to_string()),
-        Err(e) => Err(format!("export task failed: {e}")),
-    }
-}
-
-async fn write_csv(
-    store: &Store,
-    filter: LeadFilter,
-    tx: mpsc::Sender<Bytes>,
-) -> Result<(), String> {
-    // Pass 1: the union of questions, in order of first appearance.
-    let questions = store
-        .each_lead(filter.clone(), QuestionSet::new(), |questions, lead| {
-            questions.add(&lead);
-            Ok::<(), Infallible>(())
-        })
-        .await
-        .map_err(|e| StoreError::from(e).to_string())?;
-    // Pass 2: the rows. A lead saved between the passes may have a question without a
-    // column; its other answers are still written. Everything that writes runs on a blocking
-    // thread, since a slow client makes the writer wait.
-    let writer = ChannelWriter {
-        tx,
-        buf: Vec::new(),
-    };
-    let out = blocking(move || CsvExport::new(writer, questions.into_vec())).await?;
-    let (out, rows) = store
-        .each_lead(filter, (out, 0u64), |(out, rows), lead| {
-            *rows += 1;
-            out.write_lead(&lead)
-        })
-        .await
-        .map_err(|e| match e {
-            WalkError::Store(e) => e.to_string(),
-            WalkError::Visitor(e) => e.to_string(),
-        })?;
-    blocking(move || Ok(out.finish()?.flush()?)).await?;
-    log::info!("CSV export of {rows} leads");
-    Ok(())
-}
-
-/// The PDF of the leads matching `filter`, and how many there were.
-async fn build_pdf(store: &Store, filter: LeadFilter) -> Result<(Vec<u8>, u64), AppError> {
-    let (summary, rows) = store
-        .each_lead(
-            filter.clone(),
-            (SummaryBuilder::new(), Vec::new()),
-            |(summary, rows), lead| {
-                summary.add(&lead);
-                rows.push(ReportRow::from(&lead));
-                Ok::<(), Infallible>(())
-            },
-        )
-        .await
-        .map_err(StoreError::from)?;
-    let form_name = match &filter.form_id {
-        Some(form_id) => store.form_name(form_id.clone()).await?,
-        None => None,
-    };
-    let summary = summary.finish(
-        "Leads report",
-        describe(&filter, form_name.as_deref()),
-        Utc::now(),
-    );
-    let total = summary.total;
-    let pdf = tokio::task::spawn_blocking(move || render_pdf_rows(&summary, rows))
-        .await
-        .map_err(|e| AppError::Internal(format!("report task failed: {e}")))?
-        .map_err(|e| AppError::Internal(format!("PDF rendering failed: {e}")))?;
-    Ok((pdf, total))
-}
-
-/// The filter in words, for the report's first page: "Search “ada” · Form: Spring open day ·
-/// from 2026-11-01 to 2026-11-30 · sorted by name".
-fn describe(f: &LeadFilter, form_name: Option<&str>) -> String {
-    let mut parts = Vec::new();
-    if let Some(q) = &f.q {
-        parts.push(format!("Search “{q}”"));
-    }
-    if let Some(form) = &f.form_id {
-        parts.push(match form_name {
-            Some(n) => format!("Form: {n} ({form})"),
-            None => format!("Form: {form}"),
-        });
-    }
-    if let Some(p) = &f.page_id {
-        parts.push(format!("Page: {p}"));
-    }
-    if let Some(a) = &f.ad_id {
-        parts.push(format!("Ad: {a}"));
-    }
-    let day = |t: i64| {
-        chrono::DateTime::from_timestamp(t, 0).map_or_else(
-            || t.to_string(),
-            |d| d.format("%Y-%m-%d %H:%M UTC").to_string(),
-        )
-    };
-    match (f.since, f.until) {
-        (Some(s), Some(u)) => parts.push(format!("Created from {} to {}", day(s), day(u))),
-        (Some(s), None) => parts.push(format!("Created since {}", day(s))),
-        (None, Some(u)) => parts.push(format!("Created until {}", day(u))),
-        (None, None) => parts.push("All dates".to_string()),
-    }
-    if f.q.is_none() && f.form_id.is_none() && f.page_id.is_none() && f.ad_id.is_none() {
-        parts.insert(0, "All leads".to_string());
-    }
-    parts.push(
-        match (f.sort, f.ascending) {
-            (SortKey::Name, true) => "sorted by name, A to Z",
-            (SortKey::Name, false) => "sorted by name, Z to A",
-            (SortKey::CreatedTime, true) => "sorted by time created, oldest first",
-            (SortKey::CreatedTime, false) => "sorted by time created, newest first",
-            (SortKey::ReceivedAt, true) => "sorted by time received, oldest first",
-            (SortKey::ReceivedAt, false) => "sorted by time received, newest first",
-        }
-        .to_string(),
-    );
-    parts.join(" · ")
 }
