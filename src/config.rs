@@ -276,7 +276,7 @@ fn parse_page_ids(s: &str) -> Result<Vec<String>, String> {
         .map(str::trim)
         .filter(|p| !p.is_empty())
         .map(|p| {
-            if crate::meta::is_meta_id(p) {
+            if crate::model::is_meta_id(p) {
                 Ok(p.to_string())
             } else {
                 Err(format!(

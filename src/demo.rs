@@ -15,7 +15,7 @@ use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 
 use crate::auth::secret_eq;
-use crate::config::{random_token, Secret};
+use crate::config::{random_token, MetaSettings, Secret};
 use crate::ingest::signature::sign;
 use crate::meta::graph::appsecret_proof;
 use crate::shutdown::Shutdown;
@@ -69,11 +69,10 @@ struct DemoLead {
 
 #[derive(Clone)]
 pub struct DemoMeta {
-    pub app_secret: Secret,
-    pub verify_token: Secret,
-    pub page_token: Secret,
-    pub graph_url: String,
-    pub page_ids: Vec<String>,
+    app_secret: Secret,
+    verify_token: Secret,
+    page_token: Secret,
+    graph_url: String,
     webhook_url: String,
     leads: Arc<Mutex<HashMap<String, DemoLead>>>,
     counter: Arc<Mutex<u64>>,
@@ -97,10 +96,21 @@ impl DemoMeta {
             verify_token: Secret::new(random_token(16)),
             page_token: Secret::new(format!("demo-page-token-{}", random_token(8))),
             graph_url: format!("{base}/demo-graph/v25.0"),
-            page_ids: vec![DEMO_PAGE_ID.to_string()],
             webhook_url: format!("{base}/webhook"),
             leads: Arc::default(),
             counter: Arc::new(Mutex::new(Utc::now().timestamp_millis() as u64 * 10)),
+        }
+    }
+
+    /// The Meta app this simulated Meta stands for: its made-up secrets, its Graph on this
+    /// server, its one page.
+    pub fn meta_settings(&self) -> MetaSettings {
+        MetaSettings {
+            app_secret: self.app_secret.clone(),
+            verify_token: self.verify_token.clone(),
+            page_access_token: self.page_token.clone(),
+            page_ids: vec![DEMO_PAGE_ID.to_string()],
+            graph_url: self.graph_url.clone(),
         }
     }
 

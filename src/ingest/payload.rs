@@ -8,7 +8,7 @@
 
 use serde_json::Value;
 
-use crate::meta::is_meta_id;
+use crate::model::is_meta_id;
 pub use crate::model::LeadgenChange;
 
 /// What a delivery holds, for the `deliveries.kind` column and the log line.

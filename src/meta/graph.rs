@@ -12,8 +12,7 @@ use hmac::{Hmac, Mac};
 use serde::Deserialize;
 use sha2::Sha256;
 
-use super::is_meta_id;
-use crate::model::{parse_graph_time, FieldData};
+use crate::model::{is_meta_id, parse_graph_time, FieldData};
 
 /// The fields asked for on every lead read (SPEC "Webhook ingest" step 4).
 pub const LEAD_FIELDS: &str =

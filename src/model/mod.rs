@@ -7,11 +7,13 @@
 //! [`LeadQuery::parse`].
 
 mod filter;
+mod ids;
 mod lead;
 mod sync;
 mod time;
 
 pub use filter::{parse_time_param, LeadFilter, LeadQuery, SortKey, DEFAULT_LIMIT, MAX_LIMIT};
+pub use ids::is_meta_id;
 pub use lead::{flatten_fields, FieldData, Lead, LeadSource, LeadgenChange, NewLead};
 pub use sync::{LastSync, SyncReport};
 pub use time::{format_millis, format_seconds, now_ms, parse_graph_time};

@@ -8,7 +8,7 @@
 use std::collections::HashSet;
 
 use leadstream::ingest::payload::{Delivery, DeliveryKind};
-use leadstream::meta::is_meta_id;
+use leadstream::model::is_meta_id;
 
 /// What must hold for every parse, whatever the bytes.
 pub fn check_invariants(d: &Delivery) {

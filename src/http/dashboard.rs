@@ -10,21 +10,32 @@ use warp::http::{header, HeaderMap, HeaderValue, StatusCode};
 use warp::reply::Response;
 use warp::{Filter, Reply};
 
-use super::{credentials, peer_addr, session_cookie, with_app};
-use crate::auth::{self, secret_eq, Credentials};
-use crate::error::AppError;
-use crate::App;
+use super::auth::{optional_auth, peer_addr, session_cookie};
+use super::error::AppError;
+use super::with;
+use crate::auth::{Auth, Gate, LoginLimiter, SESSION_COOKIE, SESSION_TTL};
 
 const INDEX_HTML: &str = include_str!("../../web/index.html");
 const LOGIN_HTML: &str = include_str!("../../web/login.html");
 const APP_JS: &str = include_str!("../../web/app.js");
 const STYLE_CSS: &str = include_str!("../../web/style.css");
 
-pub fn routes(app: Arc<App>) -> warp::filters::BoxedFilter<(Response,)> {
-    index(app.clone())
-        .or(login(app.clone()))
+/// What the dashboard's routes need.
+pub struct DashboardContext {
+    /// Checks sessions and the token; starts and ends sessions.
+    pub gate: Gate,
+    pub limiter: LoginLimiter,
+    /// Mark the session cookie `Secure` (the public URL is https).
+    pub secure_cookie: bool,
+}
+
+type Ctx = Arc<DashboardContext>;
+
+pub fn routes(ctx: Ctx) -> warp::filters::BoxedFilter<(Response,)> {
+    index(ctx.clone())
+        .or(login(ctx.clone()))
         .unify()
-        .or(logout(app))
+        .or(logout(ctx))
         .unify()
         .or(assets())
         .unify()
@@ -63,56 +74,57 @@ fn query_value(raw: &str, key: &str) -> Option<String> {
 /// GET / — the dashboard with a session; else the login page. `?token=` logs in once and
 /// redirects to `/` (with the view parameters), which drops the token from the address bar
 /// and the history.
-fn index(app: Arc<App>) -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone {
+fn index(ctx: Ctx) -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone {
     warp::path::end()
         .and(warp::get())
-        .and(with_app(app))
-        .and(credentials())
+        .and(with(ctx.clone()))
+        .and(optional_auth(ctx.gate.clone()))
         .and(raw_query())
         .and(peer_addr())
-        .then(
-            |app: Arc<App>, creds: Credentials, raw: String, ip: Option<SocketAddr>| async move {
-                let view = view_query(&raw);
-                if let Some(token) = query_value(&raw, "token") {
-                    return try_login(&app, &token, ip, &view).await;
-                }
-                if auth::is_authorised(&creds, &app.settings.dashboard_token, &app.sessions) {
-                    html(StatusCode::OK, INDEX_HTML.to_string())
-                } else {
-                    login_page(StatusCode::OK, "", &view)
-                }
-            },
-        )
+        .then(dashboard)
+}
+
+async fn dashboard(ctx: Ctx, auth: Option<Auth>, raw: String, ip: Option<SocketAddr>) -> Response {
+    let view = view_query(&raw);
+    if let Some(token) = query_value(&raw, "token") {
+        return try_login(&ctx, &token, ip, &view).await;
+    }
+    match auth {
+        Some(_) => html(StatusCode::OK, INDEX_HTML.to_string()),
+        None => login_page(StatusCode::OK, "", &view),
+    }
 }
 
 /// POST /login (form field `token`; the query holds the view to return to)
-fn login(app: Arc<App>) -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone {
+fn login(ctx: Ctx) -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone {
     warp::path!("login")
         .and(warp::post())
-        .and(with_app(app))
+        .and(with(ctx))
         .and(raw_query())
         .and(warp::body::content_length_limit(16 * 1024))
         .and(warp::body::form::<HashMap<String, String>>())
         .and(peer_addr())
-        .then(
-            |app: Arc<App>,
-             raw: String,
-             form: HashMap<String, String>,
-             ip: Option<SocketAddr>| async move {
-                try_login(
-                    &app,
-                    form.get("token").map(String::as_str).unwrap_or(""),
-                    ip,
-                    &view_query(&raw),
-                )
-                .await
-            },
-        )
+        .then(log_in)
 }
 
-async fn try_login(app: &App, token: &str, ip: Option<SocketAddr>, view: &str) -> Response {
+async fn log_in(
+    ctx: Ctx,
+    raw: String,
+    form: HashMap<String, String>,
+    ip: Option<SocketAddr>,
+) -> Response {
+    let token = form.get("token").map(String::as_str).unwrap_or("");
+    try_login(&ctx, token, ip, &view_query(&raw)).await
+}
+
+async fn try_login(
+    ctx: &DashboardContext,
+    token: &str,
+    ip: Option<SocketAddr>,
+    view: &str,
+) -> Response {
     let ip = ip.map(|a| a.ip());
-    if !app.login_limiter.allowed(ip) {
+    if !ctx.limiter.allowed(ip) {
         log::warn!(
             "login refused: too many failed attempts from {}",
             ip.map_or("?".into(), |i| i.to_string())
@@ -123,23 +135,22 @@ async fn try_login(app: &App, token: &str, ip: Option<SocketAddr>, view: &str) -
             view,
         );
     }
-    if !secret_eq(token.trim(), app.settings.dashboard_token.expose()) {
-        app.login_limiter.failed(ip);
+    if !ctx.gate.is_token(token.trim()) {
+        ctx.limiter.failed(ip);
         log::warn!(
             "login failed from {}",
             ip.map_or("?".into(), |i| i.to_string())
         );
         return login_page(StatusCode::UNAUTHORIZED, "That token is not right.", view);
     }
-    app.login_limiter.succeeded(ip);
-    match app.sessions.create().await {
+    ctx.limiter.succeeded(ip);
+    match ctx.gate.sessions().create().await {
         Ok(session) => {
             log::info!("dashboard login");
-            let secure = if app.settings.https() { "; Secure" } else { "" };
+            let secure = if ctx.secure_cookie { "; Secure" } else { "" };
             let cookie = format!(
-                "{}={session}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}{secure}",
-                auth::SESSION_COOKIE,
-                auth::SESSION_TTL.as_secs()
+                "{SESSION_COOKIE}={session}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}{secure}",
+                SESSION_TTL.as_secs()
             );
             redirect_home(view, Some(cookie))
         }
@@ -148,44 +159,44 @@ async fn try_login(app: &App, token: &str, ip: Option<SocketAddr>, view: &str) -
 }
 
 /// POST /logout — ends the session here and in the database.
-fn logout(app: Arc<App>) -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone {
+fn logout(ctx: Ctx) -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone {
     warp::path!("logout")
         .and(warp::post())
-        .and(with_app(app))
+        .and(with(ctx))
         .and(warp::header::headers_cloned())
-        .then(|app: Arc<App>, headers: HeaderMap| async move {
-            if let Some(s) = session_cookie(&headers) {
-                if let Err(e) = app.sessions.end(&s).await {
-                    return AppError::Internal(format!("could not end a session: {e}"))
-                        .into_response();
-                }
-            }
-            let clear = format!(
-                "{}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0",
-                auth::SESSION_COOKIE
-            );
-            redirect_home("", Some(clear))
-        })
+        .then(log_out)
+}
+
+async fn log_out(ctx: Ctx, headers: HeaderMap) -> Response {
+    if let Some(s) = session_cookie(&headers) {
+        if let Err(e) = ctx.gate.sessions().end(&s).await {
+            return AppError::Internal(format!("could not end a session: {e}")).into_response();
+        }
+    }
+    let clear = format!("{SESSION_COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0");
+    redirect_home("", Some(clear))
 }
 
 /// GET /assets/app.js, /assets/style.css — public: they hold no lead data.
 fn assets() -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone {
     warp::path!("assets" / String)
         .and(warp::get())
-        .and_then(|name: String| async move {
-            let (body, kind) = match name.as_str() {
-                "app.js" => (APP_JS, "text/javascript; charset=utf-8"),
-                "style.css" => (STYLE_CSS, "text/css; charset=utf-8"),
-                _ => return Err(warp::reject::not_found()),
-            };
-            let mut res = Response::new(body.into());
-            res.headers_mut()
-                .insert(header::CONTENT_TYPE, HeaderValue::from_static(kind));
-            // Revalidate every time: a new binary must never run with yesterday's script.
-            res.headers_mut()
-                .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-            Ok(res)
-        })
+        .and_then(asset)
+}
+
+async fn asset(name: String) -> Result<Response, warp::Rejection> {
+    let (body, kind) = match name.as_str() {
+        "app.js" => (APP_JS, "text/javascript; charset=utf-8"),
+        "style.css" => (STYLE_CSS, "text/css; charset=utf-8"),
+        _ => return Err(warp::reject::not_found()),
+    };
+    let mut res = Response::new(body.into());
+    res.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(kind));
+    // Revalidate every time: a new binary must never run with yesterday's script.
+    res.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    Ok(res)
 }
 
 fn html(status: StatusCode, body: String) -> Response {

@@ -14,7 +14,7 @@
 //! The fast path is deliberately narrow: a complete, well-formed head, GET, exactly
 //! `/api/stream`, no body, no upgrade, valid credentials. Anything else, including every error
 //! answer, is hyper's and warp's, so there is one place that decides what an error looks like.
-//! `routes::stream` still serves the stream when a browser reuses a connection that carried
+//! [`super::stream`] still serves the stream when a browser reuses a connection that carried
 //! another request first, and over HTTP/2.
 
 use std::collections::HashMap;
@@ -36,21 +36,27 @@ use warp::filters::BoxedFilter;
 use warp::http::{HeaderMap, HeaderName, HeaderValue};
 use warp::reply::Response;
 
-use crate::auth::{self, Credentials};
-use crate::routes;
-use crate::routes::stream::{resume_point, STREAM_HEADERS};
+use super::auth::{credentials_of, PeerAddr};
+use super::headers::{SECURITY_HEADERS, STREAM_HEADERS};
+use super::stream::resume_point;
+use crate::auth::{Auth, Credentials, Gate};
+use crate::live::Streams;
 use crate::shutdown::Shutdown;
-use crate::App;
 
-/// The peer of a connection, in each request's extensions (the login limiter counts by it).
-#[derive(Clone, Copy, Debug)]
-pub struct PeerAddr(pub SocketAddr);
+/// What the accept loop needs besides the routes.
+pub struct ServerContext {
+    /// Decides whether a first request may take the direct stream path.
+    pub gate: Gate,
+    pub streams: Arc<Streams>,
+    /// How long a connection may take to send a whole request head.
+    pub head_timeout: Duration,
+}
 
 /// Serves `listener` until shutdown begins, then waits for every connection to end: streams
 /// end by themselves on shutdown, hyper connections finish the request in hand.
 pub async fn serve(
     listener: TcpListener,
-    app: Arc<App>,
+    ctx: Arc<ServerContext>,
     routes: BoxedFilter<(Response,)>,
     stop: Shutdown,
 ) {
@@ -69,7 +75,7 @@ pub async fn serve(
             },
         };
         let conn = Connection {
-            app: app.clone(),
+            ctx: ctx.clone(),
             routes: routes.clone(),
             peer,
             stop: stop.clone(),
@@ -97,7 +103,7 @@ async fn accept_failed(e: io::Error) {
 }
 
 struct Connection {
-    app: Arc<App>,
+    ctx: Arc<ServerContext>,
     routes: BoxedFilter<(Response,)>,
     peer: SocketAddr,
     stop: Shutdown,
@@ -109,9 +115,9 @@ impl Connection {
         // SSE frames and small JSON answers should leave at once, not wait for Nagle.
         let _ = socket.set_nodelay(true);
         let mut socket = socket;
-        let head_timeout = self.app.settings.tuning.request_head_timeout;
+        let head_timeout = self.ctx.head_timeout;
         let sniffed = tokio::select! {
-            sniffed = tokio::time::timeout(head_timeout, sniff(&mut socket, &self.app)) => {
+            sniffed = tokio::time::timeout(head_timeout, sniff(&mut socket, &self.ctx.gate)) => {
                 match sniffed {
                     Ok(sniffed) => sniffed,
                     Err(_) => {
@@ -125,7 +131,7 @@ impl Connection {
             _ = self.stop.started() => return,
         };
         match sniffed {
-            Sniffed::Stream { resume } => self.stream(socket, resume).await,
+            Sniffed::Stream { resume, auth } => self.stream(socket, resume, auth).await,
             // Boxed: hyper's connection state is large, and an unboxed future would make every
             // stream's task carry room for it.
             Sniffed::Other(head) => Box::pin(self.hyper(socket, head)).await,
@@ -136,10 +142,10 @@ impl Connection {
     /// Writes the SSE answer: our head, then the frames of a [`LeadStream`](crate::live::LeadStream), until the
     /// stream ends (shutdown), the client goes, or a write fails. While the stream is caught
     /// up, the fan-out writes its leads instead and this task only waits.
-    async fn stream(self, socket: TcpStream, resume: Option<i64>) {
-        let app = &self.app;
+    async fn stream(self, socket: TcpStream, resume: Option<i64>, _auth: Auth) {
+        let streams = &self.ctx.streams;
         // Subscribed before the head goes out: every lead committed after it reaches the client.
-        let mut stream = app.streams.open(resume).await;
+        let mut stream = streams.open(resume).await;
         // Shared with the fan-out while it writes for us; only one of us writes at a time.
         let socket = Arc::new(socket);
         let stop = self.stop;
@@ -148,8 +154,7 @@ impl Connection {
         }
         loop {
             if let Some(last_sent) = stream.caught_up() {
-                if let Some(mut member) = app.streams.fanout().join(socket.clone(), last_sent).await
-                {
+                if let Some(mut member) = streams.fanout().join(socket.clone(), last_sent).await {
                     let handed_back = tokio::select! {
                         biased;
                         eviction = &mut member.evicted => eviction,
@@ -215,7 +220,7 @@ impl Connection {
         builder
             .http1()
             .timer(TokioTimer::new())
-            .header_read_timeout(self.app.settings.tuning.request_head_timeout);
+            .header_read_timeout(self.ctx.head_timeout);
         let mut conn = pin!(builder.serve_connection_with_upgrades(io, svc));
         let stop = self.stop;
         let mut draining = false;
@@ -293,7 +298,7 @@ async fn client_gone(socket: &TcpStream) {
 
 enum Sniffed {
     /// An authorised stream request; the client's resume point.
-    Stream { resume: Option<i64> },
+    Stream { resume: Option<i64>, auth: Auth },
     /// Anything else, with the bytes read so far.
     Other(Vec<u8>),
     /// Closed before it sent anything.
@@ -304,7 +309,7 @@ enum Sniffed {
 const SNIFF_LIMIT: usize = 16 * 1024;
 
 /// Reads the first request's head, just far enough to tell whether this module serves it.
-async fn sniff(socket: &mut TcpStream, app: &App) -> Sniffed {
+async fn sniff(socket: &mut TcpStream, gate: &Gate) -> Sniffed {
     // Nothing is allocated for a connection that has sent nothing yet: browsers open spares.
     if socket.readable().await.is_err() {
         return Sniffed::Gone;
@@ -325,15 +330,11 @@ async fn sniff(socket: &mut TcpStream, app: &App) -> Sniffed {
             Head::Stream {
                 credentials,
                 resume,
-            } if auth::is_authorised(
-                &credentials,
-                &app.settings.dashboard_token,
-                &app.sessions,
-            ) =>
-            {
-                return Sniffed::Stream { resume };
-            }
-            // Unauthorised streams too: warp's route answers the 401.
+            } => match gate.check(&credentials) {
+                Some(auth) => return Sniffed::Stream { resume, auth },
+                // warp's route answers the 401.
+                None => return Sniffed::Other(buf),
+            },
             _ => return Sniffed::Other(buf),
         }
     }
@@ -394,7 +395,7 @@ fn inspect(buf: &[u8]) -> Head {
         .into_owned()
         .collect();
     Head::Stream {
-        credentials: routes::credentials_of(&map),
+        credentials: credentials_of(&map),
         resume: resume_point(&map, &query),
     }
 }
@@ -404,7 +405,7 @@ fn inspect(buf: &[u8]) -> Head {
 fn stream_head() -> String {
     let mut head = String::with_capacity(640);
     head.push_str("HTTP/1.1 200 OK\r\nconnection: close\r\n");
-    for (name, value) in STREAM_HEADERS.iter().chain(&routes::SECURITY_HEADERS) {
+    for (name, value) in STREAM_HEADERS.iter().chain(&SECURITY_HEADERS) {
         head.push_str(name);
         head.push_str(": ");
         head.push_str(value);
@@ -531,7 +532,7 @@ mod tests {
         let head = stream_head();
         assert!(head.starts_with("HTTP/1.1 200 OK\r\n"));
         assert!(head.ends_with("\r\n\r\n"));
-        for (name, value) in routes::SECURITY_HEADERS {
+        for (name, value) in SECURITY_HEADERS {
             assert!(head.contains(&format!("\r\n{name}: {value}\r\n")), "{name}");
         }
         assert!(head.contains("\r\ncontent-type: text/event-stream\r\n"));

@@ -1,10 +1,18 @@
-//! One error type for the HTTP layer, mapped to a status and a JSON body in one place.
+//! One error type for the HTTP layer, mapped to a status and a JSON body in one place; and
+//! the recovery that answers warp's own rejections (and a missing [`Auth`]) the same way.
 //!
 //! 5xx bodies are generic on purpose: the cause is logged once here, never sent to a client
 //! (it may name a file path or a SQL statement).
+//!
+//! [`Auth`]: crate::auth::Auth
+
+use std::convert::Infallible;
 
 use warp::http::StatusCode;
 use warp::reply::{Reply, Response};
+use warp::Rejection;
+
+use super::auth::Unauthorized;
 
 #[derive(Debug)]
 pub enum AppError {
@@ -97,4 +105,59 @@ pub fn respond<T: Reply>(result: Result<T, AppError>) -> Response {
         Ok(r) => r.into_response(),
         Err(e) => e.into_response(),
     }
+}
+
+/// warp's own rejections (no route, wrong method, …) as JSON, with the security headers like
+/// every other answer (a rejection passed on would get warp's bare text answer instead).
+pub async fn handle_rejection(r: Rejection) -> Result<Response, Infallible> {
+    // A private route without credentials: the same 401 a handler's error would give.
+    if r.find::<Unauthorized>().is_some() {
+        return Ok(AppError::Unauthorized.into_response());
+    }
+    let (status, msg) = if r.is_not_found() {
+        (StatusCode::NOT_FOUND, "not found".to_string())
+    } else if r.find::<warp::reject::MethodNotAllowed>().is_some() {
+        (
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method not allowed".to_string(),
+        )
+    } else if r.find::<warp::reject::InvalidQuery>().is_some() {
+        (
+            StatusCode::BAD_REQUEST,
+            "malformed query string".to_string(),
+        )
+    } else if r.find::<warp::reject::PayloadTooLarge>().is_some() {
+        (StatusCode::PAYLOAD_TOO_LARGE, "body too large".to_string())
+    } else if let Some(e) = r.find::<warp::reject::InvalidHeader>() {
+        (StatusCode::BAD_REQUEST, e.to_string())
+    } else if let Some(e) = r.find::<warp::reject::MissingHeader>() {
+        (StatusCode::BAD_REQUEST, e.to_string())
+    } else if r.find::<warp::reject::UnsupportedMediaType>().is_some() {
+        (
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported content type".to_string(),
+        )
+    } else if r.find::<warp::reject::LengthRequired>().is_some() {
+        (StatusCode::LENGTH_REQUIRED, "length required".to_string())
+    } else if let Some(e) = r.find::<warp::body::BodyDeserializeError>() {
+        (StatusCode::BAD_REQUEST, e.to_string())
+    } else {
+        // What is left is a body that broke off mid-way (warp's BodyReadError is private, so
+        // it is told apart by name) or a bug.
+        let what = format!("{r:?}");
+        if what.contains("BodyReadError") {
+            (
+                StatusCode::BAD_REQUEST,
+                "could not read the request body".to_string(),
+            )
+        } else {
+            log::error!("unhandled rejection: {what}");
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal error; see the server log".to_string(),
+            )
+        }
+    };
+    let body = serde_json::json!({ "error": msg });
+    Ok(warp::reply::with_status(warp::reply::json(&body), status).into_response())
 }

@@ -1,38 +1,32 @@
-//! `GET /api/stream`: Server-Sent Events of saved leads (SPEC "Live stream").
+//! `GET /api/stream` when hyper serves it (a stream asked for on a connection that carried
+//! another request first, or over HTTP/2); the accept loop serves the rest itself. Both take
+//! the resume point from [`resume_point`] and the headers from [`STREAM_HEADERS`].
+//!
+//! [`STREAM_HEADERS`]: super::headers::STREAM_HEADERS
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use warp::filters::BoxedFilter;
 use warp::http::{HeaderMap, HeaderValue, StatusCode};
 use warp::reply::Response;
 use warp::{Filter, Reply};
 
-use super::{private, require_auth};
-use crate::auth::Credentials;
-use crate::App;
-
-/// The headers of a stream answer besides the security headers, for the routed answer here
-/// and the one `server` writes itself.
-pub const STREAM_HEADERS: [(&str, &str); 3] = [
-    ("content-type", "text/event-stream"),
-    ("cache-control", "no-store"),
-    // nginx buffers proxied answers unless told not to; a buffered stream is not live.
-    ("x-accel-buffering", "no"),
-];
+use super::auth::authenticated;
+use super::headers::STREAM_HEADERS;
+use super::with;
+use crate::auth::{Auth, Gate};
+use crate::live::Streams;
 
 /// GET /api/stream (Last-Event-ID header or ?last_event_id=)
-pub fn routes(app: Arc<App>) -> warp::filters::BoxedFilter<(Response,)> {
+pub fn routes(streams: Arc<Streams>, gate: Gate) -> BoxedFilter<(Response,)> {
     warp::path!("api" / "stream")
         .and(warp::get())
-        .and(private(app))
+        .and(with(streams))
         .and(warp::header::headers_cloned())
         .and(warp::query::<HashMap<String, String>>())
-        .then(|app: Arc<App>, creds: Credentials, headers: HeaderMap, q: HashMap<String, String>| async move {
-            if let Err(e) = require_auth(&app, &creds) {
-                return e.into_response();
-            }
-            open(app, resume_point(&headers, &q)).await
-        })
+        .and(authenticated(gate))
+        .then(open)
         .boxed()
 }
 
@@ -47,8 +41,13 @@ pub fn resume_point(headers: &HeaderMap, q: &HashMap<String, String>) -> Option<
         .or_else(|| q.get("last_event_id").and_then(|s| parse(s)))
 }
 
-async fn open(app: Arc<App>, resume: Option<i64>) -> Response {
-    let stream = app.streams.open(resume).await.into_body();
+async fn open(
+    streams: Arc<Streams>,
+    headers: HeaderMap,
+    q: HashMap<String, String>,
+    _auth: Auth,
+) -> Response {
+    let stream = streams.open(resume_point(&headers, &q)).await.into_body();
     // warp wants a Sync stream; SyncWrapper makes any Send stream Sync (it is only ever
     // polled through a &mut), without a task or a channel per client.
     let mut res = warp::reply::stream(sync_wrapper::SyncStream::new(stream)).into_response();

@@ -1,0 +1,23 @@
+//! Headers every answer carries, and those of a stream answer: one list each, for the routed
+//! answers and for the stream head the accept loop writes itself.
+
+/// The Content-Security-Policy of every page and answer: nothing but our own files.
+pub const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+     connect-src 'self'; font-src 'self'; object-src 'none'; frame-ancestors 'none'; base-uri 'none'; \
+     form-action 'self'";
+
+/// On every answer, routed or not.
+pub const SECURITY_HEADERS: [(&str, &str); 4] = [
+    ("content-security-policy", CSP),
+    ("x-content-type-options", "nosniff"),
+    ("referrer-policy", "no-referrer"),
+    ("x-frame-options", "DENY"),
+];
+
+/// The headers of a stream answer besides the security headers.
+pub const STREAM_HEADERS: [(&str, &str); 3] = [
+    ("content-type", "text/event-stream"),
+    ("cache-control", "no-store"),
+    // nginx buffers proxied answers unless told not to; a buffered stream is not live.
+    ("x-accel-buffering", "no"),
+];

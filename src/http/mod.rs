@@ -1,0 +1,101 @@
+//! The HTTP surface: the accept loop, and the warp routes it hands requests to.
+//!
+//! - [`server`]: the accept loop; writes a fresh connection's authorised `/api/stream` itself
+//!   and hands everything else to hyper and the routes;
+//! - one file per area, each route a small function with a `/// METHOD /path` line and its
+//!   handler a plain `async fn`: [`webhook`], [`leads`], [`ops`] (health, status, sync, dead
+//!   letters), [`stream`], [`reports`], [`dashboard`] (page, login, assets), [`demo`];
+//! - [`auth`]: credentials from the headers, and the filter that gives a handler its
+//!   [`Auth`](crate::auth::Auth) or answers 401;
+//! - [`error`]: one error type mapped to HTTP once, and the recovery for warp's rejections;
+//! - [`headers`]: the security and stream headers.
+//!
+//! A private handler takes an `Auth`: without one it cannot be reached, so a route whose
+//! handler takes none is public on purpose. Each area gets a small context of what it uses.
+
+pub mod auth;
+pub mod dashboard;
+pub mod demo;
+pub mod error;
+pub mod headers;
+pub mod leads;
+pub mod ops;
+pub mod reports;
+pub mod server;
+pub mod stream;
+pub mod webhook;
+
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use warp::filters::BoxedFilter;
+use warp::http::{HeaderMap, HeaderValue};
+use warp::reply::Response;
+use warp::{Filter, Reply};
+
+use crate::auth::Gate;
+use crate::demo::DemoMeta;
+use crate::live::Streams;
+use crate::store::Store;
+use dashboard::DashboardContext;
+use ops::OpsContext;
+use webhook::WebhookContext;
+
+/// Every area's context: what `routes` hands out.
+pub struct Areas {
+    pub gate: Gate,
+    pub store: Store,
+    pub webhook: Arc<WebhookContext>,
+    pub ops: Arc<OpsContext>,
+    pub streams: Arc<Streams>,
+    pub dashboard: Arc<DashboardContext>,
+    /// The simulated Meta, in demo mode only.
+    pub demo: Option<DemoMeta>,
+}
+
+/// All routes, with the security headers and JSON answers for warp's own rejections.
+pub fn routes(areas: Areas) -> BoxedFilter<(Response,)> {
+    let mut headers = HeaderMap::new();
+    for (name, value) in headers::SECURITY_HEADERS {
+        headers.insert(name, HeaderValue::from_static(value));
+    }
+    let Areas {
+        gate,
+        store,
+        webhook,
+        ops,
+        streams,
+        dashboard,
+        demo,
+    } = areas;
+    webhook::routes(webhook)
+        .or(stream::routes(streams, gate.clone()))
+        .unify()
+        .or(ops::routes(ops, gate.clone()))
+        .unify()
+        .or(leads::routes(store.clone(), gate.clone()))
+        .unify()
+        .or(reports::routes(store, gate))
+        .unify()
+        .or(dashboard::routes(dashboard))
+        .unify()
+        .or(demo::routes(demo))
+        .unify()
+        .recover(error::handle_rejection)
+        .unify()
+        .with(warp::reply::with::headers(headers))
+        // Answers hold personal data: no cache may keep them. Static assets set their own.
+        .with(warp::reply::with::default_header(
+            "cache-control",
+            "no-store",
+        ))
+        .map(Reply::into_response)
+        .boxed()
+}
+
+/// Hands each request a clone of `value` (an area's context).
+fn with<T: Clone + Send + Sync + 'static>(
+    value: T,
+) -> impl Filter<Extract = (T,), Error = Infallible> + Clone {
+    warp::any().map(move || value.clone())
+}
