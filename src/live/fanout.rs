@@ -210,6 +210,13 @@ impl Member {
     }
 }
 
+/// Never wait; and where the flag exists, no SIGPIPE from a client that went away (Rust's
+/// runtime ignores SIGPIPE anyway, so elsewhere the send just fails with EPIPE).
+#[cfg(any(target_os = "linux", target_os = "android"))]
+const SEND_FLAGS: libc::c_int = libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL;
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+const SEND_FLAGS: libc::c_int = libc::MSG_DONTWAIT;
+
 /// One `send` that never waits, straight on the socket's descriptor.
 ///
 /// Why not `TcpStream::try_write`: that first reads the stream's readiness from tokio's
@@ -220,14 +227,7 @@ impl Member {
 fn send_now(fd: RawFd, frame: &[u8]) -> io::Result<usize> {
     // SAFETY: `frame` is valid for `frame.len()` bytes; `fd` is open as long as the member
     // holds its `Arc<TcpStream>`, which outlives every call.
-    let n = unsafe {
-        libc::send(
-            fd,
-            frame.as_ptr().cast(),
-            frame.len(),
-            libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
-        )
-    };
+    let n = unsafe { libc::send(fd, frame.as_ptr().cast(), frame.len(), SEND_FLAGS) };
     if n < 0 {
         Err(io::Error::last_os_error())
     } else {

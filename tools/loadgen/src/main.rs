@@ -1,0 +1,139 @@
+//! `loadgen`: the load generator behind the README's numbers (`make bench`).
+//!
+//! It starts the real server — [`leadstream::run`] with production settings, SQLite with
+//! `synchronous=FULL` on a real disk — and a fast fake Graph API on loopback, then measures and
+//! prints one table:
+//!
+//! 1. webhook → SSE latency with one subscriber: each lead is sent on its own (the next one only
+//!    after the previous one has arrived and its webhook was answered), timed from writing the
+//!    signed `POST /webhook` to the arrival of its `event: lead` on the stream. That span holds
+//!    everything a lead goes through: signature, the delivery's commit (fsync), the worker's
+//!    Graph call, the lead's commit (fsync), the fan-out.
+//! 2. fan-out: the same span, to the *last* of N open streams, for N = 1,000 and 10,000.
+//! 3. memory per idle SSE connection: the server's resident memory with N streams open, minus
+//!    before, divided by N.
+//! 4. ingest: signed webhooks (one distinct lead each) sent as fast as they are answered over
+//!    64 keep-alive connections; acknowledged per second, and how long until every lead is
+//!    saved, as seen by a dashboard stream that must get each one once, in id order. Every
+//!    answer must be 200 and the final count must match, or the run fails.
+//!
+//! # How it is set up, and why
+//!
+//! - The server is this same executable re-run with the hidden `serve` argument, which calls
+//!   `leadstream::run` on its own tokio runtime exactly as `src/main.rs` does. A separate
+//!   process gives a clean reading of the server's resident memory (`/proc/<pid>/status`, which
+//!   would otherwise include 10,000 client connections) and keeps client and server off each
+//!   other's worker threads. Re-running ourselves rather than `target/release/leadstream`
+//!   guarantees the server measured is the code just built (`cargo run -p loadgen` builds
+//!   only this binary). Production settings, except that the periodic sync with Meta is off.
+//! - The fake Graph and the clients run in this process, on the same two cores: their CPU is
+//!   CPU the server does not get, as with a client on the same box.
+//! - Arrival on a stream is the kernel's receive timestamp of the socket (`SO_TIMESTAMPNS`),
+//!   not the moment this process got round to reading it, and the fan-out's 10,000 sockets
+//!   are read on a runtime at the lowest CPU priority (nice 19). So the numbers time the
+//!   server's delivery, and the reading of 10,000 sockets — which browsers do on their own
+//!   machines — takes only the CPU the server leaves.
+//! - `--server-wrapper` runs the server under a profiler (`perf record …`, `heaptrack`).
+//!
+//! The child exits when its stdin closes, so it cannot outlive a loadgen that panics.
+
+mod bench;
+mod client;
+mod fake_graph;
+mod measure;
+mod server;
+mod sse;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Parser;
+
+pub(crate) const APP_SECRET: &str = "loadgen-app-secret";
+pub(crate) const VERIFY_TOKEN: &str = "loadgen-verify-token";
+pub(crate) const PAGE_TOKEN: &str = "EAAG-loadgen-page-token";
+pub(crate) const DASHBOARD_TOKEN: &str = "loadgen-dashboard-token-0123456789";
+pub(crate) const PAGE_ID: &str = "111111111111111";
+pub(crate) const FORM_ID: &str = "222222222222222";
+pub(crate) const AD_ID: &str = "333333333333333";
+pub(crate) const ADSET_ID: &str = "444444444444444";
+pub(crate) const CAMPAIGN_ID: &str = "555555555555555";
+pub(crate) const GRAPH_VERSION: &str = "v25.0";
+/// Unix seconds of every lead's `created_time` (a fixed moment; Graph formats it `+0000`).
+pub(crate) const CREATED: i64 = 1_764_338_531;
+/// Tells the parent where the child listens (one stdout line).
+pub(crate) const LISTENING: &str = "LOADGEN_LISTENING ";
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "loadgen",
+    about = "Measures leadstream: webhook → SSE latency, fan-out, memory per stream, ingest rate."
+)]
+pub(crate) struct Opts {
+    /// Leads sent one at a time for the single-subscriber latency (0 skips it).
+    #[arg(long, default_value_t = 1000)]
+    latency_leads: usize,
+    /// Subscriber counts for the fan-out, ascending, comma-separated (0 skips the fan-out).
+    #[arg(long, value_delimiter = ',', default_value = "1000,10000")]
+    fanout: Vec<usize>,
+    /// Events timed per fan-out size.
+    #[arg(long, default_value_t = 20)]
+    fanout_events: usize,
+    /// Webhooks (one distinct lead each) for the ingest measurement (0 skips it).
+    #[arg(long, default_value_t = 20_000)]
+    ingest: usize,
+    /// Keep-alive connections the ingest webhooks are spread over.
+    #[arg(long, default_value_t = 64)]
+    ingest_connections: usize,
+    /// Where the temporary database goes (default: the system's temp directory). Put it on the
+    /// disk you mean to measure: on tmpfs an fsync costs nothing.
+    #[arg(long)]
+    dir: Option<PathBuf>,
+    /// Run the server under this command, e.g. "perf record -g -o perf.data" or
+    /// "heaptrack -o server": how the README's profile was taken. Memory figures then
+    /// include the tool's own.
+    #[arg(long)]
+    server_wrapper: Option<String>,
+}
+
+fn main() -> ExitCode {
+    if std::env::args().nth(1).as_deref() == Some("serve") {
+        return server::serve_child();
+    }
+    let opts = Opts::parse();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    // The fan-out's subscribers are read on their own runtime at the lowest CPU priority:
+    // arrivals are stamped by the kernel, so reading them late changes no number, and the
+    // server gets the cores first, as it would with its clients on other machines.
+    //
+    // SCHED_IDLE, not just nice 19: the scheduler treats a core running only SCHED_IDLE
+    // threads as idle when it places a waking thread. With nice 19 alone, a reader kept one
+    // core for tens of milliseconds while both server workers shared the other (seen with
+    // `perf record -a`), and the fan-out measured the scheduler's placement, not the server.
+    let readers = tokio::runtime::Builder::new_multi_thread()
+        .thread_name("loadgen-readers")
+        .on_thread_start(|| {
+            // SAFETY: plain syscalls on the calling thread with a valid sched_param; a failure
+            // only leaves it at normal priority.
+            unsafe {
+                libc::setpriority(libc::PRIO_PROCESS, libc::gettid() as libc::id_t, 19);
+                let param = libc::sched_param { sched_priority: 0 };
+                libc::sched_setscheduler(0, libc::SCHED_IDLE, &param);
+            }
+        })
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    let outcome = runtime.block_on(bench::bench(opts, readers.handle().clone()));
+    drop(readers);
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("loadgen: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
