@@ -69,7 +69,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn limiter_blocks_after_ten_failures() {
+    fn the_limiter_blocks_an_address_after_ten_failures() {
         let l = LoginLimiter::default();
         let ip = Some("127.0.0.1".parse().unwrap());
         for _ in 0..LOGIN_FAILURES {

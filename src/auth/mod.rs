@@ -92,7 +92,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn bearer_must_match_exactly() {
+    fn a_bearer_token_must_match_exactly() {
         assert!(secret_eq("abc", "abc"));
         assert!(secret_eq("", ""));
         assert!(!secret_eq("abc", "ab"));

@@ -181,7 +181,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn ids_as_numbers_or_strings_and_missing_ad_id() {
+    fn ids_as_numbers_or_strings_become_text_and_a_missing_ad_id_is_none() {
         let body = br#"{"object":"page","entry":[{"id":"111","time":1700000000,"changes":[
             {"field":"leadgen","value":{"leadgen_id":1234567890123456,"page_id":111,"form_id":"222","created_time":1700000000}},
             {"field":"leadgen","value":{"leadgen_id":"9876543210987654","page_id":"111","form_id":222,"ad_id":"0","adgroup_id":0}}
@@ -198,7 +198,7 @@ mod tests {
     }
 
     #[test]
-    fn every_entry_and_change_and_no_duplicates() {
+    fn every_entry_and_change_is_read_and_no_lead_comes_twice() {
         let body = br#"{"object":"page","entry":[
             {"id":"1","changes":[{"field":"leadgen","value":{"leadgen_id":"10"}},{"field":"leadgen","value":{"leadgen_id":"11"}}]},
             {"id":"2","changes":[{"field":"leadgen","value":{"leadgen_id":"12"}},{"field":"leadgen","value":{"leadgen_id":"10"}}]}]}"#;
@@ -245,7 +245,7 @@ mod tests {
     }
 
     #[test]
-    fn dashboard_test_button_dummy_is_a_normal_change() {
+    fn the_dashboard_test_buttons_dummy_is_a_normal_change() {
         let body = br#"{"object":"page","entry":[{"id":"0","time":1700000000,"changes":[{"field":"leadgen","value":{"ad_id":"444444444","form_id":"444444444444","leadgen_id":"444444444444","created_time":1700000000,"page_id":"444444444444","adgroup_id":"44444444444"}}]}]}"#;
         let d = parse(body);
         assert_eq!(d.leads[0].leadgen_id, "444444444444");

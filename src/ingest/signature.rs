@@ -66,7 +66,7 @@ mod tests {
         "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17";
 
     #[test]
-    fn meta_vector_with_escapes_verifies_on_raw_bytes() {
+    fn metas_vector_with_escapes_verifies_on_the_raw_bytes() {
         assert_eq!(sign(b"test_app_secret", META_BODY), META_SIG);
         assert_eq!(
             verify(b"test_app_secret", META_BODY, Some(META_SIG)),
@@ -81,7 +81,7 @@ mod tests {
     }
 
     #[test]
-    fn github_vector_verifies() {
+    fn githubs_published_vector_verifies() {
         let secret = b"It's a Secret to Everybody";
         assert_eq!(sign(secret, b"Hello, World!"), GITHUB_SIG);
         assert_eq!(verify(secret, b"Hello, World!", Some(GITHUB_SIG)), Ok(()));

@@ -494,7 +494,7 @@ mod tests {
     }
 
     #[test]
-    fn classes_follow_the_spec() {
+    fn graph_error_codes_fall_into_the_documented_classes() {
         for c in [1, 2, 341, 368] {
             assert_eq!(api(c).class(), ErrorClass::Transient, "{c}");
         }
@@ -547,7 +547,7 @@ mod tests {
     }
 
     #[test]
-    fn raw_lead_converts_with_plus0000_time() {
+    fn a_raw_lead_converts_with_its_plus0000_time() {
         let raw: RawLead = serde_json::from_str(
             r#"{"id":1234567890123456,"created_time":"2026-02-28T08:49:14+0000","ad_id":"0","form_id":"77",
                 "field_data":[{"name":"full_name","values":["Zoë"]},{"name":"n","values":[5]}]}"#,
@@ -565,7 +565,7 @@ mod tests {
     }
 
     #[test]
-    fn proof_is_hmac_of_token() {
+    fn the_proof_is_an_hmac_of_the_token() {
         let p = appsecret_proof("secret", "token");
         assert_eq!(p.len(), 64);
         assert_ne!(p, appsecret_proof("secret", "token2"));

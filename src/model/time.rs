@@ -29,7 +29,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn graph_times_without_colon_parse() {
+    fn graph_times_without_a_colon_in_the_offset_parse() {
         let t = parse_graph_time("2026-02-28T08:49:14+0000").unwrap();
         assert_eq!(format_seconds(t), "2026-02-28T08:49:14Z");
         let t = parse_graph_time("2026-02-28T10:49:14+0200").unwrap();

@@ -1,58 +1,22 @@
 //! Demo mode, as a newcomer meets it: the real binary with no Meta settings and no token.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use crate::helpers::process::Process;
 use crate::helpers::SseClient;
-
-/// Kills the child when the test ends, whatever happens.
-struct Child(std::process::Child);
-impl Drop for Child {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 #[tokio::test]
 async fn with_no_settings_the_binary_prints_a_url_and_streams_demo_leads() {
     let dir = tempfile::tempdir().unwrap();
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_leadstream"));
-    cmd.current_dir(dir.path())
-        .env("LISTEN_ADDR", "127.0.0.1:0")
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    for (k, _) in std::env::vars() {
-        if k.starts_with("META_")
-            || k == "DASHBOARD_TOKEN"
-            || k == "LEADS_DB"
-            || k == "LEADSTREAM_DEMO"
-        {
-            cmd.env_remove(k);
-        }
-    }
-    let mut child = Child(cmd.spawn().unwrap());
-    let stdout = child.0.stdout.take().unwrap();
-    let stderr = child.0.stderr.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
-    let log2 = log.clone();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            log2.lock().unwrap().push_str(&(line + "\n"));
-        }
-    });
+    let mut child = Process::start(
+        dir.path(),
+        &[("LISTEN_ADDR", "127.0.0.1:0"), ("RUST_LOG", "info")],
+    );
 
     // One line on stdout: the dashboard URL with the generated token.
-    let line = rx
-        .recv_timeout(Duration::from_secs(20))
+    let line = child
+        .first_stdout_line(Duration::from_secs(20))
+        .await
         .expect("a start-up line on stdout");
     let url = line
         .split_whitespace()
@@ -67,16 +31,10 @@ async fn with_no_settings_the_binary_prints_a_url_and_streams_demo_leads() {
         dir.path().join("leads.db").exists(),
         "./leads.db is created in the working directory"
     );
-    // stderr is read by another thread, which may not have caught up with stdout yet.
-    let said_demo = || log.lock().unwrap().contains("demo mode");
-    let deadline = std::time::Instant::now() + Duration::from_secs(5);
-    while !said_demo() && std::time::Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let logged = log.lock().unwrap().clone();
     assert!(
-        logged.contains("demo mode"),
-        "one line says demo mode is on: {logged}"
+        child.logged("demo mode", Duration::from_secs(5)).await,
+        "one line says demo mode is on: {:?}",
+        child.log()
     );
 
     // The printed URL logs in: it answers with a session cookie and a redirect to /.

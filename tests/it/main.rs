@@ -1,15 +1,17 @@
 //! Integration tests: the real server on a random port, a real SQLite file, a fake Graph.
-//! One test binary (faster to link than one per file); one module per area.
+//! One test binary (faster to link than one per file); one module per topic, and the helpers
+//! they share in one place.
 
 // Not every test module uses every helper.
 #[allow(dead_code)]
-mod fake_graph;
-#[allow(dead_code)]
 mod helpers;
 
+mod crash;
 mod demo;
 mod ingest;
+mod listing;
 mod reports;
+mod retries;
 mod security;
 mod server;
 mod stream;

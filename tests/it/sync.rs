@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use leadstream::config::{Secret, Settings};
 use serde_json::{json, Value};
 
-use crate::fake_graph::Failure;
+use crate::helpers::Failure;
 use crate::helpers::*;
 
 const PAGE_2: &str = "333333333333333";

@@ -217,7 +217,7 @@ mod tests {
     }
 
     #[test]
-    fn axis_is_round() {
+    fn the_chart_axis_is_a_round_number() {
         assert_eq!(nice_axis(0), (1, 1));
         assert_eq!(nice_axis(3), (3, 1));
         assert_eq!(nice_axis(37), (40, 10));

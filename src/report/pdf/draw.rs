@@ -123,7 +123,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn digits_are_grouped() {
+    fn totals_are_grouped_in_thousands() {
         assert_eq!(group_digits(0), "0");
         assert_eq!(group_digits(999), "999");
         assert_eq!(group_digits(1000), "1,000");

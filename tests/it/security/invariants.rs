@@ -1,4 +1,4 @@
-//! What must hold for every result of `meta::webhook::parse`, whatever the bytes: ids are
+//! What must hold for every result of `ingest::payload::parse`, whatever the bytes: ids are
 //! digits, no lead twice, the kind matches, notes are bounded.
 //!
 //! One copy serves both checkers: the property tests (tests/it/security/properties.rs, in

@@ -1,17 +1,17 @@
 //! `TestApp`: the real server, in-process on a random port, with a temp SQLite file and a
-//! fake Graph; plus named helpers for what tests do (post a webhook, list leads, open a stream).
+//! fake Graph, and named helpers for what tests do (post a webhook, list leads, open a stream).
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use futures_util::StreamExt;
 use leadstream::config::{MetaSettings, Secret, Settings, Tuning};
 use leadstream::ingest::signature::sign;
-use serde_json::{json, Value};
+use serde_json::Value;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-use crate::fake_graph::FakeGraph;
+use super::fake_graph::FakeGraph;
+use super::sse::SseClient;
 
 pub const APP_SECRET: &str = "test_app_secret";
 pub const VERIFY_TOKEN: &str = "verify-me-please";
@@ -36,7 +36,7 @@ pub struct TestApp {
     pub graph: FakeGraph,
     pub client: reqwest::Client,
     /// Opens a fresh connection for every request, so a stream is always its connection's
-    /// first request and is served by the direct path of src/server.rs (the fan-out
+    /// first request and is served by the direct path of src/http/server.rs (the fan-out
     /// included). tests/it/server.rs covers a stream on a reused connection, served by hyper.
     pub stream_client: reqwest::Client,
     pub db_path: PathBuf,
@@ -267,161 +267,4 @@ impl Drop for TestApp {
             let _ = tx.send(());
         }
     }
-}
-
-/// One parsed SSE event.
-#[derive(Debug, Clone, PartialEq)]
-pub struct SseEvent {
-    pub id: Option<String>,
-    pub event: String,
-    pub data: String,
-}
-
-impl SseEvent {
-    pub fn json(&self) -> Value {
-        serde_json::from_str(&self.data).unwrap()
-    }
-}
-
-/// A minimal SSE reader over a streaming reqwest response.
-pub struct SseClient {
-    body: std::pin::Pin<Box<dyn futures_util::Stream<Item = reqwest::Result<bytes::Bytes>> + Send>>,
-    buf: String,
-    /// Comment lines seen (keep-alives).
-    pub comments: usize,
-    /// `retry:` hint seen.
-    pub retry: Option<u64>,
-}
-
-impl SseClient {
-    pub fn new(res: reqwest::Response) -> SseClient {
-        SseClient {
-            body: Box::pin(res.bytes_stream()),
-            buf: String::new(),
-            comments: 0,
-            retry: None,
-        }
-    }
-
-    /// The next event (comments skipped), or `None` when the stream ended or `timeout` passed.
-    pub async fn next_event(&mut self, timeout: Duration) -> Option<SseEvent> {
-        let deadline = tokio::time::Instant::now() + timeout;
-        loop {
-            if let Some(ev) = self.take_event() {
-                return Some(ev);
-            }
-            match tokio::time::timeout_at(deadline, self.body.next()).await {
-                Ok(Some(Ok(chunk))) => self.buf.push_str(&String::from_utf8_lossy(&chunk)),
-                _ => return None,
-            }
-        }
-    }
-
-    /// Reads `n` lead events (panics with what it got if they do not come in `timeout`).
-    pub async fn leads(&mut self, n: usize, timeout: Duration) -> Vec<Value> {
-        let deadline = Instant::now() + timeout;
-        let mut out = Vec::new();
-        while out.len() < n {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.next_event(left).await {
-                Some(ev) if ev.event == "lead" => {
-                    let v = ev.json();
-                    assert_eq!(
-                        ev.id.as_deref(),
-                        Some(v["id"].to_string().as_str()),
-                        "SSE id must be the row id"
-                    );
-                    out.push(v);
-                }
-                Some(_) => {}
-                None => panic!("stream gave {} of {n} leads", out.len()),
-            }
-        }
-        out
-    }
-
-    /// True when the server ended the stream within `timeout`.
-    pub async fn ends_within(&mut self, timeout: Duration) -> bool {
-        let deadline = tokio::time::Instant::now() + timeout;
-        loop {
-            match tokio::time::timeout_at(deadline, self.body.next()).await {
-                Ok(None) | Ok(Some(Err(_))) => return true,
-                Ok(Some(Ok(_))) => continue,
-                Err(_) => return false,
-            }
-        }
-    }
-
-    fn take_event(&mut self) -> Option<SseEvent> {
-        loop {
-            let end = self.buf.find("\n\n")?;
-            let block: String = self.buf.drain(..end + 2).collect();
-            let mut ev = SseEvent {
-                id: None,
-                event: "message".into(),
-                data: String::new(),
-            };
-            let mut has_data = false;
-            for line in block.lines() {
-                if line.starts_with(':') {
-                    self.comments += 1;
-                } else if let Some(v) = line.strip_prefix("id: ") {
-                    ev.id = Some(v.to_string());
-                } else if let Some(v) = line.strip_prefix("event: ") {
-                    ev.event = v.to_string();
-                } else if let Some(v) = line.strip_prefix("data: ") {
-                    if has_data {
-                        ev.data.push('\n');
-                    }
-                    ev.data.push_str(v);
-                    has_data = true;
-                } else if let Some(v) = line.strip_prefix("retry: ") {
-                    self.retry = v.parse().ok();
-                }
-            }
-            if has_data {
-                return Some(ev);
-            }
-        }
-    }
-}
-
-/// A webhook body with one leadgen change per id, on one page (ids as strings).
-pub fn leadgen_body(ids: &[&str]) -> Vec<u8> {
-    let changes: Vec<Value> = ids
-        .iter()
-        .map(|id| {
-            json!({"field": "leadgen", "value": {
-                "leadgen_id": id, "page_id": PAGE_ID, "form_id": FORM_ID, "created_time": 1_764_338_531
-            }})
-        })
-        .collect();
-    serde_json::to_vec(&json!({"object": "page", "entry": [{"id": PAGE_ID, "time": 1_764_338_531, "changes": changes}]})).unwrap()
-}
-
-/// Lead ids that look like Meta's (16 digits), distinct per `n`.
-pub fn lead_id(n: u64) -> String {
-    format!("{}", 1_000_000_000_000_000u64 + n)
-}
-
-/// Adds `n` leads (ids from `first`) to the fake Graph, named "Person {i}".
-pub fn add_graph_leads(app: &TestApp, first: u64, n: u64) -> Vec<String> {
-    (first..first + n)
-        .map(|i| {
-            let id = lead_id(i);
-            let name = format!("Person {i}");
-            let email = format!("person{i}@example.com");
-            app.graph.add_lead(
-                &id,
-                FORM_ID,
-                1_764_338_531,
-                &[
-                    ("full_name", &name),
-                    ("email", &email),
-                    ("phone_number", "+44 20 7946 0000"),
-                ],
-            );
-            id
-        })
-        .collect()
 }

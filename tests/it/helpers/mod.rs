@@ -1,0 +1,15 @@
+//! Everything the integration tests share: the in-process server ([`TestApp`]), the fake
+//! Graph, an SSE reader, request bodies, a look into the database, and the real binary as a
+//! child process.
+
+pub mod app;
+pub mod bodies;
+pub mod db;
+pub mod fake_graph;
+pub mod process;
+pub mod sse;
+
+pub use app::*;
+pub use bodies::*;
+pub use fake_graph::{Failure, FakeGraph};
+pub use sse::SseClient;
