@@ -2,7 +2,7 @@
 // port, a fake Graph in this process), signed webhooks the way Meta sends them, Debian's
 // Chromium through playwright-core, and a watch on every console error the pages log.
 
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import net from 'node:net';
@@ -17,7 +17,23 @@ const HERE = path.dirname(fileURLToPath(import.meta.url));
 export const E2E_DIR = path.resolve(HERE, '..');
 export const REPO_DIR = path.resolve(E2E_DIR, '../..');
 export const SCREENSHOT_DIR = path.join(E2E_DIR, 'screenshots');
-const BINARY = process.env.LEADSTREAM_BIN || path.join(REPO_DIR, 'target/debug/leadstream');
+const BINARY = process.env.LEADSTREAM_BIN || path.join(targetDir(), 'debug', binaryName());
+
+// Where cargo puts what it builds: asked of cargo itself, so CARGO_TARGET_DIR and
+// .cargo/config.toml are honoured, as `cargo build` honours them.
+function targetDir() {
+  const cargo = process.env.CARGO || 'cargo';
+  const out = execFileSync(cargo, ['metadata', '--format-version', '1', '--no-deps'], {
+    cwd: REPO_DIR,
+    encoding: 'utf8',
+    maxBuffer: 16 * 1024 * 1024,
+  });
+  return JSON.parse(out).target_directory;
+}
+
+function binaryName() {
+  return process.platform === 'win32' ? 'leadstream.exe' : 'leadstream';
+}
 const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
 
 export const DASHBOARD_TOKEN = 'e2e-dashboard-token-7f3a9c1d';
