@@ -1,5 +1,5 @@
 //! Settings: command-line flag, else environment variable, else `.env` in the working
-//! directory, else the default (SPEC.md "Running it").
+//! directory, else the default (docs/settings.md).
 //!
 //! `.env` is loaded into the environment *before* clap reads it, without overriding variables
 //! that are already set, which yields exactly that precedence.
@@ -119,11 +119,11 @@ fn parse_flag(s: &str) -> Result<bool, String> {
 /// Knobs that are not user settings but that tests and the load generator turn.
 #[derive(Debug, Clone)]
 pub struct Tuning {
-    /// First retry delay of a failed Graph call; doubles each try (SPEC: about 1 s).
+    /// First retry delay of a failed Graph call; doubles each try (about 1 s; docs/settings.md).
     pub retry_base: Duration,
-    /// Longest wait between two tries of one job (SPEC: 5 minutes).
+    /// Longest wait between two tries of one job (5 minutes; docs/settings.md).
     pub retry_cap: Duration,
-    /// How long a job is retried before it becomes a dead letter (SPEC: 48 hours).
+    /// How long a job is retried before it becomes a dead letter (48 hours; docs/settings.md).
     pub retry_for: Duration,
     /// Graph lead fetches in flight at once.
     pub worker_concurrency: usize,
@@ -131,9 +131,9 @@ pub struct Tuning {
     pub broadcast_capacity: usize,
     /// A lagging client this many leads behind gets a `refresh` event instead of a replay.
     pub max_replay: i64,
-    /// Comment line interval on idle streams (SPEC: at least every 15 s).
+    /// Comment line interval on idle streams (at least every 15 s; docs/stream.md).
     pub keepalive: Duration,
-    /// Periodic catch-up sync; `None` turns it off (SPEC: every 15 minutes).
+    /// Periodic catch-up sync; `None` turns it off (every 15 minutes; docs/settings.md).
     pub sync_every: Option<Duration>,
     /// Sync at start-up.
     pub sync_at_start: bool,

@@ -36,7 +36,7 @@ const REPLAY_BATCH: usize = 100;
 /// Settings of one stream.
 #[derive(Clone)]
 pub struct StreamParams {
-    /// Time between comment lines (SPEC: at most 15 s).
+    /// Time between comment lines (at most 15 s; docs/stream.md).
     pub keepalive: Duration,
     /// A lagging client farther behind than this gets `refresh` instead of a replay.
     pub max_replay: i64,

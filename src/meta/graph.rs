@@ -14,7 +14,7 @@ use sha2::Sha256;
 
 use crate::model::{is_meta_id, parse_graph_time, FieldData};
 
-/// The fields asked for on every lead read (SPEC "Webhook ingest" step 4).
+/// The fields asked for on every lead read (docs/architecture.md, "The path of a lead").
 pub const LEAD_FIELDS: &str =
     "id,created_time,ad_id,form_id,field_data,campaign_id,adset_id,is_organic,platform";
 

@@ -12,9 +12,9 @@
 //! [`export`] runs both over the store for a filtered view; [`csv`], [`summary`] and [`pdf`]
 //! know nothing of where the leads come from.
 //!
-//! Lead values are untrusted and stored verbatim (SPEC: escaping happens only on output). CSV
-//! cells a spreadsheet would evaluate are neutralised ([`neutralise_cell`]); in the PDF, text is
-//! only ever drawn as glyphs, so `<script>` or `=HYPERLINK(…)` are inert there.
+//! Lead values are untrusted and stored verbatim (docs/api.md: escaping happens only on output).
+//! CSV cells a spreadsheet would evaluate are neutralised ([`neutralise_cell`]); in the PDF, text
+//! is only ever drawn as glyphs, so `<script>` or `=HYPERLINK(…)` are inert there.
 
 pub mod csv;
 pub mod export;

@@ -17,7 +17,8 @@ const FORM_C: &str = "444444444444442";
 const FORM_D: &str = "444444444444443";
 const FORM_E: &str = "444444444444444";
 
-/// The margin the sync re-reads before a form's last complete read (SPEC: a safety margin).
+/// The margin the sync re-reads before a form's last complete read (30 minutes;
+/// docs/settings.md).
 const MARGIN_SECS: i64 = 30 * 60;
 
 /// When the fake's old leads were created (2025-11-28): long before any sync in these tests.

@@ -37,8 +37,8 @@ pub use error::{Place, SyncError};
 /// little after its `created_time`, and our clock and Meta's differ.
 pub const SAFETY_MARGIN_SECS: i64 = 30 * 60;
 
-/// The periodic interval when none is configured (SPEC: every 15 minutes); also the longest
-/// wait before another try after a failure.
+/// The periodic interval when none is configured (every 15 minutes, docs/settings.md); also
+/// the longest wait before another try after a failure.
 pub const DEFAULT_EVERY: Duration = Duration::from_secs(15 * 60);
 
 type Outcome = Result<SyncReport, SyncError>;
