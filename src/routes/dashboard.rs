@@ -17,8 +17,19 @@ use crate::App;
 
 const INDEX_HTML: &str = include_str!("../../web/index.html");
 const LOGIN_HTML: &str = include_str!("../../web/login.html");
-const APP_JS: &str = include_str!("../../web/app.js");
-const STYLE_CSS: &str = include_str!("../../web/style.css");
+
+const JS: &str = "text/javascript; charset=utf-8";
+const CSS: &str = "text/css; charset=utf-8";
+
+/// `asset!("style.css", CSS)`: web/style.css, embedded, under its own name.
+macro_rules! asset {
+    ($name:literal, $kind:expr) => {
+        ($name, include_str!(concat!("../../web/", $name)), $kind)
+    };
+}
+
+/// Everything under `/assets/`: (name, content, content type).
+const ASSETS: &[(&str, &str, &str)] = &[asset!("style.css", CSS), asset!("app.js", JS)];
 
 pub fn routes(app: Arc<App>) -> warp::filters::BoxedFilter<(Response,)> {
     index(app.clone())
@@ -168,15 +179,13 @@ fn logout(app: Arc<App>) -> impl Filter<Extract = (Response,), Error = warp::Rej
         })
 }
 
-/// GET /assets/app.js, /assets/style.css — public: they hold no lead data.
+/// GET /assets/<name> from [`ASSETS`] — public: they hold no lead data.
 fn assets() -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone {
     warp::path!("assets" / String)
         .and(warp::get())
         .and_then(|name: String| async move {
-            let (body, kind) = match name.as_str() {
-                "app.js" => (APP_JS, "text/javascript; charset=utf-8"),
-                "style.css" => (STYLE_CSS, "text/css; charset=utf-8"),
-                _ => return Err(warp::reject::not_found()),
+            let Some(&(_, body, kind)) = ASSETS.iter().find(|(n, _, _)| *n == name) else {
+                return Err(warp::reject::not_found());
             };
             let mut res = Response::new(body.into());
             res.headers_mut()
