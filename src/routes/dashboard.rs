@@ -28,8 +28,28 @@ macro_rules! asset {
     };
 }
 
-/// Everything under `/assets/`: (name, content, content type).
-const ASSETS: &[(&str, &str, &str)] = &[asset!("style.css", CSS), asset!("app.js", JS)];
+/// Everything under `/assets/`: (name, content, content type). The dashboard's script is a set
+/// of ES modules; index.html loads `main.js`, which imports the others by these names.
+const ASSETS: &[(&str, &str, &str)] = &[
+    asset!("style.css", CSS),
+    asset!("main.js", JS),
+    asset!("api.js", JS),
+    asset!("catalog.js", JS),
+    asset!("chart.js", JS),
+    asset!("conn-status.js", JS),
+    asset!("dom.js", JS),
+    asset!("events.js", JS),
+    asset!("filters.js", JS),
+    asset!("format.js", JS),
+    asset!("health.js", JS),
+    asset!("lead-detail.js", JS),
+    asset!("lead-list.js", JS),
+    asset!("leads.js", JS),
+    asset!("live-source.js", JS),
+    asset!("stats.js", JS),
+    asset!("toasts.js", JS),
+    asset!("view-state.js", JS),
+];
 
 pub fn routes(app: Arc<App>) -> warp::filters::BoxedFilter<(Response,)> {
     index(app.clone())
@@ -42,7 +62,7 @@ pub fn routes(app: Arc<App>) -> warp::filters::BoxedFilter<(Response,)> {
         .boxed()
 }
 
-/// The dashboard's own URL parameters (app.js `readUrl`): a shared link to a filtered view
+/// The dashboard's own URL parameters (web/view-state.js): a shared link to a filtered view
 /// keeps them through signing in. Nothing else is carried, so a redirect can only ever go to
 /// `/` with these, never elsewhere.
 const VIEW_KEYS: [&str; 7] = ["q", "form_id", "page_id", "since", "until", "sort", "order"];
@@ -278,5 +298,32 @@ mod tests {
         let res = redirect_home("q=ada&form_id=12", None);
         assert_eq!(res.headers()[header::LOCATION], "/?q=ada&form_id=12");
         assert_eq!(redirect_home("", None).headers()[header::LOCATION], "/");
+    }
+
+    /// A module that is missing from [`ASSETS`] would only fail in the browser, as a 404 that
+    /// stops the whole dashboard: every script in web/ is served, and every import names one.
+    #[test]
+    fn every_module_the_dashboard_loads_is_served() {
+        let served = |name: &str| ASSETS.iter().any(|(n, _, _)| *n == name);
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("web");
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let name = entry.unwrap().file_name().into_string().unwrap();
+            if name.ends_with(".js") || name.ends_with(".css") {
+                assert!(served(&name), "web/{name} is not in ASSETS");
+            }
+        }
+        assert!(INDEX_HTML.contains(r#"<script type="module" src="/assets/main.js">"#));
+        for (name, body, kind) in ASSETS {
+            if *kind != JS {
+                continue;
+            }
+            for rest in body.split(" from './").skip(1) {
+                let import = &rest[..rest.find('\'').unwrap()];
+                assert!(
+                    served(import),
+                    "{name} imports ./{import}, which is not served"
+                );
+            }
+        }
     }
 }

@@ -215,14 +215,14 @@ async fn without_a_session_the_dashboard_address_serves_the_login_page_and_no_le
         );
         assert!(body.contains(r#"name="token""#));
         assert!(
-            !body.contains("/assets/app.js"),
+            !body.contains("/assets/main.js"),
             "the dashboard itself with {what}"
         );
         assert!(!body.contains(SECRET_NAME) && !body.contains("zelda"));
     }
     let r = app.get_authed("/").await;
     assert_eq!(r.status(), 200);
-    assert!(r.text().await.unwrap().contains("/assets/app.js"));
+    assert!(r.text().await.unwrap().contains("/assets/main.js"));
 }
 
 /// Logs in with `token` through the form; returns the answer.
@@ -292,7 +292,7 @@ async fn a_login_cookie_is_httponly_strict_opens_the_api_survives_a_restart_and_
     assert!(r.text().await.unwrap().contains(SECRET_NAME));
     let r = get_with_cookie(&app, "/", &cookie).await;
     assert!(
-        r.text().await.unwrap().contains("/assets/app.js"),
+        r.text().await.unwrap().contains("/assets/main.js"),
         "the dashboard"
     );
 
@@ -521,7 +521,7 @@ async fn every_page_and_answer_carries_the_security_headers_and_api_answers_are_
         ("GET", "/", None, true),
         ("GET", "/", Some(&session), true),
         ("GET", "/?token=wrong-token", None, true),
-        ("GET", "/assets/app.js", None, false),
+        ("GET", "/assets/main.js", None, false),
         ("GET", "/assets/style.css", None, false),
         ("GET", "/assets/nothing.js", None, false),
         ("GET", "/healthz", None, false),
