@@ -1,14 +1,14 @@
 # leadstream: `make run` shows it working, `make test` proves it.
 CARGO ?= cargo
 
-.PHONY: run test test-rust test-e2e bench lint fmt clean
+.PHONY: run test test-rust test-web test-e2e bench lint fmt clean
 
 ## Start the server (demo mode when no META_* settings are present).
 run:
 	$(CARGO) run --release --bin leadstream
 
 ## Everything: formatting, lints, unit + integration tests, browser end-to-end tests.
-test: lint test-rust test-e2e
+test: lint test-rust test-web test-e2e
 
 # The product crate on any platform; the load generator (tools/loadgen) only where it runs.
 lint:
@@ -20,6 +20,11 @@ endif
 
 test-rust:
 	$(CARGO) test --all-targets
+
+## The dashboard's live-data source against a fake EventSource, fetch and clock: Node's own
+## test runner, no browser, no npm packages.
+test-web:
+	node --test tests/web/
 
 ## Browser tests in Debian's Chromium through playwright-core (see tests/e2e/README.md).
 test-e2e:

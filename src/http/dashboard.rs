@@ -1,5 +1,5 @@
-//! `GET /` (dashboard or login page), `POST /login`, `POST /logout`, and the static assets,
-//! embedded in the binary at build time (no files to deploy, no build step).
+//! `GET /` (the dashboard, or the login page), `POST /login` and `POST /logout`. The pages are
+//! embedded in the binary at build time, like the assets they load (`assets`).
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -15,10 +15,8 @@ use super::error::AppError;
 use super::with;
 use crate::auth::{Auth, Gate, LoginLimiter, SESSION_COOKIE, SESSION_TTL};
 
-const INDEX_HTML: &str = include_str!("../../web/index.html");
+pub(super) const INDEX_HTML: &str = include_str!("../../web/index.html");
 const LOGIN_HTML: &str = include_str!("../../web/login.html");
-const APP_JS: &str = include_str!("../../web/app.js");
-const STYLE_CSS: &str = include_str!("../../web/style.css");
 
 /// What the dashboard's routes need.
 pub struct DashboardContext {
@@ -37,12 +35,10 @@ pub fn routes(ctx: Ctx) -> warp::filters::BoxedFilter<(Response,)> {
         .unify()
         .or(logout(ctx))
         .unify()
-        .or(assets())
-        .unify()
         .boxed()
 }
 
-/// The dashboard's own URL parameters (app.js `readUrl`): a shared link to a filtered view
+/// The dashboard's own URL parameters (web/view-state.js): a shared link to a filtered view
 /// keeps them through signing in. Nothing else is carried, so a redirect can only ever go to
 /// `/` with these, never elsewhere.
 const VIEW_KEYS: [&str; 7] = ["q", "form_id", "page_id", "since", "until", "sort", "order"];
@@ -175,28 +171,6 @@ async fn log_out(ctx: Ctx, headers: HeaderMap) -> Response {
     }
     let clear = format!("{SESSION_COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0");
     redirect_home("", Some(clear))
-}
-
-/// GET /assets/app.js, /assets/style.css — public: they hold no lead data.
-fn assets() -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone {
-    warp::path!("assets" / String)
-        .and(warp::get())
-        .and_then(asset)
-}
-
-async fn asset(name: String) -> Result<Response, warp::Rejection> {
-    let (body, kind) = match name.as_str() {
-        "app.js" => (APP_JS, "text/javascript; charset=utf-8"),
-        "style.css" => (STYLE_CSS, "text/css; charset=utf-8"),
-        _ => return Err(warp::reject::not_found()),
-    };
-    let mut res = Response::new(body.into());
-    res.headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static(kind));
-    // Revalidate every time: a new binary must never run with yesterday's script.
-    res.headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    Ok(res)
 }
 
 fn html(status: StatusCode, body: String) -> Response {

@@ -4,7 +4,8 @@
 //!   and hands everything else to hyper and the routes;
 //! - one file per area, each route a small function with a `/// METHOD /path` line and its
 //!   handler a plain `async fn`: [`webhook`], [`leads`], [`ops`] (health, status, sync, dead
-//!   letters), [`stream`], [`reports`], [`dashboard`] (page, login, assets), [`demo`];
+//!   letters), [`stream`], [`reports`], [`dashboard`] (the page and login), [`assets`],
+//!   [`demo`];
 //! - [`auth`]: credentials from the headers, and the filter that gives a handler its
 //!   [`Auth`](crate::auth::Auth) or answers 401;
 //! - [`error`]: one error type mapped to HTTP once, and the recovery for warp's rejections;
@@ -13,6 +14,7 @@
 //! A private handler takes an `Auth`: without one it cannot be reached, so a route whose
 //! handler takes none is public on purpose. Each area gets a small context of what it uses.
 
+pub mod assets;
 pub mod auth;
 pub mod dashboard;
 pub mod demo;
@@ -78,6 +80,8 @@ pub fn routes(areas: Areas) -> BoxedFilter<(Response,)> {
         .or(reports::routes(store, gate))
         .unify()
         .or(dashboard::routes(dashboard))
+        .unify()
+        .or(assets::routes())
         .unify()
         .or(demo::routes(demo))
         .unify()

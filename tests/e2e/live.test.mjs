@@ -99,7 +99,7 @@ describe('leads arriving live', () => {
         [...el.attributes].filter((a) => a.name.startsWith('on')).map((a) => `${el.tagName}[${a.name}]`)),
       xss: window.__xss,
     }));
-    assert.deepEqual(dom, { imgs: 0, svgInBody: 0, scripts: ['/assets/app.js'], handlers: [], xss: undefined });
+    assert.deepEqual(dom, { imgs: 0, svgInBody: 0, scripts: ['/assets/main.js'], handlers: [], xss: undefined });
     await page.click('#detail-close');
     await page.locator('#lead-detail:not([open])').waitFor({ state: 'attached' });
   });

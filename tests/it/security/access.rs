@@ -84,12 +84,12 @@ async fn without_a_session_the_dashboard_address_serves_the_login_page_and_no_le
         );
         assert!(body.contains(r#"name="token""#));
         assert!(
-            !body.contains("/assets/app.js"),
+            !body.contains("/assets/main.js"),
             "the dashboard itself with {what}"
         );
         assert!(!body.contains(SECRET_NAME) && !body.contains("zelda"));
     }
     let r = app.get_authed("/").await;
     assert_eq!(r.status(), 200);
-    assert!(r.text().await.unwrap().contains("/assets/app.js"));
+    assert!(r.text().await.unwrap().contains("/assets/main.js"));
 }

@@ -20,7 +20,7 @@ async fn every_page_and_answer_carries_the_security_headers_and_api_answers_are_
         ("GET", "/", None, true),
         ("GET", "/", Some(&session), true),
         ("GET", "/?token=wrong-token", None, true),
-        ("GET", "/assets/app.js", None, false),
+        ("GET", "/assets/main.js", None, false),
         ("GET", "/assets/style.css", None, false),
         ("GET", "/assets/nothing.js", None, false),
         ("GET", "/healthz", None, false),

@@ -38,7 +38,7 @@ async fn a_login_cookie_is_httponly_strict_opens_the_api_survives_a_restart_and_
     assert!(r.text().await.unwrap().contains(SECRET_NAME));
     let r = get_with_cookie(&app, "/", &cookie).await;
     assert!(
-        r.text().await.unwrap().contains("/assets/app.js"),
+        r.text().await.unwrap().contains("/assets/main.js"),
         "the dashboard"
     );
 

@@ -1,0 +1,97 @@
+// leadstream dashboard: the entry point, and the one module that knows all the others.
+//
+// Plain ES modules, no build step, served from /assets/ under a strict CSP (script-src 'self',
+// style-src 'self'): no inline script or style, no innerHTML. Lead values come from strangers
+// filling in a form, so they reach the page only as text (see dom.js).
+//
+// Who owns what:
+//   live-source.js  where leads come from: the stream, the 3 s count check while it is down, the
+//                   60 s refresh, the connection state. Emits "lead", "refresh" and "state";
+//                   knows nothing of the page (tests/web has its unit tests).
+//   api.js          fetch and JSON, the server's error sentences, a 401 → the sign-in page
+//   view-state.js   search, filters and sort order, kept in the address bar; emits "change"
+//   catalog.js      the forms and pages the server knows: filter menus, form names
+//   leads.js        reading a lead (name, email, phone), and the leads seen so far, by id
+//   lead-list.js    the table of leads (<template id="lead-row">), "Load more", arrivals
+//   lead-detail.js  one lead in full, in a <dialog>
+//   stats.js        today, 7 days, total, per form (<template id="per-form-item">)
+//   chart.js        leads per day as SVG bars
+//   filters.js      the controls that set the view, and the export links that follow it
+//   health.js       pipeline status and problems, "Sync with Meta", retrying dead letters
+//   toasts.js       the messages in the corner
+//   conn-status.js  the Live / Checking… / Offline indicator
+//   dom.js, format.js, events.js   building DOM safely, numbers and times, an emitter
+//
+// Each view module finds its own elements and handles its own controls when imported. What one
+// part does to another is wired here, as listeners and plain calls, so a new view (a settings
+// page, browser notifications, a status per row) is a module of its own plus a few lines below.
+
+import { onSessionGone } from './api.js';
+import * as catalog from './catalog.js';
+import { showConnection } from './conn-status.js';
+import { soon } from './events.js';
+import * as filters from './filters.js';
+import { fmtNum } from './format.js';
+import * as health from './health.js';
+import { openDetail } from './lead-detail.js';
+import * as list from './lead-list.js';
+import { knownLead, leadWho } from './leads.js';
+import { LiveSource } from './live-source.js';
+import * as stats from './stats.js';
+import * as toasts from './toasts.js';
+import * as viewState from './view-state.js';
+
+const STATUS_MS = 20000;
+
+const live = new LiveSource();
+
+const openLead = (id) => openDetail(knownLead(id));
+list.onOpenLead(openLead);
+toasts.onOpenLead(openLead);
+
+// A form the page has not heard of yet: its name is worth fetching, once for a burst of arrivals.
+const loadCatalogSoon = soon(catalog.load, 1500);
+
+live.on('lead', (lead) => {
+  toasts.toast('New lead: ' + leadWho(lead) + ' — ' + (catalog.formLabel(lead) || 'unknown form'), 'lead', Number(lead.id));
+  stats.loadSoon();
+  if (lead.form_id && !catalog.knowsForm(lead.form_id)) loadCatalogSoon();
+  list.add(lead);
+});
+live.on('refresh', ({ full, missed }) => {
+  if (missed) toasts.toast(fmtNum(missed) + ' new leads arrived.', 'lead');
+  list.reload({ keepSize: true });
+  stats.load();
+  if (full) {
+    health.load();
+    catalog.load();
+  }
+});
+live.on('state', showConnection);
+
+catalog.on('forms', (forms) => {
+  filters.showForms(forms);
+  list.refreshFormLabels();
+});
+catalog.on('pages', filters.showPages);
+
+viewState.onChange(() => {
+  filters.showView();
+  list.reload();
+  stats.load();
+});
+
+// New leads from a sync come over the stream; when it is down, look for them now.
+health.on('synced', () => live.checkUnlessStreaming());
+
+onSessionGone(() => live.stop());
+window.addEventListener('pagehide', () => live.closeStream());
+
+viewState.loadFromUrl();
+filters.showView();
+showConnection(live.state);
+catalog.load();
+health.load();
+stats.load();
+live.start(list.reload());
+setInterval(health.load, STATUS_MS);
