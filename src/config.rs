@@ -287,6 +287,22 @@ fn parse_page_ids(s: &str) -> Result<Vec<String>, String> {
         .collect()
 }
 
+/// `http://HOST:PORT` of a server listening on `addr`, as a browser on this machine reaches
+/// it: an unspecified address (`0.0.0.0`, `::`) becomes 127.0.0.1, IPv6 gets its brackets.
+pub fn base_url(addr: SocketAddr) -> String {
+    let host = if addr.ip().is_unspecified() {
+        "127.0.0.1".to_string()
+    } else {
+        addr.ip().to_string()
+    };
+    let host = if host.contains(':') {
+        format!("[{host}]")
+    } else {
+        host
+    };
+    format!("http://{host}:{}", addr.port())
+}
+
 /// A URL-safe random token of `bytes` random bytes (hex encoded).
 pub fn random_token(bytes: usize) -> String {
     let mut buf = vec![0u8; bytes];

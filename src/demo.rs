@@ -15,7 +15,7 @@ use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 
 use crate::auth::secret_eq;
-use crate::config::{random_token, MetaSettings, Secret};
+use crate::config::{base_url, random_token, MetaSettings, Secret};
 use crate::ingest::signature::sign;
 use crate::meta::graph::appsecret_proof;
 use crate::shutdown::Shutdown;
@@ -80,17 +80,7 @@ pub struct DemoMeta {
 
 impl DemoMeta {
     pub fn new(server: SocketAddr) -> DemoMeta {
-        let host = if server.ip().is_unspecified() {
-            "127.0.0.1".to_string()
-        } else {
-            server.ip().to_string()
-        };
-        let host = if host.contains(':') {
-            format!("[{host}]")
-        } else {
-            host
-        };
-        let base = format!("http://{host}:{}", server.port());
+        let base = base_url(server);
         DemoMeta {
             app_secret: Secret::new(random_token(16)),
             verify_token: Secret::new(random_token(16)),

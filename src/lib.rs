@@ -212,17 +212,7 @@ pub async fn run(
 
 /// The one line a person needs: where the dashboard is (with the token when it was generated).
 fn print_banner(settings: &Settings, addr: SocketAddr) {
-    let host = if addr.ip().is_unspecified() {
-        "127.0.0.1".to_string()
-    } else {
-        addr.ip().to_string()
-    };
-    let host = if host.contains(':') {
-        format!("[{host}]")
-    } else {
-        host
-    };
-    let base = format!("http://{host}:{}", addr.port());
+    let base = config::base_url(addr);
     log::info!("listening on {addr}");
     if let Some(reason) = settings.demo_reason {
         log::info!(

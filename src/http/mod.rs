@@ -13,6 +13,10 @@
 //!
 //! A private handler takes an `Auth`: without one it cannot be reached, so a route whose
 //! handler takes none is public on purpose. Each area gets a small context of what it uses.
+//!
+//! The route functions repeat one shape on purpose (path, method, context, extractors,
+//! `authenticated`, handler, `respond`): each reads top to bottom as the request is handled,
+//! and a generic combinator over warp's extract tuples would hide more than it saves.
 
 pub mod assets;
 pub mod auth;

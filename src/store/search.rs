@@ -3,7 +3,7 @@
 
 use chrono::{TimeZone, Utc};
 use rusqlite::types::Value as SqlValue;
-use rusqlite::Connection;
+use rusqlite::{Connection, Row};
 
 use super::leads::{lead_from_row, LEAD_COLUMNS, LEAD_FROM};
 use super::{Store, StoreError};
@@ -161,14 +161,7 @@ fn stats(c: &Connection, filter: &LeadFilter, days: i64) -> rusqlite::Result<Sta
          GROUP BY l.form_id ORDER BY count(*) DESC, l.form_id"
     ))?;
     let per_form = stmt
-        .query_map(rusqlite::params_from_iter(args.iter()), |r| {
-            Ok(FormCount {
-                form_id: r.get(0)?,
-                form_name: r.get(1)?,
-                page_id: r.get(2)?,
-                count: r.get(3)?,
-            })
-        })?
+        .query_map(rusqlite::params_from_iter(args.iter()), form_count)?
         .collect::<rusqlite::Result<Vec<_>>>()?;
     let mut stmt = c.prepare(&format!(
         "SELECT (l.created_ts - {first_day}) / 86400 AS d, count(*) {LEAD_FROM} {wh}
@@ -215,17 +208,18 @@ fn forms_summary(c: &Connection) -> rusqlite::Result<Vec<FormCount>> {
              SELECT form_id, name, page_id, 0 FROM forms)
          GROUP BY form_id ORDER BY sum(n) DESC, max(name), form_id",
     )?;
-    let forms = stmt
-        .query_map([], |r| {
-            Ok(FormCount {
-                form_id: r.get(0)?,
-                form_name: r.get(1)?,
-                page_id: r.get(2)?,
-                count: r.get(3)?,
-            })
-        })?
-        .collect();
+    let forms = stmt.query_map([], form_count)?.collect();
     forms
+}
+
+/// A `FormCount` from `SELECT form_id, name, page_id, count`.
+fn form_count(r: &Row<'_>) -> rusqlite::Result<FormCount> {
+    Ok(FormCount {
+        form_id: r.get(0)?,
+        form_name: r.get(1)?,
+        page_id: r.get(2)?,
+        count: r.get(3)?,
+    })
 }
 
 #[derive(Debug, Clone, serde::Serialize)]

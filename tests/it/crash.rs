@@ -32,6 +32,19 @@ async fn start(db_path: &Path, graph_url: &str, dir: &Path) -> (Process, String)
     (process, base)
 }
 
+/// `GET url` with the dashboard token, as JSON.
+async fn get_json(client: &reqwest::Client, url: &str) -> Value {
+    client
+        .get(url)
+        .bearer_auth(DASHBOARD_TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_right_after_a_burst_of_acknowledged_webhooks_while_graph_fails_loses_none_of_them()
 {
@@ -126,15 +139,7 @@ async fn kill_9_right_after_a_burst_of_acknowledged_webhooks_while_graph_fails_l
     let (mut second, second_base) = start(&db_path, &graph.url(), dir.path()).await;
     let deadline = std::time::Instant::now() + Duration::from_secs(8);
     let status = loop {
-        let s: Value = client
-            .get(format!("{second_base}/api/status"))
-            .bearer_auth(DASHBOARD_TOKEN)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let s = get_json(&client, &format!("{second_base}/api/status")).await;
         if s["jobs_waiting"] == 0 || std::time::Instant::now() > deadline {
             break s;
         }
@@ -142,15 +147,7 @@ async fn kill_9_right_after_a_burst_of_acknowledged_webhooks_while_graph_fails_l
     };
     assert_eq!(status["jobs_waiting"], 0, "{status}");
     assert_eq!(status["dead_letters"], 0);
-    let listed: Value = client
-        .get(format!("{second_base}/api/leads?limit=1000"))
-        .bearer_auth(DASHBOARD_TOKEN)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let listed = get_json(&client, &format!("{second_base}/api/leads?limit=1000")).await;
     let saved: HashSet<String> = listed["leads"]
         .as_array()
         .unwrap()

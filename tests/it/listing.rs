@@ -244,24 +244,14 @@ async fn bad_listing_parameters_are_a_400_with_a_json_error_naming_the_parameter
 #[tokio::test]
 async fn count_gives_the_count_and_last_id_and_only_healthz_answers_without_a_token() {
     let app = TestApp::spawn().await;
-    let empty: Value = app
-        .get_authed("/api/leads/count")
-        .await
-        .json()
-        .await
-        .unwrap();
+    let empty: Value = app.get_json("/api/leads/count").await;
     assert_eq!(empty, json!({"count": 0, "last_id": 0}));
 
     let ids = add_graph_leads(&app, 1, 3);
     let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
     app.post_webhook(&leadgen_body(&refs)).await;
     assert_eq!(app.wait_for_count(3, Duration::from_secs(5)).await, 3);
-    let count: Value = app
-        .get_authed("/api/leads/count")
-        .await
-        .json()
-        .await
-        .unwrap();
+    let count: Value = app.get_json("/api/leads/count").await;
     let newest = app.leads("limit=1").await["leads"][0]["id"].clone();
     assert_eq!(count["count"], 3);
     assert_eq!(count["last_id"], newest);

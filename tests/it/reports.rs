@@ -225,12 +225,7 @@ async fn five_thousand_leads_make_a_multi_page_report() {
             &[("full_name", &name), ("email", "p@example.com")],
         );
     }
-    let r: serde_json::Value = app
-        .post_authed("/api/leads/sync")
-        .await
-        .json()
-        .await
-        .unwrap();
+    let r: serde_json::Value = app.post_json("/api/leads/sync").await;
     assert_eq!(r, json!({"forms": 1, "fetched": 5000, "new": 5000}));
     let started = Instant::now();
     let body = pdf(&app, "").await;

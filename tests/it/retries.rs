@@ -8,6 +8,34 @@ use serde_json::Value;
 use crate::helpers::db::db;
 use crate::helpers::*;
 
+/// A lead whose first two Graph reads fail with `failure` arrives, on the third read.
+async fn arrives_after_two_failures(failure: Failure) -> TestApp {
+    let app = TestApp::spawn().await;
+    let id = deliver_failing(&app, failure, 2).await;
+    assert_eq!(app.wait_for_count(1, Duration::from_secs(5)).await, 1);
+    assert_eq!(app.graph.lead_calls(&id), 3);
+    app
+}
+
+/// Waits until `n` leads are saved, then checks that no job is left waiting or set aside.
+async fn assert_every_lead_arrived(app: &TestApp, n: i64) {
+    assert_eq!(app.wait_for_count(n, Duration::from_secs(5)).await, n);
+    let s = app
+        .wait_for_status(Duration::from_secs(2), |s| s["jobs_waiting"] == 0)
+        .await;
+    assert_eq!(s["jobs_waiting"], 0);
+    assert_eq!(s["dead_letters"], 0);
+}
+
+/// Adds one lead to the fake Graph, makes its next `times` reads fail with `failure`, and
+/// delivers the webhook that announces it; returns its id.
+async fn deliver_failing(app: &TestApp, failure: Failure, times: usize) -> String {
+    let id = add_graph_leads(app, 1, 1).remove(0);
+    app.graph.fail_next(failure, times);
+    app.deliver(&[&id]).await;
+    id
+}
+
 #[tokio::test]
 async fn every_lead_arrives_once_graph_comes_back_after_being_down() {
     let app = TestApp::spawn().await;
@@ -33,42 +61,22 @@ async fn every_lead_arrives_once_graph_comes_back_after_being_down() {
     );
 
     app.graph.set_always(None);
-    assert_eq!(app.wait_for_count(5, Duration::from_secs(5)).await, 5);
-    let s = app
-        .wait_for_status(Duration::from_secs(2), |s| s["jobs_waiting"] == 0)
-        .await;
-    assert_eq!(s["jobs_waiting"], 0);
-    assert_eq!(s["dead_letters"], 0);
+    assert_every_lead_arrived(&app, 5).await;
 }
 
 #[tokio::test]
 async fn a_rate_limited_lead_arrives_after_the_limit_lifts() {
-    let app = TestApp::spawn().await;
-    let ids = add_graph_leads(&app, 1, 1);
-    app.graph.fail_next(Failure::RateLimited, 2);
-    assert_eq!(
-        app.post_webhook(&leadgen_body(&[&ids[0]])).await.status(),
-        200
-    );
-    assert_eq!(app.wait_for_count(1, Duration::from_secs(5)).await, 1);
-    assert_eq!(app.graph.lead_calls(&ids[0]), 3);
+    let app = arrives_after_two_failures(Failure::RateLimited).await;
     assert_eq!(app.status().await["dead_letters"], 0);
 }
 
 #[tokio::test]
 async fn a_rate_limit_pauses_every_graph_call_not_just_the_limited_lead() {
     // Slow clocks so the pause is long enough to look inside it.
-    let app = TestApp::spawn_tuned(|s| {
-        s.tuning.retry_base = Duration::from_secs(2);
-        s.tuning.retry_cap = Duration::from_secs(10);
-    })
-    .await;
+    let app = TestApp::spawn_with_retries(Duration::from_secs(2), Duration::from_secs(10)).await;
     let ids = add_graph_leads(&app, 1, 2);
     app.graph.fail_next(Failure::RateLimited, 1);
-    assert_eq!(
-        app.post_webhook(&leadgen_body(&[&ids[0]])).await.status(),
-        200
-    );
+    app.deliver(&[&ids[0]]).await;
     // The pause (1.6 to 2.4 s) starts before the failed try is written down.
     let deadline = std::time::Instant::now() + Duration::from_secs(3);
     while db(&app)
@@ -87,10 +95,7 @@ async fn a_rate_limit_pauses_every_graph_call_not_just_the_limited_lead() {
 
     // A new lead during the pause waits; wakes from new deliveries do not call Graph.
     for _ in 0..3 {
-        assert_eq!(
-            app.post_webhook(&leadgen_body(&[&ids[1]])).await.status(),
-            200
-        );
+        app.deliver(&[&ids[1]]).await;
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(
@@ -108,44 +113,30 @@ async fn a_rate_limit_pauses_every_graph_call_not_just_the_limited_lead() {
 async fn slow_graph_answers_within_the_timeout_work_and_slower_ones_are_retried() {
     let app = TestApp::spawn_tuned(|s| s.tuning.graph_timeout = Duration::from_secs(1)).await;
     let ids = add_graph_leads(&app, 1, 2);
-    app.graph
-        .fail_next(Failure::Slow(Duration::from_millis(200)), 1);
-    assert_eq!(
-        app.post_webhook(&leadgen_body(&[&ids[0]])).await.status(),
-        200
-    );
-    assert_eq!(app.wait_for_count(1, Duration::from_secs(5)).await, 1);
-    assert_eq!(
-        app.graph.lead_calls(&ids[0]),
-        1,
-        "slow but in time: one call"
-    );
-
-    app.graph
-        .fail_next(Failure::Slow(Duration::from_secs(2)), 1);
-    assert_eq!(
-        app.post_webhook(&leadgen_body(&[&ids[1]])).await.status(),
-        200
-    );
-    assert_eq!(app.wait_for_count(2, Duration::from_secs(5)).await, 2);
-    assert_eq!(
-        app.graph.lead_calls(&ids[1]),
-        2,
-        "timed out once, then fetched"
-    );
+    for (n, slowness, calls, what) in [
+        (
+            1,
+            Duration::from_millis(200),
+            1,
+            "slow but in time: one call",
+        ),
+        (2, Duration::from_secs(2), 2, "timed out once, then fetched"),
+    ] {
+        let id = &ids[n - 1];
+        app.graph.fail_next(Failure::Slow(slowness), 1);
+        app.deliver(&[id]).await;
+        let saved = n as i64;
+        assert_eq!(
+            app.wait_for_count(saved, Duration::from_secs(5)).await,
+            saved
+        );
+        assert_eq!(app.graph.lead_calls(id), calls, "{what}");
+    }
 }
 
 #[tokio::test]
 async fn a_502_html_page_from_a_proxy_is_retried() {
-    let app = TestApp::spawn().await;
-    let ids = add_graph_leads(&app, 1, 1);
-    app.graph.fail_next(Failure::BadGateway, 2);
-    assert_eq!(
-        app.post_webhook(&leadgen_body(&[&ids[0]])).await.status(),
-        200
-    );
-    assert_eq!(app.wait_for_count(1, Duration::from_secs(5)).await, 1);
-    assert_eq!(app.graph.lead_calls(&ids[0]), 3);
+    arrives_after_two_failures(Failure::BadGateway).await;
 }
 
 #[tokio::test]
@@ -166,12 +157,7 @@ async fn the_dashboard_test_buttons_dummy_lead_is_set_aside_after_one_try_and_ca
     assert_eq!(app.graph.lead_calls(dummy), 1);
     assert_eq!(app.status().await["dead_letters"], 1);
 
-    let dl: Value = app
-        .get_authed("/api/dead-letters")
-        .await
-        .json()
-        .await
-        .unwrap();
+    let dl: Value = app.get_json("/api/dead-letters").await;
     let letter = &dl["dead_letters"][0];
     assert_eq!(letter["leadgen_id"], dummy);
     assert_eq!(letter["error_code"], 100);
@@ -187,12 +173,7 @@ async fn the_dashboard_test_buttons_dummy_lead_is_set_aside_after_one_try_and_ca
     // Once Graph knows the lead, a retry by hand brings it in.
     app.graph
         .add_lead(dummy, FORM_ID, 1_764_338_531, &[("full_name", "Test Lead")]);
-    let r: Value = app
-        .post_authed("/api/dead-letters/retry")
-        .await
-        .json()
-        .await
-        .unwrap();
+    let r: Value = app.post_json("/api/dead-letters/retry").await;
     assert_eq!(r["retried"], 1);
     assert_eq!(app.wait_for_count(1, Duration::from_secs(5)).await, 1);
     let s = app.status().await;
@@ -204,30 +185,16 @@ async fn the_dashboard_test_buttons_dummy_lead_is_set_aside_after_one_try_and_ca
 #[tokio::test]
 async fn an_expired_token_dead_letters_the_lead_and_status_says_to_set_meta_page_access_token() {
     let app = TestApp::spawn().await;
-    let ids = add_graph_leads(&app, 1, 1);
-    app.graph.fail_next(Failure::TokenExpired, 1);
-    assert_eq!(
-        app.post_webhook(&leadgen_body(&[&ids[0]])).await.status(),
-        200
-    );
+    let id = deliver_failing(&app, Failure::TokenExpired, 1).await;
     let s = app
         .wait_for_status(Duration::from_secs(5), |s| s["dead_letters"] == 1)
         .await;
     assert_eq!(s["dead_letters"], 1);
     let problems = s["problems"].to_string();
     assert!(problems.contains("META_PAGE_ACCESS_TOKEN"), "{problems}");
-    let dl: Value = app
-        .get_authed("/api/dead-letters")
-        .await
-        .json()
-        .await
-        .unwrap();
+    let dl: Value = app.get_json("/api/dead-letters").await;
     assert_eq!(dl["dead_letters"][0]["error_code"], 190);
-    assert_eq!(
-        app.graph.lead_calls(&ids[0]),
-        1,
-        "a token error is not retried"
-    );
+    assert_eq!(app.graph.lead_calls(&id), 1, "a token error is not retried");
 
     // With a working token again, the retry brings the lead and the problem goes away.
     app.post_authed("/api/dead-letters/retry").await;
@@ -242,17 +209,9 @@ async fn an_expired_token_dead_letters_the_lead_and_status_says_to_set_meta_page
 #[tokio::test]
 async fn a_job_backing_off_is_tried_at_once_after_a_restart() {
     // First run: a failure puts the next try a minute away.
-    let mut app = TestApp::spawn_tuned(|s| {
-        s.tuning.retry_base = Duration::from_secs(60);
-        s.tuning.retry_cap = Duration::from_secs(60);
-    })
-    .await;
-    let ids = add_graph_leads(&app, 1, 1);
-    app.graph.fail_next(Failure::ServerError, 1);
-    assert_eq!(
-        app.post_webhook(&leadgen_body(&[&ids[0]])).await.status(),
-        200
-    );
+    let mut app =
+        TestApp::spawn_with_retries(Duration::from_secs(60), Duration::from_secs(60)).await;
+    let id = deliver_failing(&app, Failure::ServerError, 1).await;
     let deadline = std::time::Instant::now() + Duration::from_secs(5);
     let next_try_in_ms = loop {
         let row: (i64, i64) = db(&app)
@@ -277,7 +236,7 @@ async fn a_job_backing_off_is_tried_at_once_after_a_restart() {
     let app = app.restart().await;
     // Well before the minute the first run had scheduled.
     assert_eq!(app.wait_for_count(1, Duration::from_secs(5)).await, 1);
-    assert_eq!(app.graph.lead_calls(&ids[0]), 2);
+    assert_eq!(app.graph.lead_calls(&id), 2);
 }
 
 #[tokio::test]
@@ -291,10 +250,7 @@ async fn a_lead_the_database_refuses_stays_queued_without_hammering_graph_and_ar
         "CREATE TRIGGER refuse_leads BEFORE INSERT ON leads BEGIN SELECT RAISE(ABORT, 'disk says no'); END;",
     )
     .unwrap();
-    assert_eq!(
-        app.post_webhook(&leadgen_body(&[&ids[0]])).await.status(),
-        200
-    );
+    app.deliver(&[&ids[0]]).await;
     let deadline = std::time::Instant::now() + Duration::from_secs(5);
     loop {
         let (attempts, error): (i64, Option<String>) = c
@@ -328,10 +284,5 @@ async fn a_lead_the_database_refuses_stays_queued_without_hammering_graph_and_ar
 
     c.execute_batch("DROP TRIGGER refuse_leads; DROP TRIGGER refuse_jobs;")
         .unwrap();
-    assert_eq!(app.wait_for_count(1, Duration::from_secs(5)).await, 1);
-    let s = app
-        .wait_for_status(Duration::from_secs(2), |s| s["jobs_waiting"] == 0)
-        .await;
-    assert_eq!(s["jobs_waiting"], 0);
-    assert_eq!(s["dead_letters"], 0);
+    assert_every_lead_arrived(&app, 1).await;
 }

@@ -61,6 +61,21 @@ async fn sync_now(app: &TestApp) -> (u16, Value, Option<String>) {
     (status, r.json().await.unwrap(), retry_after)
 }
 
+/// `POST /api/leads/sync` on a task of its own; the task gives status and body.
+fn sync_in_background(app: &TestApp) -> tokio::task::JoinHandle<(u16, Value)> {
+    let client = app.client.clone();
+    let url = app.url("/api/leads/sync");
+    tokio::spawn(async move {
+        let r = client
+            .post(url)
+            .bearer_auth(DASHBOARD_TOKEN)
+            .send()
+            .await
+            .unwrap();
+        (r.status().as_u16(), r.json::<Value>().await.unwrap())
+    })
+}
+
 /// Calls made to one path of the fake Graph.
 fn calls_to(app: &TestApp, path: &str) -> usize {
     app.graph
@@ -284,19 +299,7 @@ async fn a_sync_requested_while_one_runs_joins_it() {
     app.graph
         .fail_next(Failure::Slow(Duration::from_millis(700)), 1);
 
-    let first = {
-        let client = app.client.clone();
-        let url = app.url("/api/leads/sync");
-        tokio::spawn(async move {
-            let r = client
-                .post(url)
-                .bearer_auth(DASHBOARD_TOKEN)
-                .send()
-                .await
-                .unwrap();
-            (r.status().as_u16(), r.json::<Value>().await.unwrap())
-        })
-    };
+    let first = sync_in_background(&app);
     assert_eq!(wait_for_calls(&app, 1, Duration::from_secs(5)).await, 1);
     assert_eq!(app.status().await["sync_running"], true);
 
@@ -562,10 +565,7 @@ async fn status_shows_last_webhook_last_sync_jobs_waiting_dead_letters_and_probl
 
     // A lead id Graph does not know (code 100) becomes a dead letter.
     let unknown = lead_id(999);
-    assert_eq!(
-        app.post_webhook(&leadgen_body(&[&unknown])).await.status(),
-        200
-    );
+    app.deliver(&[&unknown]).await;
     let s = app
         .wait_for_status(Duration::from_secs(5), |s| s["dead_letters"] == 1)
         .await;
@@ -588,10 +588,7 @@ async fn status_shows_last_webhook_last_sync_jobs_waiting_dead_letters_and_probl
     // Meta is down: a new lead waits for a retry, and the failed sync says why.
     app.graph.set_always(Some(Failure::ServerError));
     let waiting = lead_id(500);
-    assert_eq!(
-        app.post_webhook(&leadgen_body(&[&waiting])).await.status(),
-        200
-    );
+    app.deliver(&[&waiting]).await;
     let (status, body, _) = sync_now(&app).await;
     assert_eq!(status, 502, "{body}");
     let s = app.status().await;
@@ -647,19 +644,7 @@ async fn shutting_down_during_a_sync_answers_at_once_and_keeps_the_server_stoppa
     app.graph.add_form(PAGE_ID, FORM_ID, "Spring offer");
     app.graph
         .fail_next(Failure::Slow(Duration::from_secs(8)), 1);
-    let pending = {
-        let client = app.client.clone();
-        let url = app.url("/api/leads/sync");
-        tokio::spawn(async move {
-            let r = client
-                .post(url)
-                .bearer_auth(DASHBOARD_TOKEN)
-                .send()
-                .await
-                .unwrap();
-            (r.status().as_u16(), r.json::<Value>().await.unwrap())
-        })
-    };
+    let pending = sync_in_background(&app);
     assert_eq!(wait_for_calls(&app, 1, Duration::from_secs(5)).await, 1);
     let took = app.stop().await;
     assert!(took < Duration::from_secs(2), "stop took {took:?}");

@@ -10,6 +10,7 @@ use serde_json::Value;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
+use super::bodies::leadgen_body;
 use super::fake_graph::FakeGraph;
 use super::sse::SseClient;
 
@@ -48,6 +49,15 @@ pub struct TestApp {
 }
 
 impl TestApp {
+    /// A server whose retries wait about `base`, doubling up to `cap`.
+    pub async fn spawn_with_retries(base: Duration, cap: Duration) -> TestApp {
+        Self::spawn_tuned(|s| {
+            s.tuning.retry_base = base;
+            s.tuning.retry_cap = cap;
+        })
+        .await
+    }
+
     /// A server with a fresh database and a fresh fake Graph.
     pub async fn spawn() -> TestApp {
         Self::spawn_tuned(|_| {}).await
@@ -155,6 +165,13 @@ impl TestApp {
         format!("{}{}", self.base, path)
     }
 
+    /// Delivers a webhook announcing `ids` (one leadgen change each), signed as Meta signs
+    /// it, and checks that it was taken (200).
+    pub async fn deliver(&self, ids: &[&str]) {
+        let r = self.post_webhook(&leadgen_body(ids)).await;
+        assert_eq!(r.status(), 200, "a webhook announcing {ids:?}");
+    }
+
     /// POSTs `body` to /webhook, signed like Meta signs it.
     pub async fn post_webhook(&self, body: &[u8]) -> reqwest::Response {
         let sig = sign(APP_SECRET.as_bytes(), body);
@@ -197,6 +214,16 @@ impl TestApp {
             .unwrap()
     }
 
+    /// GET with the bearer token, as JSON.
+    pub async fn get_json(&self, path: &str) -> Value {
+        self.get_authed(path).await.json().await.unwrap()
+    }
+
+    /// POST with the bearer token, as JSON.
+    pub async fn post_json(&self, path: &str) -> Value {
+        self.post_authed(path).await.json().await.unwrap()
+    }
+
     /// `GET /api/leads?{query}` as JSON.
     pub async fn leads(&self, query: &str) -> Value {
         let r = self.get_authed(&format!("/api/leads?{query}")).await;
@@ -205,17 +232,13 @@ impl TestApp {
     }
 
     pub async fn lead_count(&self) -> i64 {
-        let v: Value = self
-            .get_authed("/api/leads/count")
-            .await
-            .json()
-            .await
-            .unwrap();
-        v["count"].as_i64().unwrap()
+        self.get_json("/api/leads/count").await["count"]
+            .as_i64()
+            .unwrap()
     }
 
     pub async fn status(&self) -> Value {
-        self.get_authed("/api/status").await.json().await.unwrap()
+        self.get_json("/api/status").await
     }
 
     /// Waits until at least `n` leads exist (up to `timeout`); returns the count seen last.

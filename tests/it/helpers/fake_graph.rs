@@ -248,19 +248,8 @@ impl FakeGraph {
                 let n: usize = q.get("page").and_then(|p| p.parse().ok()).unwrap_or(0);
                 let data: Vec<Value> = forms.iter().skip(n * size).take(size).cloned().collect();
                 if (n + 1) * size < forms.len() {
-                    let mut next = url::Url::parse(&format!(
-                        "http://{}/{GRAPH_VERSION}/{page}/leadgen_forms",
-                        self.addr
-                    ))
-                    .unwrap();
-                    for (k, v) in &q {
-                        if k != "page" {
-                            next.query_pairs_mut().append_pair(k, v);
-                        }
-                    }
-                    next.query_pairs_mut()
-                        .append_pair("page", &(n + 1).to_string());
-                    paging["next"] = json!(next.to_string());
+                    paging["next"] =
+                        json!(self.next_url(&format!("{page}/leadgen_forms"), &q, n + 1));
                 }
                 ok(json!({"data": data, "paging": paging}))
             }
@@ -309,19 +298,7 @@ impl FakeGraph {
                 };
                 let mut paging = json!({"cursors": {"before": "b", "after": "a"}});
                 if more {
-                    let mut next = url::Url::parse(&format!(
-                        "http://{}/{GRAPH_VERSION}/{form}/leads",
-                        self.addr
-                    ))
-                    .unwrap();
-                    for (k, v) in &q {
-                        if k != "page" {
-                            next.query_pairs_mut().append_pair(k, v);
-                        }
-                    }
-                    next.query_pairs_mut()
-                        .append_pair("page", &(page + 1).to_string());
-                    paging["next"] = json!(next.to_string());
+                    paging["next"] = json!(self.next_url(&format!("{form}/leads"), &q, page + 1));
                 }
                 ok(json!({"data": data, "paging": paging}))
             }
@@ -352,6 +329,23 @@ impl FakeGraph {
                 "Unknown path components",
             ),
         }
+    }
+}
+
+impl FakeGraph {
+    /// An absolute `paging.next`, as Meta sends it: `path` with the query it was asked with,
+    /// at `page`.
+    fn next_url(&self, path: &str, q: &HashMap<String, String>, page: usize) -> String {
+        let mut next =
+            url::Url::parse(&format!("http://{}/{GRAPH_VERSION}/{path}", self.addr)).unwrap();
+        for (k, v) in q {
+            if k != "page" {
+                next.query_pairs_mut().append_pair(k, v);
+            }
+        }
+        next.query_pairs_mut()
+            .append_pair("page", &page.to_string());
+        next.to_string()
     }
 }
 

@@ -122,7 +122,7 @@ async fn seed_secret_lead(app: &TestApp) {
         1_764_338_531,
         &[("full_name", SECRET_NAME), ("email", "zelda@example.com")],
     );
-    assert_eq!(app.post_webhook(&leadgen_body(&[&id])).await.status(), 200);
+    app.deliver(&[&id]).await;
     assert_eq!(app.wait_for_count(1, Duration::from_secs(5)).await, 1);
 }
 

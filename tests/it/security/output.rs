@@ -24,7 +24,7 @@ async fn hostile_answers_are_stored_and_served_byte_for_byte() {
     ];
     let id = lead_id(5);
     app.graph.add_lead(&id, FORM_ID, 1_764_338_531, &answers);
-    assert_eq!(app.post_webhook(&leadgen_body(&[&id])).await.status(), 200);
+    app.deliver(&[&id]).await;
     assert_eq!(app.wait_for_count(1, Duration::from_secs(5)).await, 1);
     let lead = app.leads("").await["leads"][0].clone();
     for (i, (name, value)) in answers.iter().enumerate() {
@@ -52,7 +52,7 @@ async fn the_csv_export_neutralises_cells_that_a_spreadsheet_would_run() {
     ];
     let id = lead_id(6);
     app.graph.add_lead(&id, FORM_ID, 1_764_338_531, &answers);
-    assert_eq!(app.post_webhook(&leadgen_body(&[&id])).await.status(), 200);
+    app.deliver(&[&id]).await;
     assert_eq!(app.wait_for_count(1, Duration::from_secs(5)).await, 1);
     let r = app.get_authed("/api/leads.csv").await;
     assert_eq!(r.status(), 200);

@@ -7,6 +7,15 @@ use super::*;
 use crate::helpers::db::{count, db_read_only};
 use crate::helpers::*;
 
+/// `GET /?token=…`: the URL leadstream prints at start-up, which logs in once.
+async fn open_start_up_url(app: &TestApp) -> reqwest::Response {
+    app.client
+        .get(app.url(&format!("/?token={DASHBOARD_TOKEN}")))
+        .send()
+        .await
+        .unwrap()
+}
+
 #[tokio::test]
 async fn a_login_cookie_is_httponly_strict_opens_the_api_survives_a_restart_and_dies_at_logout() {
     let app = TestApp::spawn().await;
@@ -116,12 +125,7 @@ async fn the_session_cookie_is_secure_when_the_public_url_is_https() {
     assert!(has_attr(&attrs, "HttpOnly") && has_attr(&attrs, "SameSite=Strict"));
 
     // The `?token=` door of the start-up URL sets the same cookie.
-    let r = app
-        .client
-        .get(app.url(&format!("/?token={DASHBOARD_TOKEN}")))
-        .send()
-        .await
-        .unwrap();
+    let r = open_start_up_url(&app).await;
     assert_eq!(r.status(), 303);
     assert_eq!(
         r.headers()["location"],
@@ -171,12 +175,7 @@ async fn the_eleventh_failed_login_in_a_minute_is_refused_even_with_the_right_to
     let r = login(&app.client, &app, DASHBOARD_TOKEN).await;
     assert_eq!(r.status(), 429, "the right token does not bypass the limit");
     assert!(r.headers().get("set-cookie").is_none());
-    let r = app
-        .client
-        .get(app.url(&format!("/?token={DASHBOARD_TOKEN}")))
-        .send()
-        .await
-        .unwrap();
+    let r = open_start_up_url(&app).await;
     assert_eq!(r.status(), 429, "nor does the ?token= door");
 
     // Everything else goes on: the bearer token, sessions made before, other addresses.
