@@ -39,7 +39,7 @@ const ASSETS: &[(&str, &str, &str)] = &[
     asset!("view-state.js", JS),
 ];
 
-/// GET /assets/<name> from [`ASSETS`]
+/// GET /assets/{name} (one of `ASSETS`)
 pub fn routes() -> BoxedFilter<(Response,)> {
     warp::path!("assets" / String)
         .and(warp::get())

@@ -3,13 +3,13 @@
 //!
 //! Today the engine is SQLite:
 //!
-//! - [`writer`]: one writer thread that commits queued writes in groups, each in its own
+//! - `writer`: one writer thread that commits queued writes in groups, each in its own
 //!   savepoint, and hands the leads a batch inserted to a [`LeadSink`] after the COMMIT;
-//! - [`readers`]: a small pool of read-only connections on the blocking pool;
-//! - [`schema`]: the pragmas, our SQL functions, the schema and its migrations;
-//! - one file per family of tables: [`leads`] (saving, reading back, replay, exports),
-//!   [`search`] (the filters, listing order and statistics), [`jobs`] (deliveries, jobs and
-//!   dead letters: the inbox), [`sessions`], [`forms`] and [`state`].
+//! - `readers`: a small pool of read-only connections on the blocking pool;
+//! - `schema`: the pragmas, our SQL functions, the schema and its migrations;
+//! - one file per family of tables: `leads` (saving, reading back, replay, exports), `search`
+//!   (the filters, listing order and statistics), `jobs` (deliveries, jobs and dead letters:
+//!   the inbox), `sessions`, `forms` and `state`.
 //!
 //! rusqlite is blocking, so it never runs on the async runtime: writes go to the writer
 //! thread, reads to `spawn_blocking` with a pooled connection.

@@ -79,7 +79,8 @@ pub fn render_pdf(
     render_pdf_rows(summary, leads.into_iter().map(|l| ReportRow::from(&l)))
 }
 
-/// Like [`render_pdf`], from rows the caller collected alongside a [`SummaryBuilder`].
+/// Like [`render_pdf`], from rows the caller collected alongside a
+/// [`SummaryBuilder`](super::SummaryBuilder).
 pub fn render_pdf_rows(
     summary: &ReportSummary,
     rows: impl IntoIterator<Item = ReportRow>,
