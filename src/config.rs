@@ -9,7 +9,9 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::Parser;
+use clap::{Parser, Subcommand};
+
+use crate::store::{Database, PostgresSettings};
 
 /// A secret string whose `Debug` never shows the value, so a `{:?}` of the settings in a log
 /// line cannot leak a token.
@@ -46,7 +48,7 @@ pub const DEFAULT_GRAPH_URL: &str = "https://graph.facebook.com/v25.0";
 #[command(
     name = "leadstream",
     version,
-    about = "Receives Meta Lead Ads webhooks, keeps every lead in SQLite and shows them live.",
+    about = "Receives Meta Lead Ads webhooks, keeps every lead in SQLite (or PostgreSQL, for several instances) and shows them live.",
     after_help = "Every setting can also come from the environment or from a .env file in the \
                   working directory. With no META_* settings at all, leadstream starts in demo mode."
 )]
@@ -56,8 +58,35 @@ pub struct Cli {
     pub listen: SocketAddr,
 
     /// SQLite file, created with schema.sql on first start.
-    #[arg(long, env = "LEADS_DB", default_value = "./leads.db")]
+    #[arg(long, env = "LEADS_DB", default_value = "./leads.db", global = true)]
     pub db: PathBuf,
+
+    /// PostgreSQL (`postgres://…` or `host=… dbname=…`): when set, the store is PostgreSQL and
+    /// any number of instances may share it.
+    #[arg(
+        long = "database-url",
+        env = "DATABASE_URL",
+        hide_env_values = true,
+        global = true
+    )]
+    pub database_url: Option<Secret>,
+
+    /// A direct PostgreSQL URL for LISTEN and the sync's locks, when DATABASE_URL goes through
+    /// a pooler in transaction mode (PgBouncer); default: DATABASE_URL.
+    #[arg(
+        long = "database-listen-url",
+        env = "DATABASE_LISTEN_URL",
+        hide_env_values = true
+    )]
+    pub database_listen_url: Option<Secret>,
+
+    /// How long a job claimed by an instance stays its own (milliseconds; default: the Graph
+    /// timeout plus 30 s). Only tests shorten it.
+    #[arg(long = "job-lease-ms", env = "LEADSTREAM_JOB_LEASE_MS", hide = true)]
+    pub job_lease_ms: Option<u64>,
+
+    #[command(subcommand)]
+    pub command: Option<Command>,
 
     /// HMAC key for X-Hub-Signature-256; also signs appsecret_proof.
     #[arg(
@@ -108,6 +137,22 @@ pub struct Cli {
     pub public_url: Option<String>,
 }
 
+/// What the binary is asked to do besides serving.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Copy a SQLite database (--db) into an empty PostgreSQL database (--database-url):
+    /// leads with their ids, jobs, dead letters, deliveries, forms, the sync's state and
+    /// sessions. Refuses a database that already holds any of these.
+    MigrateToPostgres,
+}
+
+/// What the binary was asked to do.
+#[derive(Debug)]
+pub enum Invocation {
+    Serve(Box<Settings>),
+    MigrateToPostgres { db: PathBuf, to: PostgresSettings },
+}
+
 fn parse_flag(s: &str) -> Result<bool, String> {
     match s.trim().to_ascii_lowercase().as_str() {
         "1" | "true" | "yes" | "on" => Ok(true),
@@ -145,6 +190,9 @@ pub struct Tuning {
     /// after its previous answer, is closed: idle keep-alives and slow-header (slowloris)
     /// clients would otherwise hold sockets for ever without having logged in.
     pub request_head_timeout: Duration,
+    /// With PostgreSQL: how long a claimed job stays this instance's; `None`: the Graph
+    /// timeout plus 30 s, so a claim never runs out under a call still waiting for Graph.
+    pub job_lease: Option<Duration>,
 }
 
 impl Default for Tuning {
@@ -162,6 +210,7 @@ impl Default for Tuning {
             demo_every: Duration::from_secs(4),
             graph_timeout: Duration::from_secs(20),
             request_head_timeout: Duration::from_secs(30),
+            job_lease: None,
         }
     }
 }
@@ -181,6 +230,10 @@ pub struct MetaSettings {
 pub struct Settings {
     pub listen: SocketAddr,
     pub db: PathBuf,
+    /// PostgreSQL instead of the SQLite file `db` (several instances may share it).
+    pub database_url: Option<Secret>,
+    /// For LISTEN and session locks, when `database_url` goes through a pooler.
+    pub database_listen_url: Option<Secret>,
     /// `None` in demo mode: the demo makes up its own secrets and points Graph at itself.
     pub meta: Option<MetaSettings>,
     pub dashboard_token: Secret,
@@ -196,14 +249,24 @@ pub struct Settings {
 impl Settings {
     /// Reads `.env` (if any), then flags and environment.
     pub fn from_env_and_args() -> Result<Settings, String> {
-        // A broken .env is reported rather than silently ignored: a typo there would otherwise
-        // start a half-configured server.
-        match dotenvy::dotenv() {
-            Ok(_) => {}
-            Err(e) if e.not_found() => {}
-            Err(e) => return Err(format!("could not read .env: {e}")),
+        match Invocation::from_env_and_args()? {
+            Invocation::Serve(settings) => Ok(*settings),
+            Invocation::MigrateToPostgres { .. } => {
+                Err("migrate-to-postgres is a command of its own, not a server".into())
+            }
         }
-        Cli::parse().into_settings()
+    }
+
+    /// The database these settings name.
+    pub fn database(&self) -> Database {
+        match &self.database_url {
+            Some(url) => Database::Postgres(postgres_settings(
+                url,
+                self.database_listen_url.as_ref(),
+                &self.tuning,
+            )),
+            None => Database::Sqlite(self.db.clone()),
+        }
     }
 
     /// `true` when the session cookie must carry `Secure`.
@@ -214,14 +277,81 @@ impl Settings {
     }
 }
 
+impl Invocation {
+    /// Reads `.env` (if any), then flags and environment.
+    pub fn from_env_and_args() -> Result<Invocation, String> {
+        // A broken .env is reported rather than silently ignored: a typo there would otherwise
+        // start a half-configured server.
+        match dotenvy::dotenv() {
+            Ok(_) => {}
+            Err(e) if e.not_found() => {}
+            Err(e) => return Err(format!("could not read .env: {e}")),
+        }
+        Cli::parse().into_invocation()
+    }
+}
+
+/// PostgreSQL's settings from the URLs (empty ones already dropped) and the tuning.
+fn postgres_settings(url: &Secret, listen: Option<&Secret>, tuning: &Tuning) -> PostgresSettings {
+    PostgresSettings {
+        url: url.expose().to_string(),
+        listen_url: listen.map(|u| u.expose().to_string()),
+        job_lease: tuning
+            .job_lease
+            .unwrap_or(tuning.graph_timeout + Duration::from_secs(30)),
+    }
+}
+
+/// `None` for an absent or empty value: `DATABASE_URL=` in `.env` means no database URL.
+fn non_empty(s: Option<Secret>) -> Option<Secret> {
+    s.filter(|v| !v.expose().trim().is_empty())
+}
+
 impl Cli {
+    pub fn into_invocation(mut self) -> Result<Invocation, String> {
+        self.database_url = non_empty(self.database_url.take());
+        self.database_listen_url = non_empty(self.database_listen_url.take());
+        match self.command {
+            None => Ok(Invocation::Serve(Box::new(self.into_settings()?))),
+            Some(Command::MigrateToPostgres) => {
+                let Some(url) = &self.database_url else {
+                    return Err(
+                        "migrate-to-postgres needs --database-url (or DATABASE_URL): the database to copy into"
+                            .into(),
+                    );
+                };
+                let tuning = Tuning::default();
+                Ok(Invocation::MigrateToPostgres {
+                    to: postgres_settings(url, self.database_listen_url.as_ref(), &tuning),
+                    db: self.db,
+                })
+            }
+        }
+    }
+
     pub fn into_settings(self) -> Result<Settings, String> {
+        let database_url = non_empty(self.database_url);
+        let database_listen_url = non_empty(self.database_listen_url);
         let given = [
             ("META_APP_SECRET", self.app_secret.is_some()),
             ("META_WEBHOOK_VERIFY_TOKEN", self.verify_token.is_some()),
             ("META_PAGE_ACCESS_TOKEN", self.page_access_token.is_some()),
         ];
         let any_meta = given.iter().any(|(_, set)| *set) || self.page_ids.is_some();
+        // The demo's simulated Meta is for one machine: it would post its leads to every
+        // instance sharing the database.
+        if database_url.is_some() {
+            if self.demo {
+                return Err("--demo runs on SQLite only: drop --database-url (DATABASE_URL) to try the demo".into());
+            }
+            if !any_meta {
+                return Err(
+                    "a database URL needs a Meta app: set the META_* settings (see .env.example); \
+                            demo mode runs on SQLite only"
+                        .into(),
+                );
+            }
+        }
         let (meta, demo_reason) = if self.demo {
             (None, Some("--demo was given"))
         } else if !any_meta {
@@ -256,16 +386,22 @@ impl Cli {
         if let Some(u) = &self.public_url {
             url::Url::parse(u).map_err(|e| format!("--public-url is not a URL ({e}): {u:?}"))?;
         }
+        let tuning = Tuning {
+            job_lease: self.job_lease_ms.map(Duration::from_millis),
+            ..Tuning::default()
+        };
         Ok(Settings {
             listen: self.listen,
             db: self.db,
+            database_url,
+            database_listen_url,
             demo: meta.is_none(),
             meta,
             dashboard_token,
             token_generated,
             demo_reason,
             public_url: self.public_url,
-            tuning: Tuning::default(),
+            tuning,
         })
     }
 }
@@ -336,6 +472,26 @@ mod tests {
             "{err}"
         );
         assert!(!err.contains('\n'));
+    }
+
+    #[test]
+    fn demo_mode_with_a_database_url_is_a_one_line_error() {
+        let url = ["--database-url", "postgres://localhost/leads"];
+        for args in [
+            vec!["--demo", "--dashboard-token", "abcdefgh"],
+            vec!["--dashboard-token", "abcdefgh"],
+        ] {
+            let err = cli(&[&args[..], &url[..]].concat())
+                .into_settings()
+                .unwrap_err();
+            assert!(err.contains("SQLite only"), "{err}");
+            assert!(!err.contains('\n'));
+        }
+        // An empty URL is no URL: the demo starts on SQLite.
+        let s = cli(&["--demo", "--database-url", " "])
+            .into_settings()
+            .unwrap();
+        assert!(s.demo && s.database_url.is_none());
     }
 
     #[test]

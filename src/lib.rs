@@ -79,12 +79,17 @@ pub async fn run(
         .map_err(|e| format!("listener has no address: {e}"))?;
     let tuning = &settings.tuning;
     let hub = Hub::new(tuning.broadcast_capacity);
-    let store = Store::open(&settings.db, hub.clone())?;
-    let status = Arc::new(Status::default());
+    let store = Store::connect(&settings.database(), hub.clone()).await?;
+    // Several instances on one database share Meta's health; one process keeps it in memory.
+    let status = if store.is_shared() {
+        Status::shared(store.clone())
+    } else {
+        Arc::new(Status::default())
+    };
     let sessions = Sessions::load(store.clone())
         .await
         .map_err(|e| e.to_string())?;
-    let gate = Gate::new(settings.dashboard_token.clone(), Arc::new(sessions));
+    let gate = Gate::new(settings.dashboard_token.clone(), sessions);
     let (switch, stop) = Shutdown::new();
 
     // In demo mode the simulated Meta makes up its secrets and serves Graph from this server.

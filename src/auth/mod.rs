@@ -48,13 +48,13 @@ impl Gate {
 
     /// An [`Auth`] when `creds` may read leads. A bearer header decides on its own; without
     /// one, a session cookie may.
-    pub fn check(&self, creds: &Credentials) -> Option<Auth> {
+    pub async fn check(&self, creds: &Credentials) -> Option<Auth> {
         let ok = match creds.authorization.as_deref().and_then(bearer_token) {
             Some(t) => secret_eq(t, self.token.expose()),
-            None => creds
-                .session
-                .as_deref()
-                .is_some_and(|s| self.sessions.is_valid(s)),
+            None => match creds.session.as_deref() {
+                Some(s) => self.sessions.is_valid(s).await,
+                None => false,
+            },
         };
         ok.then_some(Auth { _private: () })
     }

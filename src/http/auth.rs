@@ -24,8 +24,12 @@ impl warp::reject::Reject for Unauthorized {}
 /// 401, never the other way round.
 pub fn authenticated(gate: Gate) -> impl Filter<Extract = (Auth,), Error = Rejection> + Clone {
     credentials().and_then(move |creds: Credentials| {
-        let auth = gate.check(&creds);
-        async move { auth.ok_or_else(|| warp::reject::custom(Unauthorized)) }
+        let gate = gate.clone();
+        async move {
+            gate.check(&creds)
+                .await
+                .ok_or_else(|| warp::reject::custom(Unauthorized))
+        }
     })
 }
 
@@ -34,7 +38,10 @@ pub fn authenticated(gate: Gate) -> impl Filter<Extract = (Auth,), Error = Rejec
 pub fn optional_auth(
     gate: Gate,
 ) -> impl Filter<Extract = (Option<Auth>,), Error = Infallible> + Clone {
-    credentials().map(move |creds: Credentials| gate.check(&creds))
+    credentials().then(move |creds: Credentials| {
+        let gate = gate.clone();
+        async move { gate.check(&creds).await }
+    })
 }
 
 /// The credentials a request carries; never rejects (a garbled header is just no credential).

@@ -49,7 +49,8 @@ pub fn routes(ctx: Ctx, gate: Gate) -> BoxedFilter<(Response,)> {
         .boxed()
 }
 
-/// GET /healthz — public; 200 while the process serves and the database answers.
+/// GET /healthz — public; 200 while the process serves and the database answers, 503 naming
+/// the database when it does not (a load balancer then sends requests elsewhere).
 fn healthz(ctx: Ctx) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
     warp::path!("healthz")
         .and(warp::get())
@@ -58,8 +59,8 @@ fn healthz(ctx: Ctx) -> impl Filter<Extract = (Response,), Error = Rejection> + 
 }
 
 async fn health(ctx: Ctx) -> Response {
-    match ctx.store.count().await {
-        Ok(_) => warp::reply::json(&json!({"status": "ok"})).into_response(),
+    match ctx.store.ping().await {
+        Ok(()) => warp::reply::json(&json!({"status": "ok"})).into_response(),
         Err(e) => {
             log::error!("health check: {e}");
             warp::reply::with_status(

@@ -330,7 +330,7 @@ async fn sniff(socket: &mut TcpStream, gate: &Gate) -> Sniffed {
             Head::Stream {
                 credentials,
                 resume,
-            } => match gate.check(&credentials) {
+            } => match gate.check(&credentials).await {
                 Some(auth) => return Sniffed::Stream { resume, auth },
                 // warp's route answers the 401.
                 None => return Sniffed::Other(buf),

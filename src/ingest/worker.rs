@@ -122,7 +122,7 @@ impl Worker {
             .iter()
             .cloned()
             .collect();
-        let due = self.store.due_jobs(free + skip.len(), skip).await?;
+        let due = self.store.claim_jobs(free, skip).await?;
         for job in due.jobs {
             // The slot first: a job marked in flight without a task would never run again
             // (until a restart).

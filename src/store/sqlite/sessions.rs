@@ -2,11 +2,14 @@
 
 use std::collections::HashMap;
 
-use super::writer::Written;
-use super::{Store, StoreError};
-use crate::model::now_ms;
+use rusqlite::OptionalExtension;
 
-impl Store {
+use super::writer::Written;
+use super::Sqlite;
+use crate::model::now_ms;
+use crate::store::StoreError;
+
+impl Sqlite {
     /// Forgets the sessions that expired by `now_ms` and returns the others: token hash →
     /// expiry (unix ms).
     pub async fn load_sessions(&self, now_ms: i64) -> Result<HashMap<String, i64>, StoreError> {
@@ -17,6 +20,18 @@ impl Store {
                 .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?
                 .collect::<rusqlite::Result<HashMap<_, _>>>()?;
             Ok(Written::value(rows))
+        })
+        .await
+    }
+
+    pub async fn session_expiry(&self, token_hash: String) -> Result<Option<i64>, StoreError> {
+        self.read(move |c| {
+            c.query_row(
+                "SELECT expires_ms FROM sessions WHERE token_hash = ?1",
+                [token_hash],
+                |r| r.get(0),
+            )
+            .optional()
         })
         .await
     }

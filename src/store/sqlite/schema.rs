@@ -7,7 +7,7 @@ use std::time::Duration;
 use rusqlite::Connection;
 
 /// The schema of a new database (user_version 1).
-const SCHEMA: &str = include_str!("../../schema.sql");
+const SCHEMA: &str = include_str!("../../../schema.sql");
 
 /// Migrations after version 1, in order: `MIGRATIONS[0]` takes a database from version 1 to 2.
 /// Shipped entries are never edited; a change is a new entry.
@@ -31,7 +31,7 @@ pub(super) fn open_writer(path: &Path) -> rusqlite::Result<Connection> {
 }
 
 /// A read-only connection for the reader pool.
-pub(super) fn open_reader(path: &Path) -> rusqlite::Result<Connection> {
+pub(in crate::store) fn open_reader(path: &Path) -> rusqlite::Result<Connection> {
     let c = Connection::open(path)?;
     c.busy_timeout(Duration::from_secs(5))?;
     c.pragma_update(None, "query_only", true)?;
