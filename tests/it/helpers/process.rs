@@ -8,9 +8,12 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// Settings leadstream reads from the environment; none is inherited from the test's own.
-const SETTINGS: [&str; 5] = [
+const SETTINGS: [&str; 8] = [
     "LISTEN_ADDR",
     "LEADS_DB",
+    "DATABASE_URL",
+    "DATABASE_LISTEN_URL",
+    "LEADSTREAM_JOB_LEASE_MS",
     "DASHBOARD_TOKEN",
     "LEADSTREAM_DEMO",
     "PUBLIC_URL",

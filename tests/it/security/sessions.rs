@@ -4,7 +4,7 @@
 use std::net::IpAddr;
 
 use super::*;
-use crate::helpers::db::{count, db_read_only};
+use crate::helpers::db::{count, one};
 use crate::helpers::*;
 
 /// `GET /?token=…`: the URL leadstream prints at start-up, which logs in once.
@@ -87,7 +87,7 @@ async fn a_login_cookie_is_httponly_strict_opens_the_api_survives_a_restart_and_
         "a session ended by logout stays ended after a restart"
     );
     assert_eq!(
-        count(&app, "SELECT count(*) FROM sessions"),
+        count(&app, "SELECT count(*) FROM sessions").await,
         0,
         "logout removed the stored session"
     );
@@ -100,9 +100,7 @@ async fn the_database_holds_only_a_hash_of_the_session() {
     let r = login(&app.client, &app, DASHBOARD_TOKEN).await;
     let (cookie, _) = set_cookie(&r);
     let value = cookie.split_once('=').unwrap().1.to_string();
-    let stored: String = db_read_only(&app)
-        .query_row("SELECT token_hash FROM sessions", [], |r| r.get(0))
-        .unwrap();
+    let stored = one(&app, "SELECT token_hash FROM sessions").await.unwrap();
     assert_ne!(stored, value);
     assert!(!stored.contains(&value));
     assert_eq!(

@@ -21,6 +21,9 @@ pub(crate) fn serve_child() -> ExitCode {
         (Ok(db), Ok(graph_url)) => Settings {
             listen: "127.0.0.1:0".parse().expect("address"),
             db: PathBuf::from(db),
+            // Set: PostgreSQL instead of the SQLite file (see `--database-url`).
+            database_url: std::env::var("LOADGEN_DATABASE_URL").ok().map(Secret::new),
+            database_listen_url: None,
             meta: Some(MetaSettings {
                 app_secret: Secret::new(APP_SECRET),
                 verify_token: Secret::new(VERIFY_TOKEN),
