@@ -47,6 +47,9 @@ impl Postgres {
             .get(0))
     }
 
+    /// Jobs this instance claimed before count as free (the caller's `skip` holds the ones it
+    /// is still working on): a job whose outcome could not be written must not wait for its
+    /// own lease to run out.
     pub async fn claim_jobs(&self, limit: usize, skip: Vec<String>) -> Result<DueJobs, StoreError> {
         let c = self.client().await?;
         let now = now_ms();
@@ -55,7 +58,7 @@ impl Postgres {
                 "UPDATE jobs j SET locked_by = $1, locked_until = $2 + $3
                  FROM (SELECT leadgen_id FROM jobs
                        WHERE state = 'pending' AND next_attempt_ms <= $2
-                         AND (locked_until IS NULL OR locked_until <= $2)
+                         AND (locked_until IS NULL OR locked_until <= $2 OR locked_by = $1)
                          AND leadgen_id <> ALL($4)
                        ORDER BY next_attempt_ms, first_seen_ms
                        LIMIT $5

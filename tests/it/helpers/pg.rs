@@ -63,38 +63,64 @@ pub async fn fresh_database() -> Option<String> {
     Some(with_database(&server, &name))
 }
 
-/// Restarts the test server the way a crash would (`pg_ctl restart -m immediate`), when the
-/// Makefile's throwaway server runs the tests (it says how). `false` when it cannot.
-pub fn restart_server() -> bool {
-    let (Ok(pg_ctl), Ok(data)) = (
-        std::env::var("LEADSTREAM_TEST_PG_CTL"),
-        std::env::var("LEADSTREAM_TEST_PG_DATA"),
-    ) else {
-        return false;
-    };
-    // As root the cluster belongs to `postgres` (PostgreSQL refuses to run as root).
-    let as_root = std::process::Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|o| o.stdout.starts_with(b"0"));
-    let mut cmd = if as_root {
-        let mut c = std::process::Command::new("runuser");
-        c.args(["-u", "postgres", "--", &pg_ctl]);
-        c
-    } else {
-        std::process::Command::new(&pg_ctl)
-    };
-    let out = cmd
-        .args(["-D", &data, "-m", "immediate", "-w", "-t", "30"])
-        .args(["-l", &format!("{data}/../server.log"), "restart"])
-        .output()
-        .expect("run pg_ctl");
-    assert!(
-        out.status.success(),
-        "pg_ctl restart failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    true
+/// A PostgreSQL server of a test's own (scripts/throwaway-postgres), for a test that
+/// restarts it: the shared test server must not go away under the other tests. Stopped and
+/// removed when dropped.
+pub struct PrivateServer {
+    dir: String,
+    pub url: String,
+}
+
+fn script() -> std::process::Command {
+    std::process::Command::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/scripts/throwaway-postgres"
+    ))
+}
+
+impl PrivateServer {
+    pub fn start() -> PrivateServer {
+        let out = script()
+            .arg("start")
+            .output()
+            .expect("run throwaway-postgres");
+        assert!(
+            out.status.success(),
+            "throwaway-postgres start: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let text = String::from_utf8(out.stdout).unwrap();
+        let url = text
+            .lines()
+            .find_map(|l| l.strip_prefix("export LEADSTREAM_TEST_DATABASE_URL='"))
+            .and_then(|l| l.strip_suffix('\''))
+            .expect("the URL line")
+            .to_string();
+        let dir = text
+            .lines()
+            .find_map(|l| l.rsplit_once(" stop ").map(|(_, d)| d.to_string()))
+            .expect("the stop line");
+        PrivateServer { dir, url }
+    }
+
+    /// `pg_ctl restart -m immediate`: every connection is cut, as in a crash.
+    pub fn restart(&self) {
+        let out = script()
+            .args(["restart", &self.dir])
+            .output()
+            .expect("run throwaway-postgres");
+        assert!(
+            out.status.success(),
+            "throwaway-postgres restart: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+impl Drop for PrivateServer {
+    fn drop(&mut self) {
+        let _ = script().args(["stop", &self.dir]).output();
+    }
 }
 
 /// Waits until `url` answers again (after a restart).
