@@ -5,10 +5,12 @@
 //! - `feed`: a lead saved by one instance reaches every stream on every instance, at once, in
 //!   one id order, with replay anywhere;
 //! - `failover`: an instance killed mid-burst, and PostgreSQL restarted mid-burst;
-//! - `shared`: sessions, the sync and Meta's rate limit, one for all.
+//! - `shared`: sessions, the sync and Meta's rate limit, one for all;
+//! - `migrate`: a SQLite database moved over with `leadstream migrate-to-postgres`.
 
 mod failover;
 mod feed;
+mod migrate;
 mod shared;
 
 use std::collections::HashSet;

@@ -5,7 +5,7 @@ use std::time::Duration;
 use super::*;
 
 /// Logs in on `on` with the dashboard token; the session cookie (`name=value`).
-async fn login(on: &Instance) -> String {
+pub async fn login(on: &Instance) -> String {
     let r = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
@@ -20,7 +20,7 @@ async fn login(on: &Instance) -> String {
     cookie.split(';').next().unwrap().to_string()
 }
 
-async fn status_with(on: &Instance, cookie: &str) -> u16 {
+pub async fn status_with(on: &Instance, cookie: &str) -> u16 {
     reqwest::Client::new()
         .get(on.url("/api/leads/count"))
         .header("cookie", cookie)
