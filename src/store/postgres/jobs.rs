@@ -50,62 +50,75 @@ impl Postgres {
     /// Jobs this instance claimed before count as free (the caller's `skip` holds the ones it
     /// is still working on): a job whose outcome could not be written must not wait for its
     /// own lease to run out.
+    ///
+    /// One statement claims and says when the next job is due, committed without waiting
+    /// for the disk: a claim lost in a crash of the database only lets a job run twice, and
+    /// its lead is saved once all the same.
     pub async fn claim_jobs(&self, limit: usize, skip: Vec<String>) -> Result<DueJobs, StoreError> {
         let c = self.client().await?;
         let now = now_ms();
+        // The claim's rows, then one row with only `next_due`: when the next job not claimed
+        // now is due, counting a job another instance holds as due when its lease runs out
+        // (that is when this one takes it over, should its owner have died).
         let claim = c
             .prepare_cached(
-                "UPDATE jobs j SET locked_by = $1, locked_until = $2 + $3
-                 FROM (SELECT leadgen_id FROM jobs
-                       WHERE state = 'pending' AND next_attempt_ms <= $2
-                         AND (locked_until IS NULL OR locked_until <= $2 OR locked_by = $1)
-                         AND leadgen_id <> ALL($4)
-                       ORDER BY next_attempt_ms, first_seen_ms
-                       LIMIT $5
-                       FOR UPDATE SKIP LOCKED) due
-                 WHERE j.leadgen_id = due.leadgen_id
-                 RETURNING j.leadgen_id, j.page_id, j.form_id, j.ad_id, j.adgroup_id, j.attempts,
-                           j.first_seen_ms, j.next_attempt_ms",
+                "WITH claimed AS (
+                     UPDATE jobs j SET locked_by = $1, locked_until = $2 + $3
+                     FROM (SELECT leadgen_id FROM jobs
+                           WHERE state = 'pending' AND next_attempt_ms <= $2
+                             AND (locked_until IS NULL OR locked_until <= $2 OR locked_by = $1)
+                             AND leadgen_id <> ALL($4)
+                           ORDER BY next_attempt_ms, first_seen_ms
+                           LIMIT $5
+                           FOR UPDATE SKIP LOCKED) due
+                     WHERE j.leadgen_id = due.leadgen_id
+                     RETURNING j.leadgen_id, j.page_id, j.form_id, j.ad_id, j.adgroup_id,
+                               j.attempts, j.first_seen_ms, j.next_attempt_ms)
+                 SELECT leadgen_id, page_id, form_id, ad_id, adgroup_id, attempts,
+                        first_seen_ms, next_attempt_ms, NULL::bigint AS next_due
+                 FROM claimed
+                 UNION ALL
+                 SELECT NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, least(
+                     (SELECT min(next_attempt_ms) FROM jobs
+                      WHERE state = 'pending' AND next_attempt_ms > $2),
+                     (SELECT min(locked_until) FROM jobs
+                      WHERE state = 'pending' AND locked_until > $2 AND locked_by <> $1))",
             )
             .await?;
-        let rows = c
-            .query(
-                &claim,
-                &[
-                    &self.inner.me,
-                    &now,
-                    &self.inner.lease_ms,
-                    &skip,
-                    &(limit as i64),
-                ],
-            )
-            .await?;
-        let mut jobs: Vec<(i64, Job)> = rows
-            .iter()
-            .map(|r| {
-                let job = Job {
-                    leadgen_id: r.get(0),
-                    page_id: r.get(1),
-                    form_id: r.get(2),
-                    ad_id: r.get(3),
-                    adgroup_id: r.get(4),
-                    attempts: r.get(5),
-                    first_seen_ms: r.get(6),
-                };
-                (r.get::<_, i64>(7), job)
-            })
-            .collect();
+        let params: [&(dyn tokio_postgres::types::ToSql + Sync); 5] = [
+            &self.inner.me,
+            &now,
+            &self.inner.lease_ms,
+            &skip,
+            &(limit as i64),
+        ];
+        let (begun, rows, committed) = tokio::join!(
+            c.batch_execute("BEGIN; SET LOCAL synchronous_commit TO off"),
+            c.query(&claim, &params),
+            c.batch_execute("COMMIT"),
+        );
+        begun?;
+        let rows = rows?;
+        committed?;
+        let mut next_due_ms = None;
+        let mut jobs: Vec<(i64, Job)> = Vec::with_capacity(rows.len());
+        for r in &rows {
+            let Some(leadgen_id) = r.get::<_, Option<String>>(0) else {
+                next_due_ms = r.get(8);
+                continue;
+            };
+            let job = Job {
+                leadgen_id,
+                page_id: r.get(1),
+                form_id: r.get(2),
+                ad_id: r.get(3),
+                adgroup_id: r.get(4),
+                attempts: r.get(5),
+                first_seen_ms: r.get(6),
+            };
+            jobs.push((r.get::<_, i64>(7), job));
+        }
         jobs.sort_by_key(|(next, job)| (*next, job.first_seen_ms));
-        // Jobs another instance holds count as due when their lease runs out: that is when
-        // this instance takes them over if their owner died.
-        let next = c
-            .prepare_cached(
-                "SELECT min(greatest(next_attempt_ms, coalesce(locked_until, 0))) FROM jobs
-                 WHERE state = 'pending'
-                   AND greatest(next_attempt_ms, coalesce(locked_until, 0)) > $1",
-            )
-            .await?;
-        let next_due_ms: Option<i64> = c.query_one(&next, &[&now]).await?.get(0);
         Ok(DueJobs {
             jobs: jobs.into_iter().map(|(_, j)| j).collect(),
             next_due_ms,

@@ -44,9 +44,16 @@ impl Ids {
     }
 }
 
-/// 1: one subscriber; each lead sent after the previous one arrived.
-pub(crate) async fn latency(addr: SocketAddr, ids: &Ids, n: usize) -> Result<Spread, String> {
-    let mut sse = Sse::open(addr).await?;
+/// 1: one subscriber (on `stream_from`); each lead sent (to `post_to`) after the previous one
+/// arrived.
+pub(crate) async fn latency(
+    post_to: SocketAddr,
+    stream_from: SocketAddr,
+    ids: &Ids,
+    n: usize,
+) -> Result<Spread, String> {
+    let addr = post_to;
+    let mut sse = Sse::open(stream_from).await?;
     let mut poster = Conn::connect(addr).await.map_err(|e| e.to_string())?;
     // Warm-up, not timed: the first leads open the worker's pooled Graph connection and the
     // reader connections, which a running server has already done.
@@ -344,23 +351,27 @@ pub(crate) struct Ingest {
 /// 4: `n` webhooks over `connections` keep-alive connections, as fast as they are answered,
 /// with one dashboard stream open that must see every lead once, in id order.
 pub(crate) async fn ingest(
-    server: &Server,
+    servers: &[Server],
     ids: &Ids,
     n: usize,
     connections: usize,
 ) -> Result<Ingest, String> {
-    let addr = server.addr;
+    let addr = servers[0].addr;
+    // Connection `i` goes to server `i % servers`.
+    let to = |i: usize| servers[i % servers.len()].addr;
+    let cpu = || servers.iter().map(Server::cpu).sum::<Duration>();
     let mut counter = Conn::connect(addr).await.map_err(|e| e.to_string())?;
     let (base, _) = lead_count(&mut counter, addr).await?;
     // Requests are built and signed before the clock starts: the client's work is not the
     // server's throughput.
     let mut per_conn: Vec<Vec<Vec<u8>>> = vec![Vec::new(); connections];
     for i in 0..n {
-        per_conn[i % connections].push(webhook_request(addr, &ids.next()));
+        let c = i % connections;
+        per_conn[c].push(webhook_request(to(c), &ids.next()));
     }
     let mut conns = Vec::with_capacity(connections);
-    for _ in 0..connections {
-        conns.push(Conn::connect(addr).await.map_err(|e| e.to_string())?);
+    for c in 0..connections {
+        conns.push(Conn::connect(to(c)).await.map_err(|e| e.to_string())?);
     }
     let mut sse = Sse::open(addr).await?;
     let dashboard = tokio::spawn(async move {
@@ -378,7 +389,7 @@ pub(crate) async fn ingest(
         Ok::<Instant, String>(Instant::now())
     });
 
-    let cpu_before = server.cpu();
+    let cpu_before = cpu();
     let started = Instant::now();
     let mut senders = Vec::with_capacity(connections);
     for (mut conn, reqs) in conns.into_iter().zip(per_conn) {
@@ -396,13 +407,13 @@ pub(crate) async fn ingest(
     // The dashboard stream sees each lead right after its commit, so its last arrival is
     // when the last lead was saved (and shown). Counting rows meanwhile would itself load
     // the server; the count is checked once, at the end.
-    let server_cpu_acked = server.cpu().saturating_sub(cpu_before);
+    let server_cpu_acked = cpu().saturating_sub(cpu_before);
     let saved = tokio::time::timeout(Duration::from_secs(120), dashboard)
         .await
         .map_err(|_| "not every lead reached the dashboard stream within 120 s".to_string())?
         .map_err(|e| e.to_string())??
         - started;
-    let server_cpu = server.cpu().saturating_sub(cpu_before);
+    let server_cpu = cpu().saturating_sub(cpu_before);
     let (count, _) = lead_count(&mut counter, addr).await?;
     if count != base + n as i64 {
         return Err(format!("{} leads saved for {n} webhooks", count - base));

@@ -92,6 +92,7 @@ impl Server {
     /// `wrapper`: a command line the server runs under (a profiler), or empty.
     pub(crate) fn spawn(
         db: &Path,
+        database_url: Option<&str>,
         graph_url: &str,
         log: PathBuf,
         wrapper: &str,
@@ -107,6 +108,9 @@ impl Server {
             }
             None => std::process::Command::new(&exe),
         };
+        if let Some(url) = database_url {
+            cmd.env("LOADGEN_DATABASE_URL", url);
+        }
         let mut child = cmd
             .arg("serve")
             .env("LOADGEN_DB", db)
