@@ -45,9 +45,9 @@ CREATE TABLE jobs (
     locked_by        text,
     locked_until     bigint
 );
--- The claim's order, so it stops after the rows it takes; and the leases, for the next wake.
+-- In the claim's order, so a claim stops after the rows it takes. The lease columns are not
+-- indexed, so a claim can update its row in place (HOT).
 CREATE INDEX jobs_pending ON jobs (next_attempt_ms, first_seen_ms) WHERE state = 'pending';
-CREATE INDEX jobs_leased ON jobs (locked_until) WHERE state = 'pending' AND locked_until IS NOT NULL;
 CREATE INDEX jobs_dead ON jobs (updated_ms) WHERE state = 'dead';
 
 -- The leads, saved exactly once per leadgen_id.

@@ -126,7 +126,9 @@ impl<S: LeadSink> Feed<S> {
         let _abort = AbortOnDrop(driver);
         client
             .batch_execute(&format!(
-                "LISTEN {CHANNEL_LEADS}; LISTEN {CHANNEL_SESSIONS}"
+                // The read below is the same every time: plan it once (see the pool's set-up).
+                "SET plan_cache_mode = force_generic_plan; \
+                 LISTEN {CHANNEL_LEADS}; LISTEN {CHANNEL_SESSIONS}"
             ))
             .await?;
         if *failures > 0 {

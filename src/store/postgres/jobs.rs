@@ -58,8 +58,8 @@ impl Postgres {
         let c = self.client().await?;
         let now = now_ms();
         // The claim's rows, then one row with only `next_due`: when the next job not claimed
-        // now is due, counting a job another instance holds as due when its lease runs out
-        // (that is when this one takes it over, should its owner have died).
+        // now is due. (A lease that runs out is noticed by the worker looking again every
+        // second; asking for the next one here would read every pending row.)
         let claim = c
             .prepare_cached(
                 "WITH claimed AS (
@@ -78,11 +78,9 @@ impl Postgres {
                         first_seen_ms, next_attempt_ms, NULL::bigint AS next_due
                  FROM claimed
                  UNION ALL
-                 SELECT NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, least(
-                     (SELECT min(next_attempt_ms) FROM jobs
-                      WHERE state = 'pending' AND next_attempt_ms > $2),
-                     (SELECT min(locked_until) FROM jobs
-                      WHERE state = 'pending' AND locked_until > $2 AND locked_by <> $1))",
+                 SELECT NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
+                        (SELECT min(next_attempt_ms) FROM jobs
+                         WHERE state = 'pending' AND next_attempt_ms > $2)",
             )
             .await?;
         let params: [&(dyn tokio_postgres::types::ToSql + Sync); 5] = [

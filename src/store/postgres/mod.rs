@@ -24,7 +24,7 @@ mod writer;
 use std::sync::Arc;
 use std::time::Duration;
 
-use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use deadpool_postgres::{Hook, HookError, Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use tokio::sync::{broadcast, mpsc, watch, Notify};
 use tokio_postgres::NoTls;
 
@@ -114,6 +114,17 @@ impl Postgres {
             .wait_timeout(Some(POOL_TIMEOUT))
             .create_timeout(Some(POOL_TIMEOUT))
             .recycle_timeout(Some(POOL_TIMEOUT))
+            // Our statements are prepared once per connection and their plans do not depend on
+            // the values: without this, PostgreSQL may plan the larger ones (the delivery's,
+            // the claim) again for every call.
+            .post_create(Hook::async_fn(|client, _| {
+                Box::pin(async move {
+                    client
+                        .batch_execute("SET plan_cache_mode = force_generic_plan")
+                        .await
+                        .map_err(HookError::Backend)
+                })
+            }))
             .build()
             .map_err(|e| format!("cannot set up the PostgreSQL pool: {e}"))?;
         {

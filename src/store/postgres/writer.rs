@@ -38,8 +38,12 @@ pub(super) trait Batched: Send + Sync + 'static {
     type Out: Send + 'static;
     /// Inserts leads: its batch takes the ordering lock and tells the feeds.
     const SAVES_LEADS: bool;
-    /// Runs inside the batch's transaction; may run again alone if the batch fails.
-    fn run<'a>(&'a self, c: &'a Client) -> BoxFuture<'a, Result<Self::Out, tokio_postgres::Error>>;
+    /// Runs `ops` inside the batch's transaction, their outcomes in order; runs again with
+    /// each op alone if the batch fails.
+    fn run_all<'a>(
+        ops: &'a [&'a Self],
+        c: &'a Client,
+    ) -> BoxFuture<'a, Result<Vec<Self::Out>, tokio_postgres::Error>>;
     /// True when `out` says leads were inserted.
     fn inserted(out: &Self::Out) -> bool;
 }
@@ -141,11 +145,7 @@ async fn together<O: Batched>(
             .await?;
         c.execute(&lock, &[&LOCK_SPACE, &LOCK_LEADS]).await?;
     }
-    // Issued together, the statements go down the connection back to back (pipelined).
-    let outs = join_all(ops.iter().map(|op| op.run(c)))
-        .await
-        .into_iter()
-        .collect::<Result<Vec<_>, _>>()?;
+    let outs = O::run_all(ops, c).await?;
     if O::SAVES_LEADS && outs.iter().any(O::inserted) {
         // Delivered at COMMIT, once per transaction; the feeds read the rows themselves.
         c.batch_execute(&format!("NOTIFY {CHANNEL_LEADS}; COMMIT"))
@@ -182,19 +182,22 @@ impl Batched for SaveLeads {
     type Out = Vec<Lead>;
     const SAVES_LEADS: bool = true;
 
-    fn run<'a>(&'a self, c: &'a Client) -> BoxFuture<'a, Result<Vec<Lead>, tokio_postgres::Error>> {
+    fn run_all<'a>(
+        ops: &'a [&'a Self],
+        c: &'a Client,
+    ) -> BoxFuture<'a, Result<Vec<Vec<Lead>>, tokio_postgres::Error>> {
         Box::pin(async move {
-            let saved = join_all(
-                self.leads
-                    .iter()
-                    .map(|l| insert_lead(c, l, self.received_ms)),
-            )
-            .await;
-            let mut out = Vec::new();
-            for lead in saved {
-                out.extend(lead?);
-            }
-            Ok(out)
+            // Issued together, the statements go down the connection back to back (pipelined).
+            let saves = ops.iter().map(|op| async move {
+                let saved =
+                    join_all(op.leads.iter().map(|l| insert_lead(c, l, op.received_ms))).await;
+                let mut out = Vec::new();
+                for lead in saved {
+                    out.extend(lead?);
+                }
+                Ok(out)
+            });
+            join_all(saves).await.into_iter().collect()
         })
     }
 
@@ -259,6 +262,32 @@ async fn insert_lead(
     }))
 }
 
+/// The jobs of a batch of deliveries, column by column.
+#[derive(Default)]
+struct JobColumns {
+    leadgen_id: Vec<String>,
+    page_id: Vec<Option<String>>,
+    form_id: Vec<Option<String>>,
+    ad_id: Vec<Option<String>>,
+    adgroup_id: Vec<Option<String>>,
+    created: Vec<Option<i64>>,
+    delivery_id: Vec<i64>,
+    received: Vec<i64>,
+}
+
+impl JobColumns {
+    fn push(&mut self, l: &LeadgenChange, delivery_id: i64, received_ms: i64) {
+        self.leadgen_id.push(l.leadgen_id.clone());
+        self.page_id.push(l.page_id.clone());
+        self.form_id.push(l.form_id.clone());
+        self.ad_id.push(l.ad_id.clone());
+        self.adgroup_id.push(l.adgroup_id.clone());
+        self.created.push(l.created_time);
+        self.delivery_id.push(delivery_id);
+        self.received.push(received_ms);
+    }
+}
+
 /// A signed delivery's raw body and one pending job per lead that has neither a job nor a
 /// saved lead yet.
 pub(super) struct StoreDelivery {
@@ -273,59 +302,88 @@ impl Batched for StoreDelivery {
     type Out = Stored;
     const SAVES_LEADS: bool = false;
 
-    fn run<'a>(&'a self, c: &'a Client) -> BoxFuture<'a, Result<Stored, tokio_postgres::Error>> {
+    /// Two statements for the whole batch: the deliveries' ids first (so each job knows its
+    /// delivery), then every delivery and every job at once, from arrays.
+    fn run_all<'a>(
+        ops: &'a [&'a Self],
+        c: &'a Client,
+    ) -> BoxFuture<'a, Result<Vec<Stored>, tokio_postgres::Error>> {
         Box::pin(async move {
-            // One statement: the delivery, then its jobs from parallel arrays.
+            let ids_stmt = c
+                .prepare_cached(
+                    "SELECT nextval(pg_get_serial_sequence('deliveries', 'id'))
+                     FROM generate_series(1, $1::bigint)",
+                )
+                .await?;
+            let mut ids: Vec<i64> = c
+                .query(&ids_stmt, &[&(ops.len() as i64)])
+                .await?
+                .iter()
+                .map(|r| r.get(0))
+                .collect();
+            ids.sort_unstable();
             let stmt = c
                 .prepare_cached(
                     "WITH d AS (
-                         INSERT INTO deliveries (received_ms, kind, note, body)
-                         VALUES ($1, $2, $3, $4) RETURNING id),
+                         INSERT INTO deliveries (id, received_ms, kind, note, body)
+                         SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[],
+                                              $5::bytea[])),
                      j AS (
                          INSERT INTO jobs (leadgen_id, page_id, form_id, ad_id, adgroup_id,
                                            webhook_created, delivery_id, first_seen_ms,
                                            next_attempt_ms, updated_ms)
                          SELECT x.leadgen_id, x.page_id, x.form_id, x.ad_id, x.adgroup_id,
-                                x.created, d.id, $1, $1, $1
-                         FROM d, unnest($5::text[], $6::text[], $7::text[], $8::text[],
-                                        $9::text[], $10::bigint[])
-                                 AS x(leadgen_id, page_id, form_id, ad_id, adgroup_id, created)
+                                x.created, x.delivery_id, x.received, x.received, x.received
+                         FROM unnest($6::text[], $7::text[], $8::text[], $9::text[], $10::text[],
+                                     $11::bigint[], $12::bigint[], $13::bigint[])
+                              AS x(leadgen_id, page_id, form_id, ad_id, adgroup_id, created,
+                                   delivery_id, received)
                          WHERE NOT EXISTS (SELECT 1 FROM leads WHERE leads.leadgen_id = x.leadgen_id)
                          ON CONFLICT (leadgen_id) DO NOTHING
-                         RETURNING 1)
-                     SELECT (SELECT id FROM d), (SELECT count(*) FROM j)",
+                         RETURNING delivery_id)
+                     SELECT delivery_id, count(*) FROM j GROUP BY delivery_id",
                 )
                 .await?;
-            let col = |f: fn(&LeadgenChange) -> Option<String>| -> Vec<Option<String>> {
-                self.leads.iter().map(f).collect()
-            };
-            let ids: Vec<Option<String>> = self
-                .leads
-                .iter()
-                .map(|l| Some(l.leadgen_id.clone()))
-                .collect();
-            let created: Vec<Option<i64>> = self.leads.iter().map(|l| l.created_time).collect();
-            let row = c
-                .query_one(
+            let received: Vec<i64> = ops.iter().map(|o| o.received_ms).collect();
+            let kinds: Vec<&str> = ops.iter().map(|o| o.kind).collect();
+            let notes: Vec<Option<String>> = ops.iter().map(|o| opt_text(&o.note)).collect();
+            let bodies: Vec<&[u8]> = ops.iter().map(|o| &o.body[..]).collect();
+            // One entry per job, with its delivery's id and time.
+            let mut jobs = JobColumns::default();
+            for (op, id) in ops.iter().zip(&ids) {
+                for l in &op.leads {
+                    jobs.push(l, *id, op.received_ms);
+                }
+            }
+            let rows = c
+                .query(
                     &stmt,
                     &[
-                        &self.received_ms,
-                        &self.kind,
-                        &opt_text(&self.note),
-                        &&self.body[..],
                         &ids,
-                        &col(|l| l.page_id.clone()),
-                        &col(|l| l.form_id.clone()),
-                        &col(|l| l.ad_id.clone()),
-                        &col(|l| l.adgroup_id.clone()),
-                        &created,
+                        &received,
+                        &kinds,
+                        &notes,
+                        &bodies,
+                        &jobs.leadgen_id,
+                        &jobs.page_id,
+                        &jobs.form_id,
+                        &jobs.ad_id,
+                        &jobs.adgroup_id,
+                        &jobs.created,
+                        &jobs.delivery_id,
+                        &jobs.received,
                     ],
                 )
                 .await?;
-            Ok(Stored {
-                delivery_id: row.get(0),
-                new_jobs: row.get::<_, i64>(1) as usize,
-            })
+            let new: std::collections::HashMap<i64, i64> =
+                rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+            Ok(ids
+                .iter()
+                .map(|id| Stored {
+                    delivery_id: *id,
+                    new_jobs: new.get(id).copied().unwrap_or(0) as usize,
+                })
+                .collect())
         })
     }
 
