@@ -11,6 +11,9 @@ use std::time::Duration;
 
 use clap::Parser;
 
+mod limits;
+pub use limits::{LimitArgs, Limits};
+
 /// A secret string whose `Debug` never shows the value, so a `{:?}` of the settings in a log
 /// line cannot leak a token.
 #[derive(Clone, PartialEq, Eq)]
@@ -106,6 +109,9 @@ pub struct Cli {
     /// The public https URL when behind a reverse proxy; makes the session cookie `Secure`.
     #[arg(long = "public-url", env = "PUBLIC_URL")]
     pub public_url: Option<String>,
+
+    #[command(flatten, next_help_heading = "Connections and timeouts")]
+    pub limits: LimitArgs,
 }
 
 fn parse_flag(s: &str) -> Result<bool, String> {
@@ -141,10 +147,8 @@ pub struct Tuning {
     pub demo_every: Duration,
     /// Timeout of one Graph request.
     pub graph_timeout: Duration,
-    /// A connection that has not sent a whole request head this long after it opened, or
-    /// after its previous answer, is closed: idle keep-alives and slow-header (slowloris)
-    /// clients would otherwise hold sockets for ever without having logged in.
-    pub request_head_timeout: Duration,
+    /// How long a dashboard session lasts (30 days; docs/settings.md).
+    pub session_ttl: Duration,
 }
 
 impl Default for Tuning {
@@ -161,7 +165,7 @@ impl Default for Tuning {
             sync_at_start: true,
             demo_every: Duration::from_secs(4),
             graph_timeout: Duration::from_secs(20),
-            request_head_timeout: Duration::from_secs(30),
+            session_ttl: crate::auth::SESSION_TTL,
         }
     }
 }
@@ -190,6 +194,8 @@ pub struct Settings {
     /// Why demo mode is on, for the one start-up line that says so.
     pub demo_reason: Option<&'static str>,
     pub public_url: Option<String>,
+    /// What a client may hold: connections, timeouts, body bytes.
+    pub limits: Limits,
     pub tuning: Tuning,
 }
 
@@ -256,6 +262,7 @@ impl Cli {
         if let Some(u) = &self.public_url {
             url::Url::parse(u).map_err(|e| format!("--public-url is not a URL ({e}): {u:?}"))?;
         }
+        let limits = self.limits.into_limits()?;
         Ok(Settings {
             listen: self.listen,
             db: self.db,
@@ -265,6 +272,7 @@ impl Cli {
             token_generated,
             demo_reason,
             public_url: self.public_url,
+            limits,
             tuning: Tuning::default(),
         })
     }

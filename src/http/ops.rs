@@ -96,6 +96,9 @@ async fn pipeline_status(ctx: Ctx, _auth: Auth) -> Result<impl Reply, AppError> 
         );
     }
     let paused = ctx.status.graph_paused_for();
+    // Streams the socket writer serves (every HTTP/1.x one), and of those the ones on a
+    // connection that carried another request first, as a browser's EventSource does.
+    let written = ctx.streams.written_counts();
     Ok(warp::reply::json(&json!({
         "last_webhook_at": last_webhook_at,
         "last_sync": overview.last_sync,
@@ -106,6 +109,10 @@ async fn pipeline_status(ctx: Ctx, _auth: Auth) -> Result<impl Reply, AppError> 
         "graph_paused_seconds": paused.as_secs_f64().ceil() as u64,
         "sync_running": ctx.syncer.is_running(),
         "stream_clients": ctx.streams.open_count(),
+        "streams_written": {
+            "open": written.open,
+            "on_reused_connections": written.on_reused_connections,
+        },
         "demo": ctx.demo,
         "version": env!("CARGO_PKG_VERSION"),
     })))

@@ -9,6 +9,7 @@ mod helpers;
 mod crash;
 mod demo;
 mod ingest;
+mod limits;
 mod listing;
 mod reports;
 mod retries;

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
-use leadstream::config::{MetaSettings, Secret, Settings, Tuning};
+use leadstream::config::{Limits, MetaSettings, Secret, Settings, Tuning};
 
 use crate::{APP_SECRET, DASHBOARD_TOKEN, LISTENING, PAGE_ID, PAGE_TOKEN, VERIFY_TOKEN};
 
@@ -33,6 +33,7 @@ pub(crate) fn serve_child() -> ExitCode {
             demo: false,
             demo_reason: None,
             public_url: None,
+            limits: Limits::default(),
             tuning: Tuning {
                 sync_every: None,
                 sync_at_start: false,
