@@ -176,6 +176,7 @@ pub async fn run(
             status,
             syncer,
             streams: streams.clone(),
+            connections: cap.clone(),
             wake_worker,
             demo: settings.demo,
         }),

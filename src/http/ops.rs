@@ -12,6 +12,7 @@ use warp::{Filter, Rejection, Reply};
 
 use super::auth::authenticated;
 use super::error::{respond, AppError};
+use super::limits::ConnectionCap;
 use super::with;
 use crate::auth::{Auth, Gate};
 use crate::live::Streams;
@@ -29,6 +30,8 @@ pub struct OpsContext {
     pub syncer: Arc<Syncer>,
     /// For the count of open streams.
     pub streams: Arc<Streams>,
+    /// For the count of open connections.
+    pub connections: Arc<ConnectionCap>,
     /// Wakes the worker when dead letters are put back in the queue.
     pub wake_worker: Arc<Notify>,
     pub demo: bool,
@@ -108,6 +111,10 @@ async fn pipeline_status(ctx: Ctx, _auth: Auth) -> Result<impl Reply, AppError> 
         "problems": problems,
         "graph_paused_seconds": paused.as_secs_f64().ceil() as u64,
         "sync_running": ctx.syncer.is_running(),
+        "connections": {
+            "open": ctx.connections.open(),
+            "max": ctx.connections.max(),
+        },
         "stream_clients": ctx.streams.open_count(),
         "streams_written": {
             "open": written.open,

@@ -137,14 +137,18 @@ fn padded_json(body: &[u8], len: usize) -> Vec<u8> {
     out
 }
 
-#[tokio::test]
-async fn a_client_that_pipelines_requests_without_reading_answers_is_closed() {
-    let app = TestApp::spawn_tuned(|s| s.limits.write_timeout = SHORT).await;
-    // A small receive window, so the answers back up quickly.
+/// A connection whose receive window is small, so the server's answers back up quickly.
+async fn connect_with_small_window(app: &TestApp) -> TcpStream {
     let socket = tokio::net::TcpSocket::new_v4().unwrap();
     socket.set_recv_buffer_size(4096).unwrap();
     let addr = app.base.trim_start_matches("http://").parse().unwrap();
-    let mut s = socket.connect(addr).await.unwrap();
+    socket.connect(addr).await.unwrap()
+}
+
+#[tokio::test]
+async fn a_client_that_pipelines_requests_without_reading_answers_is_closed() {
+    let app = TestApp::spawn_tuned(|s| s.limits.write_timeout = SHORT).await;
+    let mut s = connect_with_small_window(&app).await;
     let request = "GET / HTTP/1.1\r\nHost: a\r\n\r\n".repeat(2_000);
     // Written by a task of its own: the server stops reading once its answers back up.
     let (mut read, mut write) = s.split();
@@ -170,10 +174,7 @@ async fn a_client_that_pipelines_requests_without_reading_answers_is_closed() {
 #[tokio::test]
 async fn a_stream_whose_client_stops_reading_is_closed_after_the_write_timeout() {
     let app = TestApp::spawn_tuned(|s| s.limits.write_timeout = SHORT).await;
-    let socket = tokio::net::TcpSocket::new_v4().unwrap();
-    socket.set_recv_buffer_size(4096).unwrap();
-    let addr = app.base.trim_start_matches("http://").parse().unwrap();
-    let mut s = socket.connect(addr).await.unwrap();
+    let mut s = connect_with_small_window(&app).await;
     s.write_all(stream_request("").as_bytes()).await.unwrap();
     let mut buf = Vec::new();
     read_until(&mut s, &mut buf, "retry: 2000\n").await;
@@ -295,18 +296,8 @@ async fn an_idle_http2_connection_is_closed_and_one_with_an_open_stream_is_kept(
     assert!(started.elapsed() >= SHORT, "closed before the idle timeout");
 
     // A stream over HTTP/2 (as a proxy speaking h2c upstream opens it) stays open and live.
-    let client = reqwest::Client::builder()
-        .http2_prior_knowledge()
-        .build()
-        .unwrap();
-    let res = client
-        .get(app.url("/api/stream"))
-        .bearer_auth(DASHBOARD_TOKEN)
-        .send()
-        .await
-        .unwrap();
+    let res = app.stream_via(Via::Http2, "", None).await;
     assert_eq!(res.status(), 200);
-    assert_eq!(res.version(), reqwest::Version::HTTP_2);
     assert_eq!(res.headers()["content-type"], "text/event-stream");
     let mut stream = SseClient::new(res);
     tokio::time::sleep(SHORT * 3).await;

@@ -40,6 +40,25 @@ pub enum Via {
     /// As a browser's EventSource (or a proxy's pool): on a keep-alive connection that
     /// carried an ordinary request first.
     Browser,
+    /// HTTP/2 with prior knowledge, as a proxy speaking h2c upstream opens it.
+    Http2,
+}
+
+/// The credentials a test request carries.
+#[derive(Clone, Copy, Debug)]
+pub enum Creds<'a> {
+    Bearer,
+    /// A whole `Cookie` header value.
+    Cookie(&'a str),
+}
+
+impl Creds<'_> {
+    fn apply(self, req: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        match self {
+            Creds::Bearer => req.bearer_auth(DASHBOARD_TOKEN),
+            Creds::Cookie(c) => req.header("cookie", c),
+        }
+    }
 }
 
 pub struct TestApp {
@@ -300,8 +319,24 @@ impl TestApp {
         query: &str,
         last_event_id: Option<&str>,
     ) -> reqwest::Response {
+        self.stream_with(via, Creds::Bearer, query, last_event_id)
+            .await
+    }
+
+    /// `GET /api/stream{query}` with `creds`, on a connection opened the way `via` says.
+    pub async fn stream_with(
+        &self,
+        via: Via,
+        creds: Creds<'_>,
+        query: &str,
+        last_event_id: Option<&str>,
+    ) -> reqwest::Response {
         let client = match via {
             Via::Fresh => self.stream_client.clone(),
+            Via::Http2 => reqwest::Client::builder()
+                .http2_prior_knowledge()
+                .build()
+                .unwrap(),
             Via::Browser => {
                 // A pool of one connection of its own: the stream goes on the connection the
                 // count request left idle.
@@ -309,9 +344,8 @@ impl TestApp {
                     .pool_max_idle_per_host(1)
                     .build()
                     .unwrap();
-                let count = client
-                    .get(self.url("/api/leads/count"))
-                    .bearer_auth(DASHBOARD_TOKEN)
+                let count = creds
+                    .apply(client.get(self.url("/api/leads/count")))
                     .send()
                     .await
                     .unwrap();
@@ -320,13 +354,15 @@ impl TestApp {
                 client
             }
         };
-        let mut req = client
-            .get(self.url(&format!("/api/stream{query}")))
-            .bearer_auth(DASHBOARD_TOKEN);
+        let mut req = creds.apply(client.get(self.url(&format!("/api/stream{query}"))));
         if let Some(v) = last_event_id {
             req = req.header("last-event-id", v);
         }
-        req.send().await.unwrap()
+        let res = req.send().await.unwrap();
+        if via == Via::Http2 {
+            assert_eq!(res.version(), reqwest::Version::HTTP_2);
+        }
+        res
     }
 }
 

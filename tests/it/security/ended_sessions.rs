@@ -15,45 +15,10 @@ async fn session(app: &TestApp) -> String {
     set_cookie(&r).0
 }
 
-/// A stream opened with `cookie`, as the dashboard's EventSource opens it: on the connection
-/// that carried the page's API call.
-async fn stream_with_cookie(app: &TestApp, cookie: &str) -> SseClient {
-    let client = reqwest::Client::builder()
-        .pool_max_idle_per_host(1)
-        .build()
-        .unwrap();
-    let count = client
-        .get(app.url("/api/leads/count"))
-        .header("cookie", cookie)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(count.status(), 200);
-    count.bytes().await.unwrap();
-    let res = client
-        .get(app.url("/api/stream"))
-        .header("cookie", cookie)
-        .send()
-        .await
-        .unwrap();
+/// A stream opened with `cookie` the way `via` says (the dashboard's EventSource: browser-style).
+async fn stream_with_cookie(app: &TestApp, via: Via, cookie: &str) -> SseClient {
+    let res = app.stream_with(via, Creds::Cookie(cookie), "", None).await;
     assert_eq!(res.status(), 200);
-    SseClient::new(res)
-}
-
-/// The same over HTTP/2, as a proxy speaking h2c upstream would open it.
-async fn h2_stream_with_cookie(app: &TestApp, cookie: &str) -> SseClient {
-    let client = reqwest::Client::builder()
-        .http2_prior_knowledge()
-        .build()
-        .unwrap();
-    let res = client
-        .get(app.url("/api/stream"))
-        .header("cookie", cookie)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 200);
-    assert_eq!(res.version(), reqwest::Version::HTTP_2);
     SseClient::new(res)
 }
 
@@ -73,9 +38,9 @@ async fn logout_ends_the_sessions_open_streams_with_a_logout_event_and_no_others
     let app = TestApp::spawn().await;
     let mine = session(&app).await;
     let theirs = session(&app).await;
-    let mut h1 = stream_with_cookie(&app, &mine).await;
-    let mut h2 = h2_stream_with_cookie(&app, &mine).await;
-    let mut other = stream_with_cookie(&app, &theirs).await;
+    let mut h1 = stream_with_cookie(&app, Via::Browser, &mine).await;
+    let mut h2 = stream_with_cookie(&app, Via::Http2, &mine).await;
+    let mut other = stream_with_cookie(&app, Via::Browser, &theirs).await;
     let mut bearer = app.open_stream_via(Via::Browser, None).await;
 
     let r = app
@@ -106,7 +71,7 @@ async fn logout_ends_the_sessions_open_streams_with_a_logout_event_and_no_others
 async fn an_expiring_session_ends_its_open_stream() {
     let app = TestApp::spawn_tuned(|s| s.tuning.session_ttl = Duration::from_millis(1500)).await;
     let cookie = session(&app).await;
-    let mut s = stream_with_cookie(&app, &cookie).await;
+    let mut s = stream_with_cookie(&app, Via::Browser, &cookie).await;
     let mut bearer = app.open_stream(None).await;
     logged_out(&mut s, "the expired session's stream").await;
     assert_eq!(
