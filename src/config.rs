@@ -165,7 +165,7 @@ impl Default for Tuning {
             sync_at_start: true,
             demo_every: Duration::from_secs(4),
             graph_timeout: Duration::from_secs(20),
-            session_ttl: crate::auth::SESSION_TTL,
+            session_ttl: Duration::from_secs(30 * 24 * 3600),
         }
     }
 }

@@ -15,7 +15,7 @@ use subtle::ConstantTimeEq;
 
 use crate::config::Secret;
 pub use limiter::LoginLimiter;
-pub use sessions::{EndedSink, SessionEnd, Sessions, SESSION_COOKIE, SESSION_TTL};
+pub use sessions::{EndedSink, SessionEnd, Sessions, SESSION_COOKIE};
 
 /// Constant-time equality of two secrets. Both are hashed first, so the comparison runs over
 /// 32 bytes whatever was sent: not even the token's length shows in the timing (a plain

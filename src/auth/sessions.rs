@@ -21,8 +21,6 @@ use crate::store::{Store, StoreError};
 
 /// The name of the session cookie.
 pub const SESSION_COOKIE: &str = "leadstream_session";
-/// How long a session lasts without logging in again.
-pub const SESSION_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
 
 fn hash(value: &str) -> String {
     hex::encode(Sha256::digest(value.as_bytes()))
