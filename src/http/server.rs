@@ -177,7 +177,8 @@ impl Connection {
             return;
         };
         let ctx = &self.ctx;
-        match self.protocol(socket, first).await {
+        // Boxed for the same reason: only a connection that splits its preface needs it.
+        match Box::pin(self.protocol(socket, first)).await {
             Some(Protocol::Http1(socket, buf)) => {
                 h1::serve(ctx, socket, buf, self.peer, &self.stop).await
             }

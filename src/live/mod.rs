@@ -109,7 +109,9 @@ impl Streams {
     pub async fn serve(&self, socket: TcpStream, req: SocketStream) {
         let _open = Counted::new(&self.written);
         let _reused = req.reused.then(|| Counted::new(&self.written_on_reused));
-        let stream = self.open(req.resume, req.session).await;
+        // Boxed: opening reads the database, and its future need not stay in every stream's
+        // task for as long as the stream lives.
+        let stream = Box::pin(self.open(req.resume, req.session)).await;
         writer::serve(
             &self.fanout,
             stream,

@@ -49,37 +49,48 @@ const LINGER: Duration = Duration::from_secs(2);
 pub(super) async fn serve(
     ctx: &ServerContext,
     mut socket: TcpStream,
-    mut buf: BytesMut,
+    buf: BytesMut,
     peer: SocketAddr,
     stop: &Shutdown,
 ) {
+    // Boxed, and dropped once a stream begins: an open stream's task then holds the stream's
+    // own state only, not room for reading heads, bodies and routes' answers (a few KiB per
+    // stream otherwise, measured).
+    let requests = Box::pin(requests(ctx, &mut socket, buf, peer, stop)).await;
+    if let Some(stream) = requests {
+        ctx.streams.serve(socket, stream).await;
+    }
+}
+
+/// The requests of one connection, one at a time; the stream asked for, if one was.
+async fn requests(
+    ctx: &ServerContext,
+    socket: &mut TcpStream,
+    mut buf: BytesMut,
+    peer: SocketAddr,
+    stop: &Shutdown,
+) -> Option<crate::live::SocketStream> {
     let mut served = 0usize;
     loop {
-        let head = match next_head(ctx, &mut socket, &mut buf, peer, stop).await {
+        let head = match next_head(ctx, socket, &mut buf, peer, stop).await {
             Next::Head(head) => head,
-            Next::Closed => return,
-            Next::Refused(e) => return refuse(socket, e, ctx.limits.write_timeout).await,
+            Next::Closed => return None,
+            Next::Refused(e) => {
+                refuse(socket, e, ctx.limits.write_timeout).await;
+                return None;
+            }
         };
         // Boxed: only a request in progress needs room for a body and a route's future, not
-        // every idle connection or open stream.
-        let outcome = Box::pin(request(
-            ctx,
-            &mut socket,
-            &mut buf,
-            head,
-            served,
-            peer,
-            stop,
-        ))
-        .await;
+        // an idle keep-alive connection.
+        let outcome = Box::pin(request(ctx, socket, &mut buf, head, served, peer, stop)).await;
         match outcome {
             Outcome::Answered { keep_alive: true } if !stop.is_started() => served += 1,
-            Outcome::Answered { .. } | Outcome::Closed => return,
-            Outcome::Refused(e) => return refuse(socket, e, ctx.limits.write_timeout).await,
-            Outcome::Stream(s) => {
-                drop(buf);
-                return ctx.streams.serve(socket, s).await;
+            Outcome::Answered { .. } | Outcome::Closed => return None,
+            Outcome::Refused(e) => {
+                refuse(socket, e, ctx.limits.write_timeout).await;
+                return None;
             }
+            Outcome::Stream(s) => return Some(s),
         }
     }
 }
@@ -241,13 +252,13 @@ async fn call_routes(ctx: &ServerContext, req: Request<RequestBody>) -> warp::re
 
 /// Answers a request the loop refuses by itself, then closes: after a broken rule the rest
 /// of the bytes cannot be trusted to start a request.
-async fn refuse(mut socket: TcpStream, e: AppError, write_timeout: Duration) {
+async fn refuse(socket: &mut TcpStream, e: AppError, write_timeout: Duration) {
     let asked = Asked {
         version: warp::http::Version::HTTP_11,
         head_only: false,
         keep_alive: false,
     };
-    if answer::write(&mut socket, before_routes(e), asked, write_timeout)
+    if answer::write(socket, before_routes(e), asked, write_timeout)
         .await
         .is_err()
     {
