@@ -87,6 +87,9 @@ viewState.onChange(() => {
 health.on('synced', () => live.checkUnlessStreaming());
 
 onSessionGone(() => live.stop());
+// Signing out here: the stream stops first, so its own `logout` event cannot reload the page
+// in the middle of the form's answer (which clears the cookie).
+document.querySelector('form.logout')?.addEventListener('submit', () => live.stop());
 window.addEventListener('pagehide', () => live.closeStream());
 
 viewState.loadFromUrl();
