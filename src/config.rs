@@ -13,6 +13,9 @@ use clap::{Parser, Subcommand};
 
 use crate::store::{Database, PostgresSettings};
 
+mod limits;
+pub use limits::{LimitArgs, Limits};
+
 /// A secret string whose `Debug` never shows the value, so a `{:?}` of the settings in a log
 /// line cannot leak a token.
 #[derive(Clone, PartialEq, Eq)]
@@ -135,6 +138,9 @@ pub struct Cli {
     /// The public https URL when behind a reverse proxy; makes the session cookie `Secure`.
     #[arg(long = "public-url", env = "PUBLIC_URL")]
     pub public_url: Option<String>,
+
+    #[command(flatten, next_help_heading = "Connections and timeouts")]
+    pub limits: LimitArgs,
 }
 
 /// What the binary is asked to do besides serving.
@@ -186,10 +192,8 @@ pub struct Tuning {
     pub demo_every: Duration,
     /// Timeout of one Graph request.
     pub graph_timeout: Duration,
-    /// A connection that has not sent a whole request head this long after it opened, or
-    /// after its previous answer, is closed: idle keep-alives and slow-header (slowloris)
-    /// clients would otherwise hold sockets for ever without having logged in.
-    pub request_head_timeout: Duration,
+    /// How long a dashboard session lasts (30 days; docs/settings.md).
+    pub session_ttl: Duration,
     /// With PostgreSQL: how long a claimed job stays this instance's; `None`: the Graph
     /// timeout plus 30 s, so a claim never runs out under a call still waiting for Graph.
     pub job_lease: Option<Duration>,
@@ -209,7 +213,7 @@ impl Default for Tuning {
             sync_at_start: true,
             demo_every: Duration::from_secs(4),
             graph_timeout: Duration::from_secs(20),
-            request_head_timeout: Duration::from_secs(30),
+            session_ttl: Duration::from_secs(30 * 24 * 3600),
             job_lease: None,
         }
     }
@@ -243,6 +247,8 @@ pub struct Settings {
     /// Why demo mode is on, for the one start-up line that says so.
     pub demo_reason: Option<&'static str>,
     pub public_url: Option<String>,
+    /// What a client may hold: connections, timeouts, body bytes.
+    pub limits: Limits,
     pub tuning: Tuning,
 }
 
@@ -390,6 +396,7 @@ impl Cli {
             job_lease: self.job_lease_ms.map(Duration::from_millis),
             ..Tuning::default()
         };
+        let limits = self.limits.into_limits()?;
         Ok(Settings {
             listen: self.listen,
             db: self.db,
@@ -401,6 +408,7 @@ impl Cli {
             token_generated,
             demo_reason,
             public_url: self.public_url,
+            limits,
             tuning,
         })
     }

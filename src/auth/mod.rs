@@ -15,7 +15,7 @@ use subtle::ConstantTimeEq;
 
 use crate::config::Secret;
 pub use limiter::LoginLimiter;
-pub use sessions::{Sessions, SESSION_COOKIE, SESSION_TTL};
+pub use sessions::{EndedSink, SessionEnd, Sessions, SESSION_COOKIE};
 
 /// Constant-time equality of two secrets. Both are hashed first, so the comparison runs over
 /// 32 bytes whatever was sent: not even the token's length shows in the timing (a plain
@@ -31,7 +31,16 @@ pub fn secret_eq(a: &str, b: &str) -> bool {
 /// handler receives it from the gate, or does not run.
 #[derive(Debug)]
 pub struct Auth {
-    _private: (),
+    /// The session it was made from; `None` for the bearer token.
+    session: Option<SessionEnd>,
+}
+
+impl Auth {
+    /// Raised when the session these credentials came from ends; `None` for the bearer
+    /// token, which lasts as long as the process.
+    pub fn session_end(&self) -> Option<&SessionEnd> {
+        self.session.as_ref()
+    }
 }
 
 /// Decides who may read leads: the dashboard token as a bearer, or a live session.
@@ -49,14 +58,13 @@ impl Gate {
     /// An [`Auth`] when `creds` may read leads. A bearer header decides on its own; without
     /// one, a session cookie may.
     pub async fn check(&self, creds: &Credentials) -> Option<Auth> {
-        let ok = match creds.authorization.as_deref().and_then(bearer_token) {
-            Some(t) => secret_eq(t, self.token.expose()),
-            None => match creds.session.as_deref() {
-                Some(s) => self.sessions.is_valid(s).await,
-                None => false,
-            },
-        };
-        ok.then_some(Auth { _private: () })
+        match creds.authorization.as_deref().and_then(bearer_token) {
+            Some(t) => secret_eq(t, self.token.expose()).then_some(Auth { session: None }),
+            None => {
+                let end = self.sessions.check(creds.session.as_deref()?).await?;
+                Some(Auth { session: Some(end) })
+            }
+        }
     }
 
     /// True when `typed` is the dashboard token (the login form).

@@ -1,171 +1,290 @@
 //! Dashboard sessions: random 256-bit values of which only a SHA-256 is kept (here, to check
-//! without a query, and in the store, so sessions survive a restart), ended by logout. A copy
-//! of the database logs nobody in.
+//! without a query, and in the store, so sessions survive a restart), ended by logout or by
+//! expiry. A copy of the database logs nobody in.
+//!
+//! Whatever a session opened ends with it: each live session has a [`SessionEnd`] flag that
+//! the requests it authorised may keep (an open stream does), and the [`EndedSink`] hears when
+//! any flag was raised, so a stream that waits for leads is woken to look at its own.
 //!
 //! With one process (SQLite) the map here mirrors the table and is the whole truth. With
-//! several instances (PostgreSQL) a session may have been made or ended on another one, so
-//! the map is a short read cache: an unknown or stale entry is read from the database, and a
-//! logout anywhere evicts the session here at once (the store hears it through LISTEN).
+//! several instances (PostgreSQL) a session may be made or ended on another one, so the map is
+//! a short read cache: an unknown or stale entry is read from the database, and a logout on
+//! any instance ends the session here at once, streams included (the store hears it through
+//! LISTEN and passes it on).
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
+use tokio::sync::Notify;
 
 use crate::config::random_token;
 use crate::model::now_ms;
+use crate::shutdown::Shutdown;
 use crate::store::{Store, StoreError, ALL_SESSIONS};
 
 /// The name of the session cookie.
 pub const SESSION_COOKIE: &str = "leadstream_session";
-/// How long a session lasts without logging in again.
-pub const SESSION_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
-/// With several instances: how long a session read from the database is trusted before it
-/// is read again (a logout elsewhere evicts it sooner; this covers a missed notification).
+/// With several instances: how long a session read from the database is trusted before it is
+/// read again (a logout elsewhere ends it sooner; this covers a missed notification).
 const SHARED_CACHE_TTL: Duration = Duration::from_secs(5);
 
 fn hash(value: &str) -> String {
     hex::encode(Sha256::digest(value.as_bytes()))
 }
 
-/// A known session: its expiry (unix ms) and when that was read from the database.
-#[derive(Clone, Copy)]
-struct Known {
-    expires_ms: i64,
+/// Raised once when its session ends (logout, expiry). Cheap to clone and to read.
+#[derive(Clone, Debug, Default)]
+pub struct SessionEnd(Arc<AtomicBool>);
+
+impl SessionEnd {
+    pub fn is_ended(&self) -> bool {
+        self.0.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn raise(&self) {
+        self.0.store(true, Ordering::Release);
+    }
+}
+
+/// Hears that one or more sessions have ended; whoever holds their [`SessionEnd`] may look.
+pub trait EndedSink: Send + Sync {
+    fn sessions_ended(&self);
+}
+
+struct Live {
+    /// unix ms
+    expires: i64,
+    end: SessionEnd,
+    /// When this was read from (or written to) the database.
     read_at: Instant,
+}
+
+impl Live {
+    fn new(expires: i64) -> Live {
+        Live {
+            expires,
+            end: SessionEnd::default(),
+            read_at: Instant::now(),
+        }
+    }
 }
 
 pub struct Sessions {
     store: Store,
-    /// token hash → what is known of it; the whole table with SQLite, a cache with PostgreSQL.
-    live: Mutex<HashMap<String, Known>>,
+    ttl: Duration,
+    /// token hash → the live session; a mirror of the table so checks need no query.
+    live: Mutex<HashMap<String, Live>>,
+    sink: Arc<dyn EndedSink>,
+    /// A session was added: the sweeper looks at the earliest expiry again.
+    added: Notify,
+    /// Other instances may make and end sessions too (PostgreSQL).
     shared: bool,
 }
 
 impl Sessions {
-    /// Loads the unexpired sessions and forgets the expired ones; with several instances,
-    /// also starts evicting the sessions other instances end.
-    pub async fn load(store: Store) -> Result<Arc<Sessions>, StoreError> {
+    /// Loads the unexpired sessions and forgets the expired ones. New sessions last `ttl`.
+    /// With several instances, also starts hearing of the sessions others end.
+    pub async fn load(
+        store: Store,
+        ttl: Duration,
+        sink: Arc<dyn EndedSink>,
+    ) -> Result<Arc<Sessions>, StoreError> {
         let now = now_ms();
-        let read_at = Instant::now();
-        let rows = store
-            .load_sessions(now)
-            .await?
+        let rows = store.load_sessions(now).await?;
+        let live = rows
             .into_iter()
-            .map(|(h, expires_ms)| {
-                (
-                    h,
-                    Known {
-                        expires_ms,
-                        read_at,
-                    },
-                )
-            })
+            .map(|(h, expires)| (h, Live::new(expires)))
             .collect();
         let sessions = Arc::new(Sessions {
             shared: store.is_shared(),
             store,
-            live: Mutex::new(rows),
+            ttl,
+            live: Mutex::new(live),
+            sink,
+            added: Notify::new(),
         });
         if let Some(ends) = sessions.store.session_ends() {
-            tokio::spawn(evict_ended(Arc::downgrade(&sessions), ends));
+            tokio::spawn(hear_ends(Arc::downgrade(&sessions), ends));
         }
         Ok(sessions)
+    }
+
+    fn live(&self) -> MutexGuard<'_, HashMap<String, Live>> {
+        self.live.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// How long a new session lasts (the cookie's `Max-Age`).
+    pub fn ttl(&self) -> Duration {
+        self.ttl
     }
 
     /// Creates a session; returns the cookie value.
     pub async fn create(&self) -> Result<String, StoreError> {
         let token = random_token(32);
         let h = hash(&token);
-        let expires_ms = now_ms() + SESSION_TTL.as_millis() as i64;
-        self.store.add_session(h.clone(), expires_ms).await?;
-        self.live.lock().expect("sessions lock").insert(
-            h,
-            Known {
-                expires_ms,
-                read_at: Instant::now(),
-            },
-        );
+        let expires = now_ms() + self.ttl.as_millis() as i64;
+        self.store.add_session(h.clone(), expires).await?;
+        self.live().insert(h, Live::new(expires));
+        self.added.notify_one();
         Ok(token)
     }
 
-    /// True for a known, unexpired session cookie. Looking up the hash of the presented value
-    /// in a map does not reveal anything about other sessions' values.
-    pub async fn is_valid(&self, cookie: &str) -> bool {
-        // Our cookies are 64 hex digits: anything else is not worth a database read.
-        if cookie.is_empty() || cookie.len() > 128 || !cookie.bytes().all(|b| b.is_ascii_hexdigit())
-        {
-            return false;
+    /// The end flag of a known, unexpired session cookie. Looking up the hash of the presented
+    /// value in a map does not reveal anything about other sessions' values.
+    pub async fn check(&self, cookie: &str) -> Option<SessionEnd> {
+        if cookie.is_empty() || cookie.len() > 128 {
+            return None;
         }
         let h = hash(cookie);
-        let known = self.live.lock().expect("sessions lock").get(&h).copied();
-        match known {
-            Some(k) if !self.shared || k.read_at.elapsed() < SHARED_CACHE_TTL => {
-                k.expires_ms > now_ms()
+        let fresh = {
+            let live = self.live();
+            match live.get(&h) {
+                Some(s) if !self.shared || s.read_at.elapsed() < SHARED_CACHE_TTL => {
+                    return (s.expires > now_ms()).then(|| s.end.clone());
+                }
+                Some(_) => false,
+                None => true,
             }
-            _ if !self.shared => false,
-            // Made on another instance, or read too long ago: ask the database.
-            _ => match self.store.session_expiry(h.clone()).await {
-                Ok(Some(expires_ms)) => {
-                    let read_at = Instant::now();
-                    self.live.lock().expect("sessions lock").insert(
-                        h,
-                        Known {
-                            expires_ms,
-                            read_at,
-                        },
-                    );
-                    expires_ms > now_ms()
+        };
+        if !self.shared {
+            return None;
+        }
+        // Made on another instance, or read too long ago: ask the database. Our cookies are
+        // hex: anything else is not worth a query.
+        if !cookie.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return None;
+        }
+        match self.store.session_expiry(h.clone()).await {
+            Ok(Some(expires)) => {
+                let mut live = self.live();
+                let s = live.entry(h).or_insert_with(|| Live::new(expires));
+                s.expires = expires;
+                s.read_at = Instant::now();
+                let end = (expires > now_ms()).then(|| s.end.clone());
+                drop(live);
+                if fresh {
+                    self.added.notify_one();
                 }
-                Ok(None) => {
-                    self.live.lock().expect("sessions lock").remove(&h);
-                    false
-                }
-                // No database: a session known before stands (no logout can have happened
-                // meanwhile, it needs the database too), an unknown one is refused.
-                Err(e) => {
-                    log::warn!("cannot check a session: {e}");
-                    known.is_some_and(|k| k.expires_ms > now_ms())
-                }
-            },
+                end
+            }
+            Ok(None) => {
+                // Ended elsewhere, and the word was missed.
+                self.ended_elsewhere(&h);
+                None
+            }
+            // No database: a session known before stands (no logout can have happened
+            // meanwhile: it needs the database too); an unknown one is refused.
+            Err(e) => {
+                log::warn!("cannot check a session: {e}");
+                let live = self.live();
+                live.get(&h)
+                    .filter(|s| s.expires > now_ms())
+                    .map(|s| s.end.clone())
+            }
         }
     }
 
+    /// A session another instance ended: it ends here too, and what it opened.
+    fn ended_elsewhere(&self, token_hash: &str) {
+        let ended = self.live().remove(token_hash);
+        if let Some(s) = ended {
+            s.end.raise();
+            self.sink.sessions_ended();
+        }
+    }
+
+    /// After ends may have gone by unheard: every session known here is asked for again, and
+    /// those gone from the database end.
+    async fn recheck_all(&self) {
+        let Ok(rows) = self.store.load_sessions(now_ms()).await else {
+            return;
+        };
+        let gone: Vec<String> = self
+            .live()
+            .keys()
+            .filter(|h| !rows.contains_key(*h))
+            .cloned()
+            .collect();
+        for h in gone {
+            self.ended_elsewhere(&h);
+        }
+    }
+
+    /// Logout: the session ends here, in the database, and for whatever it opened.
     pub async fn end(&self, cookie: &str) -> Result<(), StoreError> {
         let h = hash(cookie);
-        self.live.lock().expect("sessions lock").remove(&h);
+        let ended = self.live().remove(&h);
+        if let Some(s) = ended {
+            s.end.raise();
+            self.sink.sessions_ended();
+        }
         self.store.remove_session(h).await
     }
 
-    /// Forgets a session another instance ended (or every session, after notifications may
-    /// have been missed: they are read again on their next use).
-    ///
-    /// This is where a stream of that session would be told to end too, once streams carry
-    /// the session they were opened with.
-    fn ended_elsewhere(&self, token_hash: &str) {
-        let mut live = self.live.lock().expect("sessions lock");
-        if token_hash == ALL_SESSIONS {
-            live.clear();
-        } else {
-            live.remove(token_hash);
+    /// Ends every session that has expired by now; returns the earliest expiry left.
+    fn end_expired(&self) -> Option<i64> {
+        let now = now_ms();
+        let mut ended = 0;
+        let mut live = self.live();
+        live.retain(|_, s| {
+            let keep = s.expires > now;
+            if !keep {
+                s.end.raise();
+                ended += 1;
+            }
+            keep
+        });
+        let next = live.values().map(|s| s.expires).min();
+        drop(live);
+        if ended > 0 {
+            log::info!("{ended} dashboard session(s) expired");
+            self.sink.sessions_ended();
+        }
+        next
+    }
+
+    /// Ends sessions as they expire, until shutdown. Checks already refuse an expired cookie;
+    /// this is for what a session opened and keeps open (a stream), which is not asked again.
+    pub async fn sweep(self: Arc<Self>, stop: Shutdown) {
+        loop {
+            let wait = match self.end_expired() {
+                // A little after the expiry: `end_expired` then finds it over.
+                Some(at) => Duration::from_millis((at - now_ms()).max(0) as u64 + 5),
+                // Nothing to expire until a session is made.
+                None => Duration::MAX,
+            };
+            let added = self.added.notified();
+            tokio::select! {
+                _ = tokio::time::sleep(wait.min(Duration::from_secs(24 * 3600))) => {}
+                // Sessions live `ttl` from their creation, so a new one never expires before
+                // those already here, but the first one after none needs a wake-up.
+                _ = added => {}
+                _ = stop.started() => return,
+            }
         }
     }
 }
 
-/// Evicts the sessions other instances end, for as long as `sessions` lives.
-async fn evict_ended(sessions: Weak<Sessions>, mut ends: tokio::sync::broadcast::Receiver<String>) {
+/// Ends here the sessions other instances end, for as long as `sessions` lives.
+async fn hear_ends(sessions: Weak<Sessions>, mut ends: tokio::sync::broadcast::Receiver<String>) {
     use tokio::sync::broadcast::error::RecvError;
     loop {
         let ended = match ends.recv().await {
             Ok(hash) => hash,
-            // Missed some: forget them all, they are read again when used.
+            // Missed some: look at them all.
             Err(RecvError::Lagged(_)) => ALL_SESSIONS.to_string(),
             Err(RecvError::Closed) => return,
         };
         let Some(sessions) = sessions.upgrade() else {
             return;
         };
-        sessions.ended_elsewhere(&ended);
+        if ended == ALL_SESSIONS {
+            sessions.recheck_all().await;
+        } else {
+            sessions.ended_elsewhere(&ended);
+        }
     }
 }

@@ -24,8 +24,12 @@ pub enum AppError {
     Forbidden(&'static str),
     /// 404
     NotFound,
-    /// 413: a webhook body over the limit.
+    /// 408: a request body that did not arrive in time.
+    RequestTimeout,
+    /// 413: a request body over the limit.
     PayloadTooLarge,
+    /// 431: a request head over the limit.
+    HeadTooLarge,
     /// 429: too many failed logins from one address.
     TooManyRequests,
     /// 503: a feature that needs configuration that is absent (e.g. sync without page ids),
@@ -42,7 +46,9 @@ impl AppError {
             AppError::Unauthorized => StatusCode::UNAUTHORIZED,
             AppError::Forbidden(_) => StatusCode::FORBIDDEN,
             AppError::NotFound => StatusCode::NOT_FOUND,
+            AppError::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             AppError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            AppError::HeadTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             AppError::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
             AppError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -57,7 +63,9 @@ impl AppError {
             }
             AppError::Forbidden(why) => (*why).into(),
             AppError::NotFound => "not found".into(),
+            AppError::RequestTimeout => "the request body did not arrive in time".into(),
             AppError::PayloadTooLarge => "body larger than 4 MiB".into(),
+            AppError::HeadTooLarge => "request head too large".into(),
             AppError::TooManyRequests => "too many attempts; wait a minute and try again".into(),
             AppError::Internal(_) => "internal error; see the server log".into(),
         }
@@ -104,6 +112,14 @@ impl Reply for AppError {
         }
         res
     }
+}
+
+/// An error the connection loop answers itself, before any route sees the request (a
+/// malformed head, a body too large or too slow): the same JSON and headers as a route's.
+pub fn before_routes(e: AppError) -> Response {
+    let mut res = e.into_response();
+    super::headers::secure(&mut res);
+    res
 }
 
 /// Turns a handler's result into a response; handlers return `Result<impl Reply, AppError>`.

@@ -10,6 +10,7 @@ mod crash;
 mod demo;
 mod ingest;
 mod instances;
+mod limits;
 mod listing;
 mod reports;
 mod retries;

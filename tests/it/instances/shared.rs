@@ -32,7 +32,8 @@ pub async fn status_with(on: &Instance, cookie: &str) -> u16 {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_session_made_on_one_instance_works_on_the_other_and_logout_there_ends_it_here() {
+async fn a_session_made_on_one_instance_works_on_the_other_and_logout_there_ends_it_and_its_stream_here(
+) {
     let Some(db) = database().await else { return };
     let dir = tempfile::tempdir().unwrap();
     let (graph, _) = graph_with_leads(1, 0).await;
@@ -41,6 +42,15 @@ async fn a_session_made_on_one_instance_works_on_the_other_and_logout_there_ends
     let cookie = login(&a).await;
     assert_eq!(status_with(&a, &cookie).await, 200);
     assert_eq!(status_with(&b, &cookie).await, 200, "made on A, used on B");
+    // A stream that session opened on A.
+    let res = reqwest::Client::new()
+        .get(a.url("/api/stream"))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let mut stream = SseClient::new(res);
 
     let r = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
@@ -53,7 +63,12 @@ async fn a_session_made_on_one_instance_works_on_the_other_and_logout_there_ends
         .unwrap();
     assert_eq!(r.status(), 303);
     assert_eq!(status_with(&b, &cookie).await, 401);
-    // A heard of it: at once, not after its cache of the session runs out.
+    // A heard of it: the stream the session opened there ends, and the session is refused,
+    // at once, not after A's cache of the session runs out.
+    assert!(
+        stream.ends_within(Duration::from_secs(1)).await,
+        "the stream on A outlived a logout on B"
+    );
     let deadline = std::time::Instant::now() + Duration::from_secs(1);
     while status_with(&a, &cookie).await != 401 {
         assert!(
