@@ -9,8 +9,10 @@
 //!   before the 200.
 //! - [`ingest::Worker`] takes due jobs and asks Graph for each lead ([`meta::graph`]),
 //!   retrying on the [`backoff`] schedule or setting a job aside as a dead letter.
-//! - [`store::Store`] is the only writer: its writer thread commits in groups and then hands
-//!   every inserted lead, in id order, to its sink, [`live::Hub`]: the single publish point.
+//! - [`store::Store`] is the only writer (SQLite, or PostgreSQL for several instances): its
+//!   writer commits in groups, and every committed lead then goes, in id order, to its sink,
+//!   [`live::Hub`]: the single publish point (with PostgreSQL the store's feed reads them back
+//!   by id, so leads saved by any instance reach it in one order).
 //! - [`live`] is push: [`live::LeadStream`] is one `/api/stream` body (replay from the
 //!   database after `Last-Event-ID` or lag, then live frames made once per lead), the
 //!   [`live::writer`] writes an HTTP/1.x stream straight to its socket, and once a stream is

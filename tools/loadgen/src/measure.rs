@@ -208,6 +208,8 @@ pub(crate) async fn ingest(
         .map_err(|e| e.to_string())??
         - started;
     let server_cpu = cpu().saturating_sub(cpu_before);
+    // A connection of its own: the first may have idled past the server's idle timeout.
+    let mut counter = Conn::connect(addr).await.map_err(|e| e.to_string())?;
     let (count, _) = lead_count(&mut counter, addr).await?;
     if count != base + n as i64 {
         return Err(format!("{} leads saved for {n} webhooks", count - base));
