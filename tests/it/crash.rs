@@ -9,26 +9,15 @@ use serde_json::Value;
 
 use crate::helpers::db::integrity;
 use crate::helpers::pg::skip_on_postgres;
-use crate::helpers::process::Process;
+use crate::helpers::process::{meta_env, Process};
 use crate::helpers::*;
 
 /// The real binary on `db_path`, asking the fake Graph at `graph_url`; the process and its
 /// base URL.
 async fn start(db_path: &Path, graph_url: &str, dir: &Path) -> (Process, String) {
-    let db = db_path.to_str().unwrap();
-    let mut process = Process::start(
-        dir,
-        &[
-            ("LISTEN_ADDR", "127.0.0.1:0"),
-            ("LEADS_DB", db),
-            ("META_APP_SECRET", APP_SECRET),
-            ("META_WEBHOOK_VERIFY_TOKEN", VERIFY_TOKEN),
-            ("META_PAGE_ACCESS_TOKEN", PAGE_TOKEN),
-            ("META_GRAPH_URL", graph_url),
-            ("DASHBOARD_TOKEN", DASHBOARD_TOKEN),
-            ("RUST_LOG", "info"),
-        ],
-    );
+    let mut env = meta_env(graph_url);
+    env.push(("LEADS_DB", db_path.to_str().unwrap()));
+    let mut process = Process::start(dir, &env);
     let base = process.base_url().await;
     (process, base)
 }

@@ -24,18 +24,10 @@ async fn a_sqlite_database_moves_to_postgres_with_its_ids_queue_and_sessions_onc
     let sqlite = dir.path().join("leads.db");
     let (graph, ids) = graph_with_leads(1, 5).await;
     // A SQLite instance with leads, a lead that Graph refuses (a pending job), and a session.
-    let mut old = Process::start(
-        dir.path(),
-        &[
-            ("LISTEN_ADDR", "127.0.0.1:0"),
-            ("LEADS_DB", sqlite.to_str().unwrap()),
-            ("META_APP_SECRET", APP_SECRET),
-            ("META_WEBHOOK_VERIFY_TOKEN", VERIFY_TOKEN),
-            ("META_PAGE_ACCESS_TOKEN", PAGE_TOKEN),
-            ("META_GRAPH_URL", &graph.url()),
-            ("DASHBOARD_TOKEN", DASHBOARD_TOKEN),
-        ],
-    );
+    let graph_url = graph.url();
+    let mut env = meta_env(&graph_url);
+    env.push(("LEADS_DB", sqlite.to_str().unwrap()));
+    let mut old = Process::start(dir.path(), &env);
     let old = Instance {
         base: old.base_url().await,
         process: old,

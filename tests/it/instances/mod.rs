@@ -20,7 +20,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::helpers::pg;
-use crate::helpers::process::Process;
+use crate::helpers::process::{meta_env, Process};
 use crate::helpers::*;
 
 /// One leadstream process on `database_url`, asking `graph` for leads.
@@ -37,16 +37,8 @@ impl Instance {
         extra: &[(&str, &str)],
     ) -> Instance {
         let graph_url = graph.url();
-        let mut env = vec![
-            ("LISTEN_ADDR", "127.0.0.1:0"),
-            ("DATABASE_URL", database_url),
-            ("META_APP_SECRET", APP_SECRET),
-            ("META_WEBHOOK_VERIFY_TOKEN", VERIFY_TOKEN),
-            ("META_PAGE_ACCESS_TOKEN", PAGE_TOKEN),
-            ("META_GRAPH_URL", graph_url.as_str()),
-            ("DASHBOARD_TOKEN", DASHBOARD_TOKEN),
-            ("RUST_LOG", "info"),
-        ];
+        let mut env = meta_env(&graph_url);
+        env.push(("DATABASE_URL", database_url));
         env.extend_from_slice(extra);
         let mut process = Process::start(dir, &env);
         let base = process.base_url().await;
