@@ -3,6 +3,12 @@
 //!
 //! `.env` is loaded into the environment *before* clap reads it, without overriding variables
 //! that are already set, which yields exactly that precedence.
+//!
+//! An empty value counts as unset wherever it comes from (`META_APP_SECRET=` in the
+//! environment or in `.env`, `--meta-app-secret=` on the command line): the next source is
+//! asked, and in the end the default applies. An empty secret must never become a key: anyone
+//! can compute HMAC("", body). So every value is read as text and checked here, not by clap,
+//! which would take `""` as a value.
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -39,6 +45,19 @@ impl std::str::FromStr for Secret {
 }
 
 pub const DEFAULT_GRAPH_URL: &str = "https://graph.facebook.com/v25.0";
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+pub const DEFAULT_DB: &str = "./leads.db";
+
+/// `value` unless it is empty (or only blanks): an empty setting counts as unset.
+fn given<T: AsRef<str>>(value: Option<T>) -> Option<T> {
+    value.filter(|v| !v.as_ref().trim().is_empty())
+}
+
+impl AsRef<str> for Secret {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
 
 /// What clap parses; turned into [`Settings`] by [`Cli::into_settings`], which checks the
 /// combinations clap cannot express.
@@ -52,12 +71,12 @@ pub const DEFAULT_GRAPH_URL: &str = "https://graph.facebook.com/v25.0";
 )]
 pub struct Cli {
     /// Address to serve on; port 0 picks a free one (the bound address is logged).
-    #[arg(long, env = "LISTEN_ADDR", default_value = "127.0.0.1:8080")]
-    pub listen: SocketAddr,
+    #[arg(long, env = "LISTEN_ADDR", default_value = DEFAULT_LISTEN)]
+    pub listen: String,
 
     /// SQLite file, created with schema.sql on first start.
-    #[arg(long, env = "LEADS_DB", default_value = "./leads.db")]
-    pub db: PathBuf,
+    #[arg(long, env = "LEADS_DB", default_value = DEFAULT_DB)]
+    pub db: String,
 
     /// HMAC key for X-Hub-Signature-256; also signs appsecret_proof.
     #[arg(
@@ -196,13 +215,7 @@ pub struct Settings {
 impl Settings {
     /// Reads `.env` (if any), then flags and environment.
     pub fn from_env_and_args() -> Result<Settings, String> {
-        // A broken .env is reported rather than silently ignored: a typo there would otherwise
-        // start a half-configured server.
-        match dotenvy::dotenv() {
-            Ok(_) => {}
-            Err(e) if e.not_found() => {}
-            Err(e) => return Err(format!("could not read .env: {e}")),
-        }
+        load_dotenv()?;
         Cli::parse().into_settings()
     }
 
@@ -214,57 +227,89 @@ impl Settings {
     }
 }
 
+/// Puts the settings of `.env` (searched from the working directory up) into the environment,
+/// where a variable is unset or empty: the environment wins over `.env`, and an empty value
+/// there counts as unset, so `.env` is asked next. A broken `.env` is reported rather than
+/// silently ignored: a typo there would otherwise start a half-configured server.
+fn load_dotenv() -> Result<(), String> {
+    let entries = match dotenvy::dotenv_iter() {
+        Ok(entries) => entries,
+        Err(e) if e.not_found() => return Ok(()),
+        Err(e) => return Err(format!("could not read .env: {e}")),
+    };
+    for entry in entries {
+        let (key, value) = entry.map_err(|e| format!("could not read .env: {e}"))?;
+        if given(std::env::var(&key).ok()).is_none() {
+            // Before any thread of ours reads the environment (clap reads it next).
+            std::env::set_var(key, value);
+        }
+    }
+    Ok(())
+}
+
 impl Cli {
     pub fn into_settings(self) -> Result<Settings, String> {
-        let given = [
-            ("META_APP_SECRET", self.app_secret.is_some()),
-            ("META_WEBHOOK_VERIFY_TOKEN", self.verify_token.is_some()),
-            ("META_PAGE_ACCESS_TOKEN", self.page_access_token.is_some()),
+        let app_secret = given(self.app_secret);
+        let verify_token = given(self.verify_token);
+        let page_access_token = given(self.page_access_token);
+        let page_ids = given(self.page_ids);
+        let secrets = [
+            ("META_APP_SECRET", app_secret.is_some()),
+            ("META_WEBHOOK_VERIFY_TOKEN", verify_token.is_some()),
+            ("META_PAGE_ACCESS_TOKEN", page_access_token.is_some()),
         ];
-        let any_meta = given.iter().any(|(_, set)| *set) || self.page_ids.is_some();
+        let any_meta = secrets.iter().any(|(_, set)| *set) || page_ids.is_some();
         let (meta, demo_reason) = if self.demo {
             (None, Some("--demo was given"))
         } else if !any_meta {
             (None, Some("no META_* settings were found"))
         } else {
-            if let Some((name, _)) = given.iter().find(|(_, set)| !*set) {
+            if let Some((name, _)) = secrets.iter().find(|(_, set)| !*set) {
                 return Err(format!(
                     "{name} is required when a Meta app is configured (see .env.example), \
                      or start with --demo to try leadstream without one"
                 ));
             }
-            let page_ids = parse_page_ids(self.page_ids.as_deref().unwrap_or(""))?;
-            let graph_url = self.graph_url.trim_end_matches('/').to_string();
+            let page_ids = parse_page_ids(page_ids.as_deref().unwrap_or(""))?;
+            let graph_url = given(Some(self.graph_url.as_str()))
+                .unwrap_or(DEFAULT_GRAPH_URL)
+                .trim_end_matches('/')
+                .to_string();
             url::Url::parse(&graph_url)
                 .map_err(|e| format!("META_GRAPH_URL is not a URL ({e}): {graph_url:?}"))?;
             (
                 Some(MetaSettings {
-                    app_secret: self.app_secret.unwrap(),
-                    verify_token: self.verify_token.unwrap(),
-                    page_access_token: self.page_access_token.unwrap(),
+                    app_secret: app_secret.expect("checked above"),
+                    verify_token: verify_token.expect("checked above"),
+                    page_access_token: page_access_token.expect("checked above"),
                     page_ids,
                     graph_url,
                 }),
                 None,
             )
         };
-        let (dashboard_token, token_generated) = match self.dashboard_token {
+        let (dashboard_token, token_generated) = match given(self.dashboard_token) {
             Some(t) if t.expose().len() >= 8 => (t, false),
             Some(_) => return Err("DASHBOARD_TOKEN must be at least 8 characters long".into()),
             None => (Secret::new(random_token(18)), true),
         };
-        if let Some(u) = &self.public_url {
-            url::Url::parse(u).map_err(|e| format!("--public-url is not a URL ({e}): {u:?}"))?;
+        let public_url = given(self.public_url);
+        if let Some(u) = &public_url {
+            url::Url::parse(u).map_err(|e| format!("PUBLIC_URL is not a URL ({e}): {u:?}"))?;
         }
+        let listen = given(Some(self.listen.as_str())).unwrap_or(DEFAULT_LISTEN);
+        let listen = listen.trim().parse::<SocketAddr>().map_err(|e| {
+            format!("LISTEN_ADDR must be an address and port like 127.0.0.1:8080 ({e}): {listen:?}")
+        })?;
         Ok(Settings {
-            listen: self.listen,
-            db: self.db,
+            listen,
+            db: PathBuf::from(given(Some(self.db.as_str())).unwrap_or(DEFAULT_DB)),
             demo: meta.is_none(),
             meta,
             dashboard_token,
             token_generated,
             demo_reason,
-            public_url: self.public_url,
+            public_url,
             tuning: Tuning::default(),
         })
     }
@@ -336,6 +381,36 @@ mod tests {
             "{err}"
         );
         assert!(!err.contains('\n'));
+    }
+
+    #[test]
+    fn an_empty_value_is_unset_for_every_setting() {
+        let s = cli(&[
+            "--listen=",
+            "--db=",
+            "--meta-app-secret=",
+            "--meta-webhook-verify-token",
+            "",
+            "--meta-page-access-token=  ",
+            "--meta-page-id=",
+            "--meta-graph-url=",
+            "--dashboard-token=",
+            "--public-url=",
+        ])
+        .into_settings()
+        .unwrap();
+        assert!(s.meta.is_none() && s.demo, "no Meta app: demo mode");
+        assert_eq!(s.demo_reason, Some("no META_* settings were found"));
+        assert!(s.token_generated && s.dashboard_token.expose().len() >= 8);
+        assert_eq!(s.listen, DEFAULT_LISTEN.parse().unwrap());
+        assert_eq!(s.db, PathBuf::from(DEFAULT_DB));
+        assert_eq!(s.public_url, None);
+
+        // An empty line beside a real one is no reason to start half-configured.
+        let mut c = cli(&["--meta-app-secret=", "--meta-page-id="]);
+        c.verify_token = Some(Secret::new("verify"));
+        let err = c.into_settings().unwrap_err();
+        assert!(err.starts_with("META_APP_SECRET is required"), "{err}");
     }
 
     #[test]

@@ -14,5 +14,6 @@ mod reports;
 mod retries;
 mod security;
 mod server;
+mod settings;
 mod stream;
 mod sync;
