@@ -125,6 +125,12 @@ pub struct Cli {
     /// The public https URL when behind a reverse proxy; makes the session cookie `Secure`.
     #[arg(long = "public-url", env = "PUBLIC_URL")]
     pub public_url: Option<String>,
+
+    /// A header in which a reverse proxy on this machine passes the client's address, e.g.
+    /// X-Forwarded-For or X-Real-IP; believed only on connections from loopback. Wrong tokens
+    /// are then counted per client rather than all against the proxy.
+    #[arg(long = "trust-proxy-header", env = "TRUST_PROXY_HEADER")]
+    pub trust_proxy_header: Option<String>,
 }
 
 fn parse_flag(s: &str) -> Result<bool, String> {
@@ -160,6 +166,10 @@ pub struct Tuning {
     pub demo_every: Duration,
     /// Timeout of one Graph request.
     pub graph_timeout: Duration,
+    /// Wrong dashboard tokens allowed per client address per `guess_window`, before further
+    /// attempts from it are refused for the rest of the window (10 a minute; docs/settings.md).
+    pub guess_limit: u32,
+    pub guess_window: Duration,
     /// A connection that has not sent a whole request head this long after it opened, or
     /// after its previous answer, is closed: idle keep-alives and slow-header (slowloris)
     /// clients would otherwise hold sockets for ever without having logged in.
@@ -180,6 +190,8 @@ impl Default for Tuning {
             sync_at_start: true,
             demo_every: Duration::from_secs(4),
             graph_timeout: Duration::from_secs(20),
+            guess_limit: crate::auth::GUESS_LIMIT,
+            guess_window: crate::auth::GUESS_WINDOW,
             request_head_timeout: Duration::from_secs(30),
         }
     }
@@ -209,6 +221,8 @@ pub struct Settings {
     /// Why demo mode is on, for the one start-up line that says so.
     pub demo_reason: Option<&'static str>,
     pub public_url: Option<String>,
+    /// The header a local reverse proxy passes the client's address in (lower case).
+    pub trust_proxy_header: Option<String>,
     pub tuning: Tuning,
 }
 
@@ -297,6 +311,9 @@ impl Cli {
         if let Some(u) = &public_url {
             url::Url::parse(u).map_err(|e| format!("PUBLIC_URL is not a URL ({e}): {u:?}"))?;
         }
+        let trust_proxy_header = given(self.trust_proxy_header)
+            .map(|h| parse_header_name(&h))
+            .transpose()?;
         let listen = given(Some(self.listen.as_str())).unwrap_or(DEFAULT_LISTEN);
         let listen = listen.trim().parse::<SocketAddr>().map_err(|e| {
             format!("LISTEN_ADDR must be an address and port like 127.0.0.1:8080 ({e}): {listen:?}")
@@ -310,8 +327,25 @@ impl Cli {
             token_generated,
             demo_reason,
             public_url,
+            trust_proxy_header,
             tuning: Tuning::default(),
         })
+    }
+}
+
+/// A header name as HTTP allows it (letters, digits and `-` in practice), lower case.
+fn parse_header_name(s: &str) -> Result<String, String> {
+    let name = s.trim().to_ascii_lowercase();
+    let ok = !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_!#$%&'*+.^`|~".contains(&b));
+    if ok {
+        Ok(name)
+    } else {
+        Err(format!(
+            "TRUST_PROXY_HEADER must be a header name such as X-Forwarded-For, not {s:?}"
+        ))
     }
 }
 

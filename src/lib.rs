@@ -34,6 +34,7 @@ pub mod demo;
 pub mod http;
 pub mod ingest;
 pub mod live;
+pub mod logging;
 pub mod meta;
 pub mod model;
 pub mod report;
@@ -48,7 +49,7 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
 
-use crate::auth::{Gate, LoginLimiter, Sessions};
+use crate::auth::{Gate, GuessLimiter, ProxyTrust, Sessions};
 use crate::config::{MetaSettings, Settings};
 use crate::demo::DemoMeta;
 use crate::http::dashboard::DashboardContext;
@@ -84,7 +85,15 @@ pub async fn run(
     let sessions = Sessions::load(store.clone())
         .await
         .map_err(|e| e.to_string())?;
-    let gate = Gate::new(settings.dashboard_token.clone(), Arc::new(sessions));
+    let gate = Gate::open(
+        settings.dashboard_token.clone(),
+        sessions,
+        &store,
+        GuessLimiter::new(tuning.guess_limit, tuning.guess_window),
+        ProxyTrust::header(settings.trust_proxy_header.as_deref()),
+    )
+    .await
+    .map_err(|e| e.to_string())?;
     let (switch, stop) = Shutdown::new();
 
     // In demo mode the simulated Meta makes up its secrets and serves Graph from this server.
@@ -142,7 +151,10 @@ pub async fn run(
             LeadSource::Webhook
         },
     });
-    let mut background = vec![tokio::spawn(worker.run(stop.clone()))];
+    let mut background = vec![
+        tokio::spawn(worker.run(stop.clone())),
+        tokio::spawn(gate.clone().report_guesses(stop.clone())),
+    ];
     if let Some(every) = tuning.sync_every {
         background.push(tokio::spawn(meta::sync::run_periodic(
             syncer.clone(),
@@ -173,7 +185,6 @@ pub async fn run(
         streams: streams.clone(),
         dashboard: Arc::new(DashboardContext {
             gate: gate.clone(),
-            limiter: LoginLimiter::default(),
             secure_cookie: settings.https(),
         }),
         demo,

@@ -12,7 +12,8 @@ use warp::http::StatusCode;
 use warp::reply::{Reply, Response};
 use warp::Rejection;
 
-use super::auth::Unauthorized;
+use super::auth::Refused;
+use crate::auth::Refusal;
 
 #[derive(Debug)]
 pub enum AppError {
@@ -26,8 +27,9 @@ pub enum AppError {
     NotFound,
     /// 413: a webhook body over the limit.
     PayloadTooLarge,
-    /// 429: too many failed logins from one address.
-    TooManyRequests,
+    /// 429: too many wrong tokens from one address lately; it may try again after this long
+    /// (`Retry-After`).
+    TooManyRequests(std::time::Duration),
     /// 503: a feature that needs configuration that is absent (e.g. sync without page ids),
     /// or Meta refused and the caller should look at /api/status.
     Unavailable(String),
@@ -43,7 +45,7 @@ impl AppError {
             AppError::Forbidden(_) => StatusCode::FORBIDDEN,
             AppError::NotFound => StatusCode::NOT_FOUND,
             AppError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            AppError::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
+            AppError::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
             AppError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -58,7 +60,10 @@ impl AppError {
             AppError::Forbidden(why) => (*why).into(),
             AppError::NotFound => "not found".into(),
             AppError::PayloadTooLarge => "body larger than 4 MiB".into(),
-            AppError::TooManyRequests => "too many attempts; wait a minute and try again".into(),
+            AppError::TooManyRequests(wait) => format!(
+                "too many wrong tokens from your address; wait {} s and try again",
+                wait.as_secs_f64().ceil() as u64
+            ),
             AppError::Internal(_) => "internal error; see the server log".into(),
         }
     }
@@ -89,11 +94,19 @@ impl Reply for AppError {
         let body = serde_json::json!({ "error": self.public_message() });
         let mut res =
             warp::reply::with_status(warp::reply::json(&body), self.status()).into_response();
-        if matches!(self, AppError::Unauthorized) {
-            res.headers_mut().insert(
-                warp::http::header::WWW_AUTHENTICATE,
-                warp::http::HeaderValue::from_static("Bearer"),
-            );
+        match self {
+            AppError::Unauthorized => {
+                res.headers_mut().insert(
+                    warp::http::header::WWW_AUTHENTICATE,
+                    warp::http::HeaderValue::from_static("Bearer"),
+                );
+            }
+            AppError::TooManyRequests(wait) => {
+                let secs = wait.as_secs_f64().ceil().max(1.0) as u64;
+                res.headers_mut()
+                    .insert(warp::http::header::RETRY_AFTER, secs.into());
+            }
+            _ => {}
         }
         res
     }
@@ -110,9 +123,13 @@ pub fn respond<T: Reply>(result: Result<T, AppError>) -> Response {
 /// warp's own rejections (no route, wrong method, …) as JSON, with the security headers like
 /// every other answer (a rejection passed on would get warp's bare text answer instead).
 pub async fn handle_rejection(r: Rejection) -> Result<Response, Infallible> {
-    // A private route without credentials: the same 401 a handler's error would give.
-    if r.find::<Unauthorized>().is_some() {
-        return Ok(AppError::Unauthorized.into_response());
+    // A private route without good credentials: the same answer a handler's error would give.
+    if let Some(Refused(why)) = r.find::<Refused>() {
+        return Ok(match why {
+            Refusal::Unauthorized => AppError::Unauthorized,
+            Refusal::Limited(wait) => AppError::TooManyRequests(*wait),
+        }
+        .into_response());
     }
     let (status, msg) = if r.is_not_found() {
         (StatusCode::NOT_FOUND, "not found".to_string())

@@ -39,7 +39,7 @@ use warp::reply::Response;
 use super::auth::{credentials_of, PeerAddr};
 use super::headers::{SECURITY_HEADERS, STREAM_HEADERS};
 use super::stream::resume_point;
-use crate::auth::{Auth, Credentials, Gate};
+use crate::auth::{Auth, Credentials, Gate, ProxyTrust};
 use crate::live::Streams;
 use crate::shutdown::Shutdown;
 
@@ -117,7 +117,7 @@ impl Connection {
         let mut socket = socket;
         let head_timeout = self.ctx.head_timeout;
         let sniffed = tokio::select! {
-            sniffed = tokio::time::timeout(head_timeout, sniff(&mut socket, &self.ctx.gate)) => {
+            sniffed = tokio::time::timeout(head_timeout, sniff(&mut socket, &self.ctx.gate, self.peer)) => {
                 match sniffed {
                     Ok(sniffed) => sniffed,
                     Err(_) => {
@@ -309,7 +309,7 @@ enum Sniffed {
 const SNIFF_LIMIT: usize = 16 * 1024;
 
 /// Reads the first request's head, just far enough to tell whether this module serves it.
-async fn sniff(socket: &mut TcpStream, gate: &Gate) -> Sniffed {
+async fn sniff(socket: &mut TcpStream, gate: &Gate, peer: SocketAddr) -> Sniffed {
     // Nothing is allocated for a connection that has sent nothing yet: browsers open spares.
     if socket.readable().await.is_err() {
         return Sniffed::Gone;
@@ -325,14 +325,14 @@ async fn sniff(socket: &mut TcpStream, gate: &Gate) -> Sniffed {
             Ok(0) | Err(_) => return Sniffed::Other(buf),
             Ok(_) => {}
         }
-        match inspect(&buf) {
+        match inspect(&buf, peer, gate.proxy()) {
             Head::Incomplete if buf.len() < SNIFF_LIMIT => {}
             Head::Stream {
                 credentials,
                 resume,
-            } => match gate.check(&credentials) {
+            } => match gate.would_admit(&credentials) {
                 Some(auth) => return Sniffed::Stream { resume, auth },
-                // warp's route answers the 401.
+                // warp's route answers the 401 or 429 (and counts a wrong token, once).
                 None => return Sniffed::Other(buf),
             },
             _ => return Sniffed::Other(buf),
@@ -351,8 +351,8 @@ enum Head {
     },
 }
 
-/// What the bytes read so far say about the first request.
-fn inspect(buf: &[u8]) -> Head {
+/// What the bytes read so far say about the first request from `peer`.
+fn inspect(buf: &[u8], peer: SocketAddr, proxy: &ProxyTrust) -> Head {
     let mut headers = [httparse::EMPTY_HEADER; 64];
     let mut req = httparse::Request::new(&mut headers);
     let Ok(status) = req.parse(buf) else {
@@ -395,7 +395,7 @@ fn inspect(buf: &[u8]) -> Head {
         .into_owned()
         .collect();
     Head::Stream {
-        credentials: credentials_of(&map),
+        credentials: credentials_of(&map, Some(peer), proxy),
         resume: resume_point(&map, &query),
     }
 }
@@ -475,11 +475,19 @@ impl AsyncWrite for Replay {
 mod tests {
     use super::*;
 
+    const PEER: &str = "192.0.2.7:5123";
+
+    /// The head as it arrives from [`PEER`], with no proxy header trusted.
+    fn inspect(buf: &[u8]) -> Head {
+        super::inspect(buf, PEER.parse().unwrap(), &ProxyTrust::default())
+    }
+
     fn stream(authorization: Option<&str>, session: Option<&str>, resume: Option<i64>) -> Head {
         Head::Stream {
             credentials: Credentials {
                 authorization: authorization.map(str::to_string),
                 session: session.map(str::to_string),
+                client: Some(PEER.parse::<SocketAddr>().unwrap().ip()),
             },
             resume,
         }

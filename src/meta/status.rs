@@ -7,6 +7,7 @@
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use crate::logging::escaped;
 use crate::meta::graph::{ErrorClass, GraphError};
 
 #[derive(Default)]
@@ -50,7 +51,7 @@ impl Status {
         if let Some(words) = problem_words(err) {
             let mut inner = self.inner.lock().expect("status lock");
             if inner.meta_problem.as_deref() != Some(words.as_str()) {
-                log::error!("Meta problem: {words}");
+                log::error!("Meta problem: {}", escaped(&words));
             }
             inner.meta_problem = Some(words);
         }

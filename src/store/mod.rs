@@ -40,6 +40,7 @@ pub use forms::FormInfo;
 pub use jobs::{DeadLetter, DueJobs, Job, Stored};
 pub use leads::WalkError;
 pub use search::{DayCount, FormCount, PageCount, Stats};
+pub use sessions::StoredSession;
 pub use state::Overview;
 
 use readers::ReaderPool;

@@ -11,7 +11,16 @@ const SCHEMA: &str = include_str!("../../schema.sql");
 
 /// Migrations after version 1, in order: `MIGRATIONS[0]` takes a database from version 1 to 2.
 /// Shipped entries are never edited; a change is a new entry.
-const MIGRATIONS: &[&str] = &[];
+const MIGRATIONS: &[&str] = &[
+    // 2: a session belongs to a principal (the token acts as `admin`) and remembers the kind
+    // and a fingerprint of the credential that made it, so a changed token ends the sessions
+    // made with the old one. Sessions from before cannot be told apart, so they end: everyone
+    // logs in once after the upgrade.
+    "DELETE FROM sessions;
+     ALTER TABLE sessions ADD COLUMN principal TEXT NOT NULL DEFAULT 'admin';
+     ALTER TABLE sessions ADD COLUMN credential_kind TEXT NOT NULL DEFAULT '';
+     ALTER TABLE sessions ADD COLUMN credential_fp TEXT NOT NULL DEFAULT '';",
+];
 
 /// The writer's connection: the database at `path`, created and migrated as needed.
 pub(super) fn open_writer(path: &Path) -> rusqlite::Result<Connection> {

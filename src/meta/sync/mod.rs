@@ -26,6 +26,7 @@ use super::graph::{ErrorClass, GraphClient, GraphError, GraphForm, GraphLead};
 use super::status::Status;
 use crate::backoff::backoff;
 use crate::config::Tuning;
+use crate::logging::escaped;
 use crate::model::{LastSync, LeadSource, NewLead, SyncReport};
 use crate::shutdown::Shutdown;
 use crate::store::{FormInfo, Store, StoreError};
@@ -208,7 +209,7 @@ impl Syncer {
                 Ok(report)
             }
             Err(e) => {
-                log::warn!("sync stopped: {e}");
+                log::warn!("sync stopped: {}", escaped(&e));
                 Err(e)
             }
         }

@@ -31,6 +31,8 @@ pub enum Failure {
     NotFound,
     /// Answer correctly, but only after this long.
     Slow(Duration),
+    /// HTTP 400, code 100, with this message (Meta's words are text from outside too).
+    Refused(String),
 }
 
 #[derive(Default)]
@@ -208,6 +210,9 @@ impl FakeGraph {
                     Some(33),
                     "Unsupported get request. Object with ID does not exist",
                 )
+            }
+            Some(Failure::Refused(message)) => {
+                return error(StatusCode::BAD_REQUEST, 100, None, &message)
             }
             None => {}
         }

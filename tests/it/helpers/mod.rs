@@ -6,6 +6,7 @@ pub mod app;
 pub mod bodies;
 pub mod db;
 pub mod fake_graph;
+pub mod logs;
 pub mod process;
 pub mod sse;
 

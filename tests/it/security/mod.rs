@@ -10,6 +10,7 @@
 
 mod access;
 mod flood;
+mod guessing;
 mod headers;
 mod invariants;
 mod output;

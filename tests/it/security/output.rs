@@ -1,7 +1,8 @@
 //! Lead values written to hurt: stored and served byte for byte, neutralised in the CSV.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use crate::helpers::logs::{capture_logs, lines_since};
 use crate::helpers::*;
 
 #[tokio::test]
@@ -80,6 +81,47 @@ async fn the_csv_export_neutralises_cells_that_a_spreadsheet_would_run() {
         assert!(
             cells.contains(&expected.as_str()),
             "{name}: {expected:?} not in {cells:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_newline_in_a_form_name_or_a_graph_message_cannot_forge_a_log_line() {
+    capture_logs();
+    let app = TestApp::spawn().await;
+    let started = Instant::now();
+    let forged = "\n[2026-11-28T14:02:11Z INFO  leadstream] dashboard login";
+    app.graph
+        .add_form(PAGE_ID, FORM_ID, &format!("Spring{forged}"));
+    // Listing the forms works; reading the form's leads is refused with a message that
+    // carries a line of its own too.
+    app.graph
+        .fail_after(1, Failure::Refused(format!("Unsupported{forged}")), 1);
+    let r = app.post_authed("/api/leads/sync").await;
+    assert_eq!(r.status(), 502);
+    let id = lead_id(9);
+    app.graph
+        .set_always(Some(Failure::Refused(format!("No such lead{forged}"))));
+    app.deliver(&[&id]).await;
+    app.wait_for_status(Duration::from_secs(5), |s| s["dead_letters"] == 1)
+        .await;
+
+    let lines = lines_since(started, |l| {
+        l.text.contains("Spring")
+            || l.text.contains("Unsupported")
+            || l.text.contains("No such lead")
+    });
+    assert!(
+        lines.len() >= 2,
+        "the sync and the dead letter are logged: {lines:#?}"
+    );
+    for l in &lines {
+        assert!(!l.text.contains('\n'), "a raw newline: {:?}", l.text);
+        assert!(
+            l.text
+                .contains("\\n[2026-11-28T14:02:11Z INFO  leadstream]"),
+            "{:?}",
+            l.text
         );
     }
 }

@@ -33,6 +33,7 @@ pub(crate) fn serve_child() -> ExitCode {
             demo: false,
             demo_reason: None,
             public_url: None,
+            trust_proxy_header: None,
             tuning: Tuning {
                 sync_every: None,
                 sync_at_start: false,
