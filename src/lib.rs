@@ -54,6 +54,7 @@ use crate::config::{MetaSettings, Settings};
 use crate::demo::DemoMeta;
 use crate::http::dashboard::DashboardContext;
 use crate::http::ops::OpsContext;
+use crate::http::origin::Origins;
 use crate::http::server::ServerContext;
 use crate::http::webhook::WebhookContext;
 use crate::ingest::{Inbox, Worker};
@@ -188,6 +189,7 @@ pub async fn run(
             secure_cookie: settings.https(),
         }),
         demo,
+        origins: Arc::new(Origins::new(settings.public_url.as_deref())),
     });
     let server_context = Arc::new(ServerContext {
         gate,

@@ -13,6 +13,7 @@ use warp::reply::{Reply, Response};
 use warp::Rejection;
 
 use super::auth::Refused;
+use super::origin::CrossOrigin;
 use crate::auth::Refusal;
 
 #[derive(Debug)]
@@ -23,6 +24,8 @@ pub enum AppError {
     Unauthorized,
     /// 403: a webhook whose signature is missing, malformed or wrong; or a failed handshake.
     Forbidden(&'static str),
+    /// 403: a state change a page on another origin made a browser send; the words say so.
+    CrossOrigin(String),
     /// 404
     NotFound,
     /// 413: a webhook body over the limit.
@@ -42,7 +45,7 @@ impl AppError {
         match self {
             AppError::BadRequest(_) => StatusCode::BAD_REQUEST,
             AppError::Unauthorized => StatusCode::UNAUTHORIZED,
-            AppError::Forbidden(_) => StatusCode::FORBIDDEN,
+            AppError::Forbidden(_) | AppError::CrossOrigin(_) => StatusCode::FORBIDDEN,
             AppError::NotFound => StatusCode::NOT_FOUND,
             AppError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             AppError::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
@@ -53,7 +56,9 @@ impl AppError {
 
     fn public_message(&self) -> String {
         match self {
-            AppError::BadRequest(m) | AppError::Unavailable(m) => m.clone(),
+            AppError::BadRequest(m) | AppError::Unavailable(m) | AppError::CrossOrigin(m) => {
+                m.clone()
+            }
             AppError::Unauthorized => {
                 "a session or an Authorization: Bearer token is required".into()
             }
@@ -130,6 +135,9 @@ pub async fn handle_rejection(r: Rejection) -> Result<Response, Infallible> {
             Refusal::Limited(wait) => AppError::TooManyRequests(*wait),
         }
         .into_response());
+    }
+    if let Some(CrossOrigin(why)) = r.find::<CrossOrigin>() {
+        return Ok(AppError::CrossOrigin(why.clone()).into_response());
     }
     let (status, msg) = if r.is_not_found() {
         (StatusCode::NOT_FOUND, "not found".to_string())

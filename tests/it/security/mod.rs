@@ -13,6 +13,7 @@ mod flood;
 mod guessing;
 mod headers;
 mod invariants;
+mod origin;
 mod output;
 mod properties;
 mod sessions;
