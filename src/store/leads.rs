@@ -4,7 +4,9 @@
 use chrono::{TimeZone, Utc};
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
-use super::search::{order_clause, where_clause};
+use rusqlite::types::Value as SqlValue;
+
+use super::search::{after_clause, order_clause, sort_key, where_clause};
 use super::writer::Written;
 use super::{Store, StoreError};
 use crate::model::{
@@ -120,6 +122,14 @@ impl Store {
     }
 }
 
+/// Rows a walk reads per statement. Each batch is a read of its own, so a long walk (an
+/// export to a slow client) never holds one snapshot of the database open for minutes: that
+/// would keep the WAL from being checkpointed, and it would grow for as long.
+const WALK_BATCH: usize = 1000;
+
+/// Calls `f` for every lead matching `filter`, in listing order, a batch at a time: each batch
+/// starts after the last row of the one before (by sort key and id), so no row is read twice
+/// or skipped, and leads saved meanwhile are met where the order puts them.
 fn walk<E>(
     c: &Connection,
     filter: &LeadFilter,
@@ -127,18 +137,33 @@ fn walk<E>(
 ) -> Result<(), WalkError<E>> {
     let sqlite = |e: rusqlite::Error| WalkError::Store(StoreError::Sqlite(e));
     let (wh, args) = where_clause(filter);
-    let sql = format!(
-        "SELECT {LEAD_COLUMNS} {LEAD_FROM} {wh} {}",
-        order_clause(filter)
-    );
-    let mut stmt = c.prepare(&sql).map_err(sqlite)?;
-    let mut rows = stmt
-        .query(rusqlite::params_from_iter(args.iter()))
-        .map_err(sqlite)?;
-    while let Some(row) = rows.next().map_err(sqlite)? {
-        f(lead_from_row(row).map_err(sqlite)?).map_err(WalkError::Visitor)?;
+    // The sort key goes last, after the columns `lead_from_row` reads.
+    let key_column = sort_key(filter).unwrap_or("l.id");
+    let mut after: Option<(SqlValue, i64)> = None;
+    loop {
+        let mut sql = format!("SELECT {LEAD_COLUMNS}, {key_column} {LEAD_FROM} {wh}");
+        let mut params = args.clone();
+        if let Some((key, id)) = after.take() {
+            let (and, more) = after_clause(filter, key, id);
+            sql.push_str(&and);
+            params.extend(more);
+        }
+        sql.push_str(&format!(" {} LIMIT {WALK_BATCH}", order_clause(filter)));
+        let mut stmt = c.prepare(&sql).map_err(sqlite)?;
+        let mut rows = stmt
+            .query(rusqlite::params_from_iter(params.iter()))
+            .map_err(sqlite)?;
+        let mut read = 0;
+        while let Some(row) = rows.next().map_err(sqlite)? {
+            read += 1;
+            let lead = lead_from_row(row).map_err(sqlite)?;
+            after = Some((row.get(LEAD_COLUMN_COUNT).map_err(sqlite)?, lead.id));
+            f(lead).map_err(WalkError::Visitor)?;
+        }
+        if read < WALK_BATCH {
+            return Ok(());
+        }
     }
-    Ok(())
 }
 
 /// Inserts a lead (once per `leadgen_id`) and closes its job. `None` for a duplicate.
@@ -241,6 +266,8 @@ fn search_text(l: &Lead) -> String {
 pub(super) const LEAD_COLUMNS: &str =
     "l.id, l.leadgen_id, l.page_id, l.form_id, f.name, l.ad_id, l.adgroup_id, \
      l.campaign_id, l.created_time, l.received_at, l.field_data, l.source";
+/// How many columns [`LEAD_COLUMNS`] names.
+const LEAD_COLUMN_COUNT: usize = 12;
 pub(super) const LEAD_FROM: &str = "FROM leads l LEFT JOIN forms f ON f.form_id = l.form_id";
 
 pub(super) fn lead_from_row(r: &Row<'_>) -> rusqlite::Result<Lead> {

@@ -77,11 +77,32 @@ pub(super) fn where_clause(filter: &LeadFilter) -> (String, Vec<SqlValue>) {
 
 pub(super) fn order_clause(filter: &LeadFilter) -> String {
     let dir = if filter.ascending { "ASC" } else { "DESC" };
-    match filter.sort {
+    match sort_key(filter) {
         // Row ids increase in the order leads were saved.
-        SortKey::ReceivedAt => format!("ORDER BY l.id {dir}"),
-        SortKey::CreatedTime => format!("ORDER BY l.created_ts {dir}, l.id {dir}"),
-        SortKey::Name => format!("ORDER BY l.name COLLATE NOCASE {dir}, l.id {dir}"),
+        None => format!("ORDER BY l.id {dir}"),
+        Some(key) => format!("ORDER BY {key} {dir}, l.id {dir}"),
+    }
+}
+
+/// What a listing is ordered by before the row id, which breaks ties (`None`: the id alone).
+pub(super) fn sort_key(filter: &LeadFilter) -> Option<&'static str> {
+    match filter.sort {
+        SortKey::ReceivedAt => None,
+        SortKey::CreatedTime => Some("l.created_ts"),
+        SortKey::Name => Some("l.name COLLATE NOCASE"),
+    }
+}
+
+/// `AND …` for the rows after a listing's row whose sort key was `key` and id `id`, in the
+/// listing's order: the next page of a walk that reads a listing a batch at a time.
+pub(super) fn after_clause(filter: &LeadFilter, key: SqlValue, id: i64) -> (String, Vec<SqlValue>) {
+    let cmp = if filter.ascending { ">" } else { "<" };
+    match sort_key(filter) {
+        None => (format!(" AND l.id {cmp} ?"), vec![SqlValue::Integer(id)]),
+        Some(k) => (
+            format!(" AND ({k}, l.id) {cmp} (?, ?)"),
+            vec![key, SqlValue::Integer(id)],
+        ),
     }
 }
 
