@@ -50,6 +50,13 @@ async fn the_csv_export_neutralises_cells_that_a_spreadsheet_would_run() {
         ("company_name", "@SUM(1+1)"),
         ("job_title", "\tTab"),
         ("street_address", "\rCR"),
+        ("leading_space", " =1+1"),
+        ("leading_nbsp", "\u{a0}=1+1"),
+        ("leading_nul", "\u{0}=cmd|' /C calc'!A0"),
+        ("fullwidth_equals", "＝1+1"),
+        ("spaced_fullwidth_plus", "  ＋1"),
+        ("after_a_bom", "\u{feff}@SUM(1)"),
+        ("just_text", " plain text"),
     ];
     let id = lead_id(6);
     app.graph.add_lead(&id, FORM_ID, 1_764_338_531, &answers);
@@ -64,19 +71,27 @@ async fn the_csv_export_neutralises_cells_that_a_spreadsheet_would_run() {
     let headers = reader.headers().unwrap().clone();
     let rows: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
     assert_eq!(rows.len(), 1, "{text}");
+    // The first character that is not blank (what a spreadsheet looks at) is never a
+    // formula's, unless it is the apostrophe that makes the cell text.
+    let blank = |c: &char| c.is_whitespace() || c.is_control() || *c == '\u{feff}';
     for cell in headers.iter().chain(rows[0].iter()) {
-        let first = cell.chars().next();
+        let first = cell.chars().find(|c| matches!(c, '\t' | '\r') || !blank(c));
         assert!(
-            !matches!(first, Some('=' | '+' | '-' | '@' | '\t' | '\r')),
+            !matches!(
+                first,
+                Some('=' | '+' | '-' | '@' | '\t' | '\r' | '＝' | '＋' | '－' | '＠')
+            ),
             "a live formula cell: {cell:?}"
         );
     }
     let cells: Vec<&str> = rows[0].iter().collect();
     for (name, value) in &answers {
-        let expected = if value.starts_with(['=', '+', '-', '@', '\t', '\r']) {
-            format!("'{value}")
-        } else {
+        let expected = if *name == "just_text"
+            || !value.contains(['=', '+', '-', '@', '\t', '\r', '＝', '＋', '＠'])
+        {
             value.to_string()
+        } else {
+            format!("'{value}")
         };
         assert!(
             cells.contains(&expected.as_str()),
