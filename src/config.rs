@@ -166,6 +166,9 @@ pub struct Tuning {
     pub demo_every: Duration,
     /// Timeout of one Graph request.
     pub graph_timeout: Duration,
+    /// The most pages of one listing (a page's forms, a form's leads) one sync reads: 2,000
+    /// pages of 100 leads (docs/settings.md).
+    pub sync_max_pages: usize,
     /// Wrong dashboard tokens allowed per client address per `guess_window`, before further
     /// attempts from it are refused for the rest of the window (10 a minute; docs/settings.md).
     pub guess_limit: u32,
@@ -190,6 +193,7 @@ impl Default for Tuning {
             sync_at_start: true,
             demo_every: Duration::from_secs(4),
             graph_timeout: Duration::from_secs(20),
+            sync_max_pages: 2_000,
             guess_limit: crate::auth::GUESS_LIMIT,
             guess_window: crate::auth::GUESS_WINDOW,
             request_head_timeout: Duration::from_secs(30),

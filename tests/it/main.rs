@@ -10,6 +10,7 @@ mod crash;
 mod demo;
 mod ingest;
 mod listing;
+mod meta_bounds;
 mod reports;
 mod retries;
 mod security;
