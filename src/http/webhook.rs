@@ -18,6 +18,7 @@ use super::with;
 use crate::auth::secret_eq;
 use crate::config::Secret;
 use crate::ingest::{Inbox, Refusal};
+use crate::store::StoreError;
 
 /// Largest webhook body read: 4 MiB (docs/api.md); Meta's batches of 1000 changes stay well
 /// below.
@@ -105,6 +106,8 @@ where
         .map(|v| v.to_str().unwrap_or(""));
     ctx.inbox.receive(raw, sig).await.map_err(|e| match e {
         Refusal::Signature(e) => AppError::Forbidden(e.describe()),
+        // Meta delivers again after a 5xx; 503 says the trouble is ours and passing.
+        Refusal::Store(StoreError::Unavailable(words)) => AppError::Unavailable(words),
         Refusal::Store(e) => AppError::Internal(format!("could not store a webhook delivery: {e}")),
     })?;
     Ok(warp::reply::with_status("EVENT_RECEIVED", StatusCode::OK).into_response())

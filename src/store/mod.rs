@@ -20,6 +20,7 @@
 //! that takes a lease and a feed, not the writer, as the sink's caller.
 
 mod forms;
+mod health;
 mod jobs;
 mod leads;
 mod readers;
@@ -29,7 +30,7 @@ mod sessions;
 mod state;
 mod writer;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use rusqlite::Connection;
@@ -43,8 +44,9 @@ pub use search::{DayCount, FormCount, PageCount, Stats};
 pub use sessions::StoredSession;
 pub use state::Overview;
 
+use health::{FileWatch, Health, Verdicts};
 use readers::ReaderPool;
-use writer::{Op, Queue, Written};
+use writer::{Op, Queue, Writer, Written};
 
 #[derive(Debug)]
 pub enum StoreError {
@@ -53,6 +55,9 @@ pub enum StoreError {
     Commit(String),
     /// The writer thread is gone (shutdown, or it panicked).
     Closed,
+    /// The database cannot be written at all (its file was removed or replaced): the words
+    /// say what to do.
+    Unavailable(String),
 }
 
 impl std::fmt::Display for StoreError {
@@ -61,6 +66,7 @@ impl std::fmt::Display for StoreError {
             StoreError::Sqlite(e) => write!(f, "database error: {e}"),
             StoreError::Commit(e) => write!(f, "database commit failed: {e}"),
             StoreError::Closed => f.write_str("database writer stopped"),
+            StoreError::Unavailable(words) => f.write_str(words),
         }
     }
 }
@@ -93,17 +99,33 @@ impl<F: Fn(Vec<Lead>) + Send + 'static> LeadSink for F {
 pub struct Store {
     writer: Queue,
     readers: Arc<ReaderPool>,
+    path: PathBuf,
+    /// What the writer knows of its writes and its file.
+    health: Arc<Health>,
+    verdicts: Arc<Verdicts>,
 }
 
 impl Store {
     /// Opens (creating and migrating as needed) the database at `path` and starts the writer.
     /// The leads each write inserts go to `sink` after their commit.
     pub fn open(path: &Path, sink: impl LeadSink) -> Result<Store, String> {
-        let conn = schema::open_writer(path)
-            .map_err(|e| format!("cannot open database {}: {e}", path.display()))?;
+        let cannot =
+            |e: &dyn std::fmt::Display| format!("cannot open database {}: {e}", path.display());
+        let conn = schema::open_writer(path).map_err(|e| cannot(&e))?;
+        let watch = FileWatch::new(path).map_err(|e| cannot(&e))?;
+        let health = Arc::new(Health::default());
+        let writer = Writer {
+            conn,
+            sink,
+            watch,
+            health: health.clone(),
+        };
         Ok(Store {
-            writer: writer::start(conn, sink)?,
+            writer: writer::start(writer)?,
             readers: Arc::new(ReaderPool::new(path.to_path_buf())),
+            path: path.to_path_buf(),
+            health,
+            verdicts: Arc::default(),
         })
     }
 

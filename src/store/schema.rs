@@ -39,9 +39,14 @@ pub(super) fn open_writer(path: &Path) -> rusqlite::Result<Connection> {
     Ok(conn)
 }
 
-/// A read-only connection for the reader pool.
+/// A read-only connection for the reader pool. It never creates the file: a database removed
+/// under a running server must not come back as an empty one.
 pub(super) fn open_reader(path: &Path) -> rusqlite::Result<Connection> {
-    let c = Connection::open(path)?;
+    use rusqlite::OpenFlags;
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+        | OpenFlags::SQLITE_OPEN_URI
+        | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let c = Connection::open_with_flags(path, flags)?;
     c.busy_timeout(Duration::from_secs(5))?;
     c.pragma_update(None, "query_only", true)?;
     set_up(&c)?;

@@ -8,6 +8,7 @@ mod helpers;
 
 mod crash;
 mod demo;
+mod health;
 mod ingest;
 mod listing;
 mod meta_bounds;

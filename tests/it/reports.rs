@@ -377,8 +377,9 @@ async fn an_export_that_fails_after_its_first_byte_is_cut_off_not_ended() {
     )
     .await;
     match ending {
+        // Every row before the broken one arrived, then the connection closed.
         Ending::CutOff { body_bytes } => assert!(
-            body_bytes > 64 * 1024 && body_bytes < 3_000 * 10_000,
+            body_bytes > 2_000 * 10_000,
             "cut off after {body_bytes} bytes"
         ),
         Ending::LastChunk { body_bytes } => {

@@ -5,6 +5,7 @@
 pub mod app;
 pub mod bodies;
 pub mod db;
+pub mod disk;
 pub mod fake_graph;
 pub mod logs;
 pub mod process;
