@@ -15,7 +15,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::Parser;
+use clap::{Args, Parser, Subcommand};
 
 /// A secret string whose `Debug` never shows the value, so a `{:?}` of the settings in a log
 /// line cannot leak a token.
@@ -70,12 +70,16 @@ impl AsRef<str> for Secret {
                   working directory. With no META_* settings at all, leadstream starts in demo mode."
 )]
 pub struct Cli {
+    /// Without a command, leadstream serves.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
     /// Address to serve on; port 0 picks a free one (the bound address is logged).
     #[arg(long, env = "LISTEN_ADDR", default_value = DEFAULT_LISTEN)]
     pub listen: String,
 
     /// SQLite file, created with schema.sql on first start.
-    #[arg(long, env = "LEADS_DB", default_value = DEFAULT_DB)]
+    #[arg(long, env = "LEADS_DB", default_value = DEFAULT_DB, global = true)]
     pub db: String,
 
     /// HMAC key for X-Hub-Signature-256; also signs appsecret_proof.
@@ -131,6 +135,42 @@ pub struct Cli {
     /// are then counted per client rather than all against the proxy.
     #[arg(long = "trust-proxy-header", env = "TRUST_PROXY_HEADER")]
     pub trust_proxy_header: Option<String>,
+}
+
+/// What leadstream can do besides serving.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Copy the database to FILE while the server runs: one consistent instant, checked with
+    /// PRAGMA integrity_check, written as FILE.tmp and renamed when complete.
+    Backup(BackupArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct BackupArgs {
+    /// Where the copy goes.
+    pub file: PathBuf,
+    /// Replace FILE if it exists.
+    #[arg(long)]
+    pub force: bool,
+}
+
+/// What the command line asks for, checked.
+#[derive(Debug)]
+pub enum Invocation {
+    Serve(Box<Settings>),
+    /// `leadstream backup FILE` of the database at `db`.
+    Backup {
+        db: PathBuf,
+        args: BackupArgs,
+    },
+}
+
+impl Invocation {
+    /// Reads `.env` (if any), then flags and environment.
+    pub fn from_env_and_args() -> Result<Invocation, String> {
+        load_dotenv()?;
+        Cli::parse().into_invocation()
+    }
 }
 
 fn parse_flag(s: &str) -> Result<bool, String> {
@@ -231,12 +271,6 @@ pub struct Settings {
 }
 
 impl Settings {
-    /// Reads `.env` (if any), then flags and environment.
-    pub fn from_env_and_args() -> Result<Settings, String> {
-        load_dotenv()?;
-        Cli::parse().into_settings()
-    }
-
     /// `true` when the session cookie must carry `Secure`.
     pub fn https(&self) -> bool {
         self.public_url
@@ -266,7 +300,24 @@ fn load_dotenv() -> Result<(), String> {
 }
 
 impl Cli {
+    /// A command, or the server's settings. A command needs only the settings it uses: a
+    /// half-configured Meta app does not stop a backup.
+    pub fn into_invocation(mut self) -> Result<Invocation, String> {
+        match self.command.take() {
+            Some(Command::Backup(args)) => Ok(Invocation::Backup {
+                db: self.db_path(),
+                args,
+            }),
+            None => Ok(Invocation::Serve(Box::new(self.into_settings()?))),
+        }
+    }
+
+    fn db_path(&self) -> PathBuf {
+        PathBuf::from(given(Some(self.db.as_str())).unwrap_or(DEFAULT_DB))
+    }
+
     pub fn into_settings(self) -> Result<Settings, String> {
+        let db = self.db_path();
         let app_secret = given(self.app_secret);
         let verify_token = given(self.verify_token);
         let page_access_token = given(self.page_access_token);
@@ -324,7 +375,7 @@ impl Cli {
         })?;
         Ok(Settings {
             listen,
-            db: PathBuf::from(given(Some(self.db.as_str())).unwrap_or(DEFAULT_DB)),
+            db,
             demo: meta.is_none(),
             meta,
             dashboard_token,

@@ -1,16 +1,29 @@
-//! The `leadstream` binary: settings → logger → bind → [`leadstream::run`] until SIGINT/SIGTERM.
+//! The `leadstream` binary: settings → logger → bind → [`leadstream::run`] until SIGINT/SIGTERM,
+//! or one of its commands ([`leadstream::backup`]).
 
 use std::process::ExitCode;
 
-use leadstream::config::Settings;
+use leadstream::config::Invocation;
 
 #[tokio::main]
 async fn main() -> ExitCode {
     // RUST_LOG overrides this. A connection a client drops mid-request is its business, not
     // ours, so `server` logs it at debug, not as an error.
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
-    let settings = match Settings::from_env_and_args() {
-        Ok(s) => s,
+    let settings = match Invocation::from_env_and_args() {
+        Ok(Invocation::Serve(s)) => *s,
+        Ok(Invocation::Backup { db, args }) => {
+            return match leadstream::backup(db, args).await {
+                Ok(done) => {
+                    println!("{done}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("leadstream: backup failed: {e}");
+                    ExitCode::FAILURE
+                }
+            };
+        }
         Err(e) => {
             eprintln!("leadstream: {e}");
             return ExitCode::from(2);

@@ -9,7 +9,10 @@
 //! - `schema`: the pragmas, our SQL functions, the schema and its migrations;
 //! - one file per family of tables: `leads` (saving, reading back, replay, exports), `search`
 //!   (the filters, listing order and statistics), `jobs` (deliveries, jobs and dead letters:
-//!   the inbox), `sessions`, `forms` and `state`.
+//!   the inbox), `sessions`, `forms` and `state`;
+//! - `health`: whether the database can be written (its file still there, the disk not full
+//!   or read-only), for `/healthz`;
+//! - `backup`: a consistent copy of a live database ([`backup_file`]).
 //!
 //! rusqlite is blocking, so it never runs on the async runtime: writes go to the writer
 //! thread, reads to `spawn_blocking` with a pooled connection.
@@ -19,6 +22,7 @@
 //! engine (PostgreSQL, for several instances) implements: the same methods, with a job claim
 //! that takes a lease and a feed, not the writer, as the sink's caller.
 
+mod backup;
 mod forms;
 mod health;
 mod jobs;
@@ -37,6 +41,7 @@ use rusqlite::Connection;
 use tokio::sync::oneshot;
 
 use crate::model::Lead;
+pub use backup::{backup_file, BackupReport};
 pub use forms::FormInfo;
 pub use jobs::{DeadLetter, DueJobs, Job, Stored};
 pub use leads::WalkError;
