@@ -6,6 +6,7 @@
 #[allow(dead_code)]
 mod helpers;
 
+mod backup;
 mod crash;
 mod demo;
 mod health;
@@ -16,6 +17,7 @@ mod reports;
 mod retries;
 mod security;
 mod server;
+mod service;
 mod settings;
 mod stream;
 mod sync;
