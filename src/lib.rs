@@ -20,12 +20,15 @@
 //! - [`meta::sync`] catches up on leads webhooks missed, through the same save path;
 //!   [`meta::status`] is what the process knows of Meta's health.
 //!
-//! Beside the path: [`auth`] (the token, sessions, the login limit, and the [`auth::Auth`] a
-//! private handler takes), [`report`] (CSV and PDF), [`demo`] (a simulated Meta for `make run`
-//! without a Meta app), [`config`], [`model`] (the values passed around) and [`shutdown`].
+//! Beside the path: [`auth`] (the token, sessions bound to it, the limit on guessing it, and
+//! the [`auth::Auth`] a private handler takes), [`http::origin`] (state changes from other
+//! origins refused before any route), [`report`] (CSV and PDF), [`demo`] (a simulated Meta for
+//! `make run` without a Meta app), [`config`], [`model`] (the values passed around),
+//! [`logging`] (outside text escaped for the log) and [`shutdown`]. The store also says
+//! whether the database can be written ([`store::Store::health_check`], for `/healthz`).
 //!
 //! [`run`] takes an already-bound listener and a shutdown future, so tests start the real server
-//! in-process on port 0.
+//! in-process on port 0. [`backup`] is the `leadstream backup FILE` command.
 
 pub mod auth;
 pub mod backoff;

@@ -20,6 +20,12 @@ async fn sync_answers_within(app: &TestApp, within: Duration) -> (u16, Value) {
     (r.status().as_u16(), r.json().await.unwrap())
 }
 
+/// How many pages of `form`'s lead listing the fake Graph was asked for.
+fn listing_calls(app: &TestApp, form: &str) -> usize {
+    let path = format!("{form}/leads");
+    app.graph.calls().iter().filter(|c| **c == path).count()
+}
+
 #[tokio::test]
 async fn a_graph_answer_past_8_mib_is_given_up_and_retried_later() {
     let app = TestApp::spawn().await;
@@ -124,12 +130,7 @@ async fn a_paging_next_that_points_back_stops_that_form_and_the_sync_answers() {
         3,
         "{names:?}"
     );
-    let looping_calls = app
-        .graph
-        .calls()
-        .iter()
-        .filter(|c| c.as_str() == format!("{FORM_LOOPING}/leads"))
-        .count();
+    let looping_calls = listing_calls(&app, FORM_LOOPING);
     assert_eq!(
         looping_calls,
         2,
@@ -159,11 +160,6 @@ async fn a_listing_that_never_ends_stops_at_the_page_cap() {
         error.contains("Endless form") && error.contains("went on past 5 pages"),
         "{error}"
     );
-    let calls = app
-        .graph
-        .calls()
-        .iter()
-        .filter(|c| c.as_str() == format!("{FORM_LOOPING}/leads"))
-        .count();
+    let calls = listing_calls(&app, FORM_LOOPING);
     assert_eq!(calls, 5, "five pages read, no more");
 }
