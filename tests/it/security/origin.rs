@@ -171,3 +171,37 @@ async fn behind_a_proxy_the_public_url_is_our_own_origin() {
         .unwrap();
     assert_eq!(r.status(), 403, "a sibling subdomain");
 }
+
+/// The status line of a raw HTTP/1.1 exchange (for heads reqwest will not send).
+async fn raw_status(app: &TestApp, head: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let addr = app.base.trim_start_matches("http://");
+    let mut conn = tokio::net::TcpStream::connect(addr).await.unwrap();
+    conn.write_all(head.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        conn.read_to_end(&mut answer),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    String::from_utf8_lossy(&answer)
+        .lines()
+        .next()
+        .unwrap_or("")
+        .to_string()
+}
+
+#[tokio::test]
+async fn a_host_header_that_does_not_parse_troubles_only_a_browsers_state_change() {
+    let app = TestApp::spawn().await;
+    let read = format!(
+        "GET /api/leads/count HTTP/1.1\r\nHost: not a host\r\nAuthorization: Bearer {DASHBOARD_TOKEN}\r\nConnection: close\r\n\r\n"
+    );
+    assert_eq!(raw_status(&app, &read).await, "HTTP/1.1 200 OK");
+    let forged = format!(
+        "POST /api/dead-letters/retry HTTP/1.1\r\nHost: not a host\r\nOrigin: http://not\r\nAuthorization: Bearer {DASHBOARD_TOKEN}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    );
+    assert_eq!(raw_status(&app, &forged).await, "HTTP/1.1 403 Forbidden");
+}
