@@ -82,11 +82,16 @@ impl Worker {
             if shutdown.is_started() {
                 break;
             }
-            let wait = match self.claim_and_start(&slots, &running).await {
-                Ok(wait) => wait,
-                Err(e) => {
-                    log::error!("worker could not read jobs: {e}");
-                    Duration::from_secs(1)
+            // Nothing fetched could be saved: leave Graph alone until a restart.
+            let wait = if self.store.file_gone() {
+                Duration::from_secs(60)
+            } else {
+                match self.claim_and_start(&slots, &running).await {
+                    Ok(wait) => wait,
+                    Err(e) => {
+                        log::error!("worker could not read jobs: {e}");
+                        Duration::from_secs(1)
+                    }
                 }
             };
             // Woken early by a delivery, a finished job or a shutdown; a wake while Graph is

@@ -196,6 +196,12 @@ impl Verdicts {
 }
 
 impl Store {
+    /// True once the database file was removed or replaced: nothing more can be saved until
+    /// a restart.
+    pub fn file_gone(&self) -> bool {
+        self.health.is_gone()
+    }
+
     /// `Ok` when the database can be written now; otherwise why not, in words. Bounded: a
     /// verdict is reused for a second, the probe write waits at most 2 s, and a caller that
     /// arrives while a probe runs gets the verdict before it at once.
