@@ -67,7 +67,8 @@ impl AsRef<str> for Secret {
     version,
     about = "Receives Meta Lead Ads webhooks, keeps every lead in SQLite and shows them live.",
     after_help = "Every setting can also come from the environment or from a .env file in the \
-                  working directory. With no META_* settings at all, leadstream starts in demo mode."
+                  working directory; an empty value counts as unset. With no META_* settings at \
+                  all, leadstream starts in demo mode."
 )]
 pub struct Cli {
     /// Without a command, leadstream serves.
@@ -78,7 +79,7 @@ pub struct Cli {
     #[arg(long, env = "LISTEN_ADDR", default_value = DEFAULT_LISTEN)]
     pub listen: String,
 
-    /// SQLite file, created with schema.sql on first start.
+    /// SQLite file (the server creates it with schema.sql on first start).
     #[arg(long, env = "LEADS_DB", default_value = DEFAULT_DB, global = true)]
     pub db: String,
 
