@@ -7,15 +7,20 @@
 //! An empty value counts as unset wherever it comes from (`META_APP_SECRET=` in the
 //! environment or in `.env`, `--meta-app-secret=` on the command line): the next source is
 //! asked, and in the end the default applies. An empty secret must never become a key: anyone
-//! can compute HMAC("", body). So every value is read as text and checked here, not by clap,
-//! which would take `""` as a value.
+//! can compute HMAC("", body). clap would take `""` as a value, so empty values are taken out
+//! of the environment and the arguments before it looks ([`Cli::parse_with_empty_unset`]),
+//! for every setting it knows, present and future.
 
+use std::ffi::OsString;
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
+
+mod limits;
+pub use limits::{LimitArgs, Limits};
 
 /// A secret string whose `Debug` never shows the value, so a `{:?}` of the settings in a log
 /// line cannot leak a token.
@@ -136,6 +141,9 @@ pub struct Cli {
     /// are then counted per client rather than all against the proxy.
     #[arg(long = "trust-proxy-header", env = "TRUST_PROXY_HEADER")]
     pub trust_proxy_header: Option<String>,
+
+    #[command(flatten, next_help_heading = "Connections and timeouts")]
+    pub limits: LimitArgs,
 }
 
 /// What leadstream can do besides serving.
@@ -170,7 +178,8 @@ impl Invocation {
     /// Reads `.env` (if any), then flags and environment.
     pub fn from_env_and_args() -> Result<Invocation, String> {
         load_dotenv()?;
-        Cli::parse().into_invocation()
+        let cli = Cli::parse_with_empty_unset(std::env::args_os()).unwrap_or_else(|e| e.exit());
+        cli.into_invocation()
     }
 }
 
@@ -214,10 +223,8 @@ pub struct Tuning {
     /// attempts from it are refused for the rest of the window (10 a minute; docs/settings.md).
     pub guess_limit: u32,
     pub guess_window: Duration,
-    /// A connection that has not sent a whole request head this long after it opened, or
-    /// after its previous answer, is closed: idle keep-alives and slow-header (slowloris)
-    /// clients would otherwise hold sockets for ever without having logged in.
-    pub request_head_timeout: Duration,
+    /// How long a dashboard session lasts (30 days; docs/settings.md).
+    pub session_ttl: Duration,
 }
 
 impl Default for Tuning {
@@ -237,7 +244,7 @@ impl Default for Tuning {
             sync_max_pages: 2_000,
             guess_limit: crate::auth::GUESS_LIMIT,
             guess_window: crate::auth::GUESS_WINDOW,
-            request_head_timeout: Duration::from_secs(30),
+            session_ttl: Duration::from_secs(30 * 24 * 3600),
         }
     }
 }
@@ -268,6 +275,8 @@ pub struct Settings {
     pub public_url: Option<String>,
     /// The header a local reverse proxy passes the client's address in (lower case).
     pub trust_proxy_header: Option<String>,
+    /// What a client may hold: connections, timeouts, body bytes.
+    pub limits: Limits,
     pub tuning: Tuning,
 }
 
@@ -301,6 +310,21 @@ fn load_dotenv() -> Result<(), String> {
 }
 
 impl Cli {
+    /// Parses `args` and the environment, an empty value counting as unset: empty variables
+    /// of the settings are removed from the environment, and `--name=` or `--name ""` from
+    /// the arguments, so clap falls through to the next source and the default.
+    pub fn parse_with_empty_unset<I, T>(args: I) -> Result<Cli, clap::Error>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<OsString> + Clone,
+    {
+        forget_empty_environment(&Cli::command());
+        // Built again: clap reads the environment when it builds the command.
+        let mut command = Cli::command();
+        let args = drop_empty_flags(&command, args.into_iter().map(Into::into).collect());
+        Cli::from_arg_matches_mut(&mut command.try_get_matches_from_mut(args)?)
+    }
+
     /// A command, or the server's settings. A command needs only the settings it uses: a
     /// half-configured Meta app does not stop a backup.
     pub fn into_invocation(mut self) -> Result<Invocation, String> {
@@ -374,6 +398,7 @@ impl Cli {
         let listen = listen.trim().parse::<SocketAddr>().map_err(|e| {
             format!("LISTEN_ADDR must be an address and port like 127.0.0.1:8080 ({e}): {listen:?}")
         })?;
+        let limits = self.limits.into_limits()?;
         Ok(Settings {
             listen,
             db,
@@ -384,9 +409,57 @@ impl Cli {
             demo_reason,
             public_url,
             trust_proxy_header,
+            limits,
             tuning: Tuning::default(),
         })
     }
+}
+
+/// Every argument of `command` and its subcommands, with the name of its environment variable
+/// and whether it takes a value.
+fn arguments(command: &clap::Command) -> Vec<&clap::Arg> {
+    command
+        .get_arguments()
+        .chain(command.get_subcommands().flat_map(|c| c.get_arguments()))
+        .collect()
+}
+
+/// Removes the settings' environment variables whose value is empty (or only blanks).
+fn forget_empty_environment(command: &clap::Command) {
+    for arg in arguments(command) {
+        let Some(name) = arg.get_env() else { continue };
+        if std::env::var_os(name).is_some_and(|v| v.to_string_lossy().trim().is_empty()) {
+            // Before any thread of ours reads the environment (clap reads it next).
+            std::env::remove_var(name);
+        }
+    }
+}
+
+/// `args` without the options given an empty value: `--name=` and `--name ""` (`--name=  `
+/// too) for every option that takes one.
+fn drop_empty_flags(command: &clap::Command, args: Vec<OsString>) -> Vec<OsString> {
+    let takes_value: Vec<String> = arguments(command)
+        .into_iter()
+        .filter(|a| a.get_action().takes_values())
+        .filter_map(|a| a.get_long().map(|l| format!("--{l}")))
+        .collect();
+    let is_option = |s: &str| takes_value.iter().any(|o| o == s);
+    let blank = |s: &OsString| s.to_string_lossy().trim().is_empty();
+    let mut out = Vec::with_capacity(args.len());
+    let mut args = args.into_iter().peekable();
+    while let Some(arg) = args.next() {
+        let text = arg.to_string_lossy().into_owned();
+        if let Some((name, value)) = text.split_once('=') {
+            if is_option(name) && value.trim().is_empty() {
+                continue;
+            }
+        } else if is_option(&text) && args.peek().is_some_and(blank) {
+            args.next();
+            continue;
+        }
+        out.push(arg);
+    }
+    out
 }
 
 /// A header name as HTTP allows it (letters, digits and `-` in practice), lower case.
@@ -452,7 +525,7 @@ mod tests {
     fn cli(args: &[&str]) -> Cli {
         let mut all = vec!["leadstream"];
         all.extend_from_slice(args);
-        Cli::try_parse_from(all).unwrap()
+        Cli::parse_with_empty_unset(all).unwrap()
     }
 
     #[test]
@@ -486,6 +559,11 @@ mod tests {
             "--meta-graph-url=",
             "--dashboard-token=",
             "--public-url=",
+            "--trust-proxy-header=",
+            "--max-connections=",
+            "--idle-timeout",
+            "",
+            "--head-timeout=",
         ])
         .into_settings()
         .unwrap();
@@ -495,6 +573,10 @@ mod tests {
         assert_eq!(s.listen, DEFAULT_LISTEN.parse().unwrap());
         assert_eq!(s.db, PathBuf::from(DEFAULT_DB));
         assert_eq!(s.public_url, None);
+        assert_eq!(s.trust_proxy_header, None);
+        assert_eq!(s.limits.max_connections, None);
+        assert_eq!(s.limits.idle_timeout, Limits::default().idle_timeout);
+        assert_eq!(s.limits.head_timeout, Limits::default().head_timeout);
 
         // An empty line beside a real one is no reason to start half-configured.
         let mut c = cli(&["--meta-app-secret=", "--meta-page-id="]);

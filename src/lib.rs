@@ -12,11 +12,12 @@
 //! - [`store::Store`] is the only writer: its writer thread commits in groups and then hands
 //!   every inserted lead, in id order, to its sink, [`live::Hub`]: the single publish point.
 //! - [`live`] is push: [`live::LeadStream`] is one `/api/stream` body (replay from the
-//!   database after `Last-Event-ID` or lag, then live frames made once per lead), and once a
-//!   stream is caught up the [`live::fanout`] writes its leads, a few threads looping over
-//!   many sockets.
-//! - [`http::server`], the accept loop, writes a fresh connection's stream straight to the
-//!   socket and hands every other request to hyper and the routes of [`http`].
+//!   database after `Last-Event-ID` or lag, then live frames made once per lead), the
+//!   [`live::writer`] writes an HTTP/1.x stream straight to its socket, and once a stream is
+//!   caught up the [`live::fanout`] writes its leads, a few threads looping over many sockets.
+//! - [`http::server`], the accept loop, admits connections within [`http::limits`]; our own
+//!   HTTP/1.x loop hands every authorised stream request to the socket writer and every other
+//!   request to the routes of [`http`] (HTTP/2 goes to hyper and the same routes).
 //! - [`meta::sync`] catches up on leads webhooks missed, through the same save path;
 //!   [`meta::status`] is what the process knows of Meta's health.
 //!
@@ -56,6 +57,7 @@ use crate::auth::{Gate, GuessLimiter, ProxyTrust, Sessions};
 use crate::config::{MetaSettings, Settings};
 use crate::demo::DemoMeta;
 use crate::http::dashboard::DashboardContext;
+use crate::http::limits::BodyBudget;
 use crate::http::ops::OpsContext;
 use crate::http::origin::Origins;
 use crate::http::server::ServerContext;
@@ -86,12 +88,14 @@ pub async fn run(
     let hub = Hub::new(tuning.broadcast_capacity);
     let store = Store::open(&settings.db, hub.clone())?;
     let status = Arc::new(Status::default());
-    let sessions = Sessions::load(store.clone())
+    // A session that ends ends its streams: the hub tells them.
+    let sessions = Sessions::load(store.clone(), tuning.session_ttl, Arc::new(hub.clone()))
         .await
         .map_err(|e| e.to_string())?;
+    let sessions = Arc::new(sessions);
     let gate = Gate::open(
         settings.dashboard_token.clone(),
-        sessions,
+        sessions.clone(),
         &store,
         GuessLimiter::new(tuning.guess_limit, tuning.guess_window),
         ProxyTrust::header(settings.trust_proxy_header.as_deref()),
@@ -99,6 +103,7 @@ pub async fn run(
     .await
     .map_err(|e| e.to_string())?;
     let (switch, stop) = Shutdown::new();
+    let cap = http::server::connection_cap(&settings.limits);
 
     // In demo mode the simulated Meta makes up its secrets and serves Graph from this server.
     let (meta, demo) = match &settings.meta {
@@ -133,6 +138,7 @@ pub async fn run(
     let params = StreamParams {
         keepalive: tuning.keepalive,
         max_replay: tuning.max_replay,
+        write_timeout: settings.limits.write_timeout,
     };
     // One fan-out writer per core: a fan-out then keeps every core busy.
     let streams = Arc::new(Streams::start(
@@ -158,6 +164,7 @@ pub async fn run(
     let mut background = vec![
         tokio::spawn(worker.run(stop.clone())),
         tokio::spawn(gate.clone().report_guesses(stop.clone())),
+        tokio::spawn(sessions.sweep(stop.clone())),
     ];
     if let Some(every) = tuning.sync_every {
         background.push(tokio::spawn(meta::sync::run_periodic(
@@ -183,6 +190,7 @@ pub async fn run(
             status,
             syncer,
             streams: streams.clone(),
+            connections: cap.clone(),
             wake_worker,
             demo: settings.demo,
         }),
@@ -197,12 +205,14 @@ pub async fn run(
     let server_context = Arc::new(ServerContext {
         gate,
         streams,
-        head_timeout: tuning.request_head_timeout,
+        routes,
+        limits: settings.limits.clone(),
+        budget: BodyBudget::new(settings.limits.body_budget),
     });
     let mut server = tokio::spawn(http::server::serve(
         listener,
         server_context,
-        routes,
+        cap,
         stop.clone(),
     ));
     print_banner(&settings, local_addr);

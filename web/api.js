@@ -16,7 +16,8 @@ export function onSessionGone(fn) {
   goneListeners.push(fn);
 }
 
-function sessionGone() {
+// The session has ended (a 401, or the stream's "logout"): the page goes to the sign-in page.
+export function sessionGone() {
   if (gone) return;
   gone = true;
   for (const fn of goneListeners) fn();

@@ -3,7 +3,9 @@
 //   "refresh" ({full, missed})    what is shown may be out of date: reload the list and the
 //                                 statistics (full: everything else too; missed: how many
 //                                 arrived that were too many to pass on one by one);
-//   "state"   ("live" | "checking" | "offline")   how fresh that is.
+//   "state"   ("live" | "checking" | "offline")   how fresh that is;
+//   "logout"  ()                  the server ended the session the stream was opened with
+//                                 (logout elsewhere, expiry): it has stopped for good.
 //
 // Freshness, in order of preference:
 //   1. An EventSource on /api/stream (live).
@@ -132,6 +134,12 @@ export class LiveSource extends Emitter {
     src.addEventListener('refresh', () => {
       if (this.#es !== src) return;
       this.#refreshAll();
+    });
+    // The session has ended: reconnecting or checking would only meet 401s.
+    src.addEventListener('logout', () => {
+      if (this.#es !== src) return;
+      this.stop();
+      this.emit('logout');
     });
     src.onerror = () => {
       if (this.#es !== src) return;

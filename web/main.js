@@ -6,8 +6,8 @@
 //
 // Who owns what:
 //   live-source.js  where leads come from: the stream, the 3 s count check while it is down, the
-//                   60 s refresh, the connection state. Emits "lead", "refresh" and "state";
-//                   knows nothing of the page (tests/web has its unit tests).
+//                   60 s refresh, the connection state. Emits "lead", "refresh", "state" and
+//                   "logout"; knows nothing of the page (tests/web has its unit tests).
 //   api.js          fetch and JSON, the server's error sentences, a 401 → the sign-in page
 //   view-state.js   search, filters and sort order, kept in the address bar; emits "change"
 //   catalog.js      the forms and pages the server knows: filter menus, form names
@@ -26,7 +26,7 @@
 // part does to another is wired here, as listeners and plain calls, so a new view (a settings
 // page, browser notifications, a status per row) is a module of its own plus a few lines below.
 
-import { onSessionGone } from './api.js';
+import { onSessionGone, sessionGone } from './api.js';
 import * as catalog from './catalog.js';
 import { showConnection } from './conn-status.js';
 import { soon } from './events.js';
@@ -68,6 +68,8 @@ live.on('refresh', ({ full, missed }) => {
   }
 });
 live.on('state', showConnection);
+// The stream says the session has ended (logged out in another tab, or expired).
+live.on('logout', sessionGone);
 
 catalog.on('forms', (forms) => {
   filters.showForms(forms);
@@ -85,6 +87,9 @@ viewState.onChange(() => {
 health.on('synced', () => live.checkUnlessStreaming());
 
 onSessionGone(() => live.stop());
+// Signing out here: the stream stops first, so its own `logout` event cannot reload the page
+// in the middle of the form's answer (which clears the cookie).
+document.querySelector('form.logout')?.addEventListener('submit', () => live.stop());
 window.addEventListener('pagehide', () => live.closeStream());
 
 viewState.loadFromUrl();

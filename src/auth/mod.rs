@@ -5,6 +5,7 @@
 //! one, so a handler that takes an `Auth` cannot run for a request without credentials, and a
 //! handler without one is visibly public.
 
+mod credential;
 mod limiter;
 mod proxy;
 mod sessions;
@@ -19,9 +20,10 @@ use subtle::ConstantTimeEq;
 use crate::config::Secret;
 use crate::logging::escaped;
 use crate::store::{Store, StoreError};
+pub use credential::{Credential, Principal};
 pub use limiter::{Door, GuessLimiter, GUESS_LIMIT, GUESS_WINDOW};
 pub use proxy::ProxyTrust;
-pub use sessions::{Credential, Principal, Sessions, SESSION_COOKIE, SESSION_TTL};
+pub use sessions::{Admitted, EndedSink, SessionEnd, Sessions, SESSION_COOKIE};
 
 /// Constant-time equality of two secrets. Both are hashed first, so the comparison runs over
 /// 32 bytes whatever was sent: not even the token's length shows in the timing (a plain
@@ -38,11 +40,19 @@ pub fn secret_eq(a: &str, b: &str) -> bool {
 #[derive(Debug)]
 pub struct Auth {
     principal: Principal,
+    /// The session it was made from; `None` for the bearer token.
+    session: Option<SessionEnd>,
 }
 
 impl Auth {
     pub fn principal(&self) -> &Principal {
         &self.principal
+    }
+
+    /// Raised when the session these credentials came from ends; `None` for the bearer
+    /// token, which lasts as long as the process.
+    pub fn session_end(&self) -> Option<&SessionEnd> {
+        self.session.as_ref()
     }
 }
 
@@ -77,7 +87,7 @@ impl Gate {
     /// `DASHBOARD_TOKEN` logs everyone out.
     pub async fn open(
         token: Secret,
-        sessions: Sessions,
+        sessions: Arc<Sessions>,
         store: &Store,
         guesses: GuessLimiter,
         proxy: ProxyTrust,
@@ -93,7 +103,7 @@ impl Gate {
             inner: Arc::new(Inner {
                 token,
                 credential,
-                sessions: Arc::new(sessions),
+                sessions,
                 guesses,
                 proxy,
             }),
@@ -182,13 +192,16 @@ impl Gate {
     fn token_auth(&self) -> Auth {
         Auth {
             principal: Principal::admin(),
+            session: None,
         }
     }
 
     fn session_auth(&self, creds: &Credentials) -> Option<Auth> {
-        let cookie = creds.session.as_deref()?;
-        let principal = self.inner.sessions.principal(cookie)?;
-        Some(Auth { principal })
+        let Admitted { principal, end } = self.inner.sessions.check(creds.session.as_deref()?)?;
+        Some(Auth {
+            principal,
+            session: Some(end),
+        })
     }
 }
 

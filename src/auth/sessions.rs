@@ -1,118 +1,120 @@
 //! Dashboard sessions: random 256-bit values of which only a SHA-256 is kept (here, to check
-//! without a query, and in the store, so sessions survive a restart), ended by logout. A copy
-//! of the database logs nobody in.
+//! without a query, and in the store, so sessions survive a restart), ended by logout or by
+//! expiry. A copy of the database logs nobody in.
 //!
-//! A session belongs to a [`Principal`] and remembers the [`Credential`] that made it: today
-//! the dashboard token, which acts as the principal `admin`. Whatever credential made a session
-//! can end it: when the token changes, [`Sessions::end_made_with_other`] ends every session
-//! the old token made (at start-up, so a changed `DASHBOARD_TOKEN` logs everyone out). A
-//! user's password fits the same shape: its own kind, its own fingerprint.
+//! Whatever a session opened ends with it: each live session has a [`SessionEnd`] flag that
+//! the requests it authorised may keep (an open stream does), and the [`EndedSink`] hears when
+//! any flag was raised, so a stream that waits for leads is woken to look at its own.
+//!
+//! A session belongs to a [`Principal`] and remembers the [`Credential`] that made it, so the
+//! credential can end it: [`Sessions::end_made_with_other`] ends every session the previous
+//! dashboard token made (at start-up: a changed `DASHBOARD_TOKEN` logs everyone out).
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
+use tokio::sync::Notify;
 
+use super::credential::{Credential, Principal};
 use crate::config::random_token;
 use crate::model::now_ms;
+use crate::shutdown::Shutdown;
 use crate::store::{Store, StoreError, StoredSession};
 
 /// The name of the session cookie.
 pub const SESSION_COOKIE: &str = "leadstream_session";
-/// How long a session lasts without logging in again.
-pub const SESSION_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
 
 fn hash(value: &str) -> String {
     hex::encode(Sha256::digest(value.as_bytes()))
 }
 
-/// Who a session (or a request) acts for.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Principal(String);
+/// Raised once when its session ends (logout, expiry). Cheap to clone and to read.
+#[derive(Clone, Debug, Default)]
+pub struct SessionEnd(Arc<AtomicBool>);
 
-impl Principal {
-    /// The dashboard token acts as the administrator `admin`.
-    pub fn admin() -> Principal {
-        Principal("admin".into())
+impl SessionEnd {
+    pub fn is_ended(&self) -> bool {
+        self.0.load(Ordering::Acquire)
     }
 
-    pub fn name(&self) -> &str {
-        &self.0
-    }
-}
-
-/// The credential a session was made with: its kind (`token`) and a fingerprint of the secret,
-/// an HMAC-SHA256 keyed with a random salt kept in the database. The fingerprint tells one
-/// token from another without storing the token; a copy of the database still lets a token be
-/// tested offline at SHA-256 speed, which is why the token should be long and random.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Credential {
-    kind: String,
-    fingerprint: String,
-}
-
-impl Credential {
-    /// The dashboard token's credential, fingerprinted with `salt`.
-    pub fn token(secret: &str, salt: &str) -> Credential {
-        let mut mac = Hmac::<Sha256>::new_from_slice(salt.as_bytes())
-            .expect("HMAC accepts keys of any length");
-        mac.update(secret.as_bytes());
-        Credential {
-            kind: "token".into(),
-            fingerprint: hex::encode(mac.finalize().into_bytes()),
-        }
+    pub(crate) fn raise(&self) {
+        self.0.store(true, Ordering::Release);
     }
 }
 
-/// What the gate knows of a live session.
+/// Hears that one or more sessions have ended; whoever holds their [`SessionEnd`] may look.
+pub trait EndedSink: Send + Sync {
+    fn sessions_ended(&self);
+}
+
 struct Live {
+    /// unix ms
+    expires: i64,
+    end: SessionEnd,
     principal: Principal,
     credential: Credential,
-    expires_ms: i64,
+}
+
+/// What a live session cookie opens: for whom, and the flag raised when the session ends.
+#[derive(Debug, Clone)]
+pub struct Admitted {
+    pub principal: Principal,
+    pub end: SessionEnd,
 }
 
 pub struct Sessions {
     store: Store,
-    /// Cookie hash → the session; a mirror of the table so checks need no query.
+    ttl: Duration,
+    /// token hash → the live session; a mirror of the table so checks need no query.
     live: Mutex<HashMap<String, Live>>,
+    sink: Arc<dyn EndedSink>,
+    /// A session was added: the sweeper looks at the earliest expiry again.
+    added: Notify,
 }
 
 impl Sessions {
-    /// Loads the unexpired sessions and forgets the expired ones.
-    pub async fn load(store: Store) -> Result<Sessions, StoreError> {
-        let rows = store.load_sessions(now_ms()).await?;
+    /// Loads the unexpired sessions and forgets the expired ones. New sessions last `ttl`.
+    pub async fn load(
+        store: Store,
+        ttl: Duration,
+        sink: Arc<dyn EndedSink>,
+    ) -> Result<Sessions, StoreError> {
+        let now = now_ms();
+        let rows = store.load_sessions(now).await?;
         let live = rows
             .into_iter()
             .map(|(h, s)| {
                 let live = Live {
-                    principal: Principal(s.principal),
+                    expires: s.expires_ms,
+                    end: SessionEnd::default(),
+                    principal: Principal::named(s.principal),
                     credential: Credential {
                         kind: s.credential_kind,
                         fingerprint: s.credential_fp,
                     },
-                    expires_ms: s.expires_ms,
                 };
                 (h, live)
             })
             .collect();
         Ok(Sessions {
             store,
+            ttl,
             live: Mutex::new(live),
+            sink,
+            added: Notify::new(),
         })
     }
 
-    /// Ends every session made with a credential of the same kind as `current` that is not
-    /// `current` (the token changed since they were made); returns how many ended.
-    pub async fn end_made_with_other(&self, current: &Credential) -> Result<usize, StoreError> {
-        // Out of the mirror first: from here on they open nothing, even if the store is slow.
-        self.live.lock().expect("sessions lock").retain(|_, s| {
-            s.credential.kind != current.kind || s.credential.fingerprint == current.fingerprint
-        });
-        self.store
-            .remove_sessions_made_with_other(current.kind.clone(), current.fingerprint.clone())
-            .await
+    fn live(&self) -> MutexGuard<'_, HashMap<String, Live>> {
+        self.live.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// How long a new session lasts (the cookie's `Max-Age`).
+    pub fn ttl(&self) -> Duration {
+        self.ttl
     }
 
     /// Creates a session for `principal`, made with `credential`; returns the cookie value.
@@ -123,46 +125,114 @@ impl Sessions {
     ) -> Result<String, StoreError> {
         let token = random_token(32);
         let h = hash(&token);
-        let expires_ms = now_ms() + SESSION_TTL.as_millis() as i64;
+        let expires = now_ms() + self.ttl.as_millis() as i64;
         let stored = StoredSession {
-            principal: principal.0.clone(),
+            principal: principal.name().to_string(),
             credential_kind: credential.kind.clone(),
             credential_fp: credential.fingerprint.clone(),
-            expires_ms,
+            expires_ms: expires,
         };
         self.store.add_session(h.clone(), stored).await?;
-        self.live.lock().expect("sessions lock").insert(
-            h,
-            Live {
-                principal,
-                credential,
-                expires_ms,
-            },
-        );
+        let live = Live {
+            expires,
+            end: SessionEnd::default(),
+            principal,
+            credential,
+        };
+        self.live().insert(h, live);
+        self.added.notify_one();
         Ok(token)
     }
 
-    /// The principal of a known, unexpired session cookie. Looking up the hash of the
-    /// presented value in a map does not reveal anything about other sessions' values.
-    pub fn principal(&self, cookie: &str) -> Option<Principal> {
+    /// What a known, unexpired session cookie opens. Looking up the hash of the presented
+    /// value in a map does not reveal anything about other sessions' values.
+    pub fn check(&self, cookie: &str) -> Option<Admitted> {
         if cookie.is_empty() || cookie.len() > 128 {
             return None;
         }
         let h = hash(cookie);
-        let live = self.live.lock().expect("sessions lock");
+        let live = self.live();
         live.get(&h)
-            .filter(|s| s.expires_ms > now_ms())
-            .map(|s| s.principal.clone())
+            .filter(|s| s.expires > now_ms())
+            .map(|s| Admitted {
+                principal: s.principal.clone(),
+                end: s.end.clone(),
+            })
     }
 
-    /// True for a known, unexpired session cookie.
-    pub fn is_valid(&self, cookie: &str) -> bool {
-        self.principal(cookie).is_some()
+    /// Ends every session made with a credential `current` replaces (of its kind, but not
+    /// it: the token changed since they were made), here, in the database and for whatever
+    /// they opened; returns how many ended.
+    pub async fn end_made_with_other(&self, current: &Credential) -> Result<usize, StoreError> {
+        // Out of the mirror first: from here on they open nothing, even if the store is slow.
+        let mut ended = 0;
+        self.live().retain(|_, s| {
+            let stale = current.replaces(&s.credential);
+            if stale {
+                s.end.raise();
+                ended += 1;
+            }
+            !stale
+        });
+        if ended > 0 {
+            self.sink.sessions_ended();
+        }
+        self.store
+            .remove_sessions_made_with_other(current.kind.clone(), current.fingerprint.clone())
+            .await
     }
 
+    /// Logout: the session ends here, in the database, and for whatever it opened.
     pub async fn end(&self, cookie: &str) -> Result<(), StoreError> {
         let h = hash(cookie);
-        self.live.lock().expect("sessions lock").remove(&h);
+        let ended = self.live().remove(&h);
+        if let Some(s) = ended {
+            s.end.raise();
+            self.sink.sessions_ended();
+        }
         self.store.remove_session(h).await
+    }
+
+    /// Ends every session that has expired by now; returns the earliest expiry left.
+    fn end_expired(&self) -> Option<i64> {
+        let now = now_ms();
+        let mut ended = 0;
+        let mut live = self.live();
+        live.retain(|_, s| {
+            let keep = s.expires > now;
+            if !keep {
+                s.end.raise();
+                ended += 1;
+            }
+            keep
+        });
+        let next = live.values().map(|s| s.expires).min();
+        drop(live);
+        if ended > 0 {
+            log::info!("{ended} dashboard session(s) expired");
+            self.sink.sessions_ended();
+        }
+        next
+    }
+
+    /// Ends sessions as they expire, until shutdown. Checks already refuse an expired cookie;
+    /// this is for what a session opened and keeps open (a stream), which is not asked again.
+    pub async fn sweep(self: Arc<Self>, stop: Shutdown) {
+        loop {
+            let wait = match self.end_expired() {
+                // A little after the expiry: `end_expired` then finds it over.
+                Some(at) => Duration::from_millis((at - now_ms()).max(0) as u64 + 5),
+                // Nothing to expire until a session is made.
+                None => Duration::MAX,
+            };
+            let added = self.added.notified();
+            tokio::select! {
+                _ = tokio::time::sleep(wait.min(Duration::from_secs(24 * 3600))) => {}
+                // Sessions live `ttl` from their creation, so a new one never expires before
+                // those already here, but the first one after none needs a wake-up.
+                _ = added => {}
+                _ = stop.started() => return,
+            }
+        }
     }
 }

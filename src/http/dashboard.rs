@@ -13,7 +13,7 @@ use warp::{Filter, Reply};
 use super::auth::{client_addr, optional_auth, session_cookie};
 use super::error::AppError;
 use super::with;
-use crate::auth::{Auth, Gate, Refusal, SESSION_COOKIE, SESSION_TTL};
+use crate::auth::{Auth, Gate, Refusal, SESSION_COOKIE};
 
 pub(super) const INDEX_HTML: &str = include_str!("../../web/index.html");
 const LOGIN_HTML: &str = include_str!("../../web/login.html");
@@ -142,7 +142,7 @@ async fn try_login(
             let secure = if ctx.secure_cookie { "; Secure" } else { "" };
             let cookie = format!(
                 "{SESSION_COOKIE}={session}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}{secure}",
-                SESSION_TTL.as_secs()
+                ctx.gate.sessions().ttl().as_secs()
             );
             redirect_home(view, Some(cookie))
         }

@@ -28,8 +28,12 @@ pub enum AppError {
     CrossOrigin(String),
     /// 404
     NotFound,
-    /// 413: a webhook body over the limit.
+    /// 408: a request body that did not arrive in time.
+    RequestTimeout,
+    /// 413: a request body over the limit.
     PayloadTooLarge,
+    /// 431: a request head over the limit.
+    HeadTooLarge,
     /// 429: too many wrong tokens from one address lately; it may try again after this long
     /// (`Retry-After`).
     TooManyRequests(std::time::Duration),
@@ -47,7 +51,9 @@ impl AppError {
             AppError::Unauthorized => StatusCode::UNAUTHORIZED,
             AppError::Forbidden(_) | AppError::CrossOrigin(_) => StatusCode::FORBIDDEN,
             AppError::NotFound => StatusCode::NOT_FOUND,
+            AppError::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             AppError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            AppError::HeadTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             AppError::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
             AppError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -64,7 +70,9 @@ impl AppError {
             }
             AppError::Forbidden(why) => (*why).into(),
             AppError::NotFound => "not found".into(),
+            AppError::RequestTimeout => "the request body did not arrive in time".into(),
             AppError::PayloadTooLarge => "body larger than 4 MiB".into(),
+            AppError::HeadTooLarge => "request head too large".into(),
             AppError::TooManyRequests(wait) => format!(
                 "too many wrong tokens from your address; wait {} s and try again",
                 wait.as_secs_f64().ceil() as u64
@@ -115,6 +123,14 @@ impl Reply for AppError {
         }
         res
     }
+}
+
+/// An error the connection loop answers itself, before any route sees the request (a
+/// malformed head, a body too large or too slow): the same JSON and headers as a route's.
+pub fn before_routes(e: AppError) -> Response {
+    let mut res = e.into_response();
+    super::headers::secure(&mut res);
+    res
 }
 
 /// Turns a handler's result into a response; handlers return `Result<impl Reply, AppError>`.

@@ -1,7 +1,12 @@
-//! The HTTP surface: the accept loop, and the warp routes it hands requests to.
+//! The HTTP surface: the accept loop, the connections, and the warp routes they hand
+//! requests to.
 //!
-//! - [`server`]: the accept loop; writes a fresh connection's authorised `/api/stream` itself
-//!   and hands everything else to hyper and the routes;
+//! - [`server`]: the accept loop, with the connection caps ([`limits`]); tells HTTP/2 from
+//!   HTTP/1 by a connection's first bytes;
+//! - `h1`: our own HTTP/1.x connection loop, which hands every authorised `GET /api/stream`
+//!   to the stream's socket writer and every other request to the routes; `h2`: hyper's
+//!   HTTP/2 server over the same routes;
+//! - [`stream`]: the one place that decides who gets a stream and what its answer's head says;
 //! - one file per area, each route a small function with a `/// METHOD /path` line and its
 //!   handler a plain `async fn`: [`webhook`], [`leads`], [`ops`] (health, status, sync, dead
 //!   letters), [`stream`], [`reports`], [`dashboard`] (the page and login), [`assets`],
@@ -24,10 +29,14 @@ pub mod auth;
 pub mod dashboard;
 pub mod demo;
 pub mod error;
+mod h1;
+mod h2;
 pub mod headers;
 pub mod leads;
+pub mod limits;
 pub mod ops;
 pub mod origin;
+mod replay;
 pub mod reports;
 pub mod server;
 pub mod stream;
@@ -37,9 +46,8 @@ use std::convert::Infallible;
 use std::sync::Arc;
 
 use warp::filters::BoxedFilter;
-use warp::http::{HeaderMap, HeaderValue};
 use warp::reply::Response;
-use warp::{Filter, Reply};
+use warp::Filter;
 
 use crate::auth::Gate;
 use crate::demo::DemoMeta;
@@ -66,10 +74,6 @@ pub struct Areas {
 
 /// All routes, with the security headers and JSON answers for warp's own rejections.
 pub fn routes(areas: Areas) -> BoxedFilter<(Response,)> {
-    let mut headers = HeaderMap::new();
-    for (name, value) in headers::SECURITY_HEADERS {
-        headers.insert(name, HeaderValue::from_static(value));
-    }
     let Areas {
         gate,
         store,
@@ -100,13 +104,10 @@ pub fn routes(areas: Areas) -> BoxedFilter<(Response,)> {
         .and(routes)
         .recover(error::handle_rejection)
         .unify()
-        .with(warp::reply::with::headers(headers))
-        // Answers hold personal data: no cache may keep them. Static assets set their own.
-        .with(warp::reply::with::default_header(
-            "cache-control",
-            "no-store",
-        ))
-        .map(Reply::into_response)
+        .map(|mut res: Response| {
+            headers::secure(&mut res);
+            res
+        })
         .boxed()
 }
 

@@ -12,6 +12,7 @@ use warp::{Filter, Rejection, Reply};
 
 use super::auth::authenticated;
 use super::error::{respond, AppError};
+use super::limits::ConnectionCap;
 use super::with;
 use crate::auth::{Auth, Gate};
 use crate::live::Streams;
@@ -29,6 +30,8 @@ pub struct OpsContext {
     pub syncer: Arc<Syncer>,
     /// For the count of open streams.
     pub streams: Arc<Streams>,
+    /// For the count of open connections.
+    pub connections: Arc<ConnectionCap>,
     /// Wakes the worker when dead letters are put back in the queue.
     pub wake_worker: Arc<Notify>,
     pub demo: bool,
@@ -107,6 +110,9 @@ async fn pipeline_status(ctx: Ctx, _auth: Auth) -> Result<impl Reply, AppError> 
     }
     let paused = ctx.status.graph_paused_for();
     let overview = overview.as_ref();
+    // Streams the socket writer serves (every HTTP/1.x one), and of those the ones on a
+    // connection that carried another request first, as a browser's EventSource does.
+    let written = ctx.streams.written_counts();
     Ok(warp::reply::json(&json!({
         "last_webhook_at": last_webhook_at,
         "last_sync": overview.and_then(|o| o.last_sync.clone()),
@@ -116,7 +122,15 @@ async fn pipeline_status(ctx: Ctx, _auth: Auth) -> Result<impl Reply, AppError> 
         "problems": problems,
         "graph_paused_seconds": paused.as_secs_f64().ceil() as u64,
         "sync_running": ctx.syncer.is_running(),
+        "connections": {
+            "open": ctx.connections.open(),
+            "max": ctx.connections.max(),
+        },
         "stream_clients": ctx.streams.open_count(),
+        "streams_written": {
+            "open": written.open,
+            "on_reused_connections": written.on_reused_connections,
+        },
         "demo": ctx.demo,
         "version": env!("CARGO_PKG_VERSION"),
     })))

@@ -1,6 +1,6 @@
 //! The hub: one broadcast channel that carries every committed lead (with its frame, made
-//! once), the keep-alive beat of one clock shared by every stream, and the closing signal at
-//! shutdown.
+//! once), the keep-alive beat of one clock shared by every stream, word that sessions have
+//! ended, and the closing signal at shutdown.
 
 use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -10,17 +10,20 @@ use bytes::Bytes;
 use tokio::sync::broadcast;
 use tokio::time::{Instant, MissedTickBehavior};
 
-use super::frames::lead_frame;
+use super::frames::{chunk, lead_frame};
+use crate::auth::EndedSink;
 use crate::model::Lead;
 use crate::shutdown::Shutdown;
 use crate::store::LeadSink;
 
-/// A saved lead and its ready-made SSE frame.
+/// A saved lead and its ready-made SSE frame, bare and as an HTTP/1.1 chunk.
 #[derive(Debug)]
 pub struct LeadEvent {
     pub id: i64,
     pub lead: Lead,
     pub frame: Bytes,
+    /// `frame` as one chunk, for the chunked streams the fan-out writes.
+    pub chunk: Bytes,
 }
 
 /// What the channel carries to every stream.
@@ -29,6 +32,8 @@ pub enum Signal {
     Lead(Arc<LeadEvent>),
     /// Time for a keep-alive comment.
     Beat,
+    /// One or more sessions have ended: a stream opened with one ends (`live::LeadStream`).
+    SessionsEnded,
     /// The server is shutting down: streams end.
     Close,
 }
@@ -75,12 +80,14 @@ impl Hub {
             lead.source
         );
         let frame = lead_frame(&lead);
+        let chunk = chunk(&frame);
         self.last_published.fetch_max(lead.id, Ordering::AcqRel);
         // No receivers is fine: nobody has a dashboard open.
         let _ = self.tx.send(Signal::Lead(Arc::new(LeadEvent {
             id: lead.id,
             lead,
             frame,
+            chunk,
         })));
     }
 
@@ -132,6 +139,13 @@ impl LeadSink for Hub {
         for lead in leads {
             self.publish(lead);
         }
+    }
+}
+
+/// Sessions' sink: a stream whose session ended learns it on the channel it waits on anyway.
+impl EndedSink for Hub {
+    fn sessions_ended(&self) {
+        let _ = self.tx.send(Signal::SessionsEnded);
     }
 }
 

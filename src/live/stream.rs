@@ -1,4 +1,5 @@
-//! One open `/api/stream`: the hello, then replayed and live frames, in id order, once each.
+//! One open `/api/stream`: the hello, then replayed and live frames, in id order, once each,
+//! and `logout` when the session it was opened with ends.
 //!
 //! Ordering and completeness rest on one fact: the writer publishes a lead only after its
 //! COMMIT. A stream therefore subscribes *first* and reads the database *second*: whatever that
@@ -11,20 +12,20 @@
 //! An idle stream waits on one thing only, its receiver: the channel carries the leads, the
 //! keep-alive beat of one clock shared by every stream, and the closing signal at shutdown. So
 //! a lead wakes each stream once and costs it one receive, with no timer or other waiter to
-//! cancel and re-register. A caught-up stream that the accept loop serves is not even woken: a
+//! cancel and re-register. A caught-up stream that the socket writer serves is not even woken: a
 //! fan-out writer writes the frame for it ([`LeadStream::caught_up`] says when it may join).
 
 use std::convert::Infallible;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::Stream;
 use tokio::sync::broadcast;
 
-use super::frames::{lead_frame, refresh_frame, HELLO, KEEPALIVE};
+use super::frames::{lead_frame, refresh_frame, HELLO, KEEPALIVE, LOGOUT};
 use super::hub::{Hub, Signal};
+use super::Counted;
+use crate::auth::SessionEnd;
 use crate::shutdown::Shutdown;
 use crate::store::Store;
 
@@ -40,6 +41,8 @@ pub struct StreamParams {
     pub keepalive: Duration,
     /// A lagging client farther behind than this gets `refresh` instead of a replay.
     pub max_replay: i64,
+    /// A stream's client that takes no bytes for this long is closed (socket writer only).
+    pub write_timeout: Duration,
 }
 
 enum Phase {
@@ -49,22 +52,6 @@ enum Phase {
     Replay,
     Live,
     Done,
-}
-
-/// Counts a stream as open for as long as it lives.
-struct Counted(Arc<AtomicUsize>);
-
-impl Counted {
-    fn new(count: &Arc<AtomicUsize>) -> Counted {
-        count.fetch_add(1, Ordering::Relaxed);
-        Counted(count.clone())
-    }
-}
-
-impl Drop for Counted {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::Relaxed);
-    }
 }
 
 /// Everything one open stream holds between two frames.
@@ -78,6 +65,9 @@ struct State {
     /// The newest id this client has (sent by us, or its `Last-Event-ID`).
     last_sent: i64,
     phase: Phase,
+    /// The session the stream was opened with (`None`: the bearer token). Read before every
+    /// frame; `Signal::SessionsEnded` is the wake-up.
+    session: Option<SessionEnd>,
 }
 
 /// One open stream: the hello, then replayed and live frames.
@@ -98,10 +88,13 @@ impl LeadStream {
         resume_from: Option<i64>,
         shutdown: Shutdown,
         params: StreamParams,
+        session: Option<SessionEnd>,
     ) -> LeadStream {
+        let mut state = State::open(hub, store, resume_from, shutdown, params).await;
+        state.session = session;
         LeadStream {
             hello_sent: false,
-            state: State::open(hub, store, resume_from, shutdown, params).await,
+            state,
         }
     }
 
@@ -119,8 +112,13 @@ impl LeadStream {
     /// above that id (`fanout`), as long as they report back with [`Self::sent_elsewhere`].
     pub fn caught_up(&self) -> Option<i64> {
         let s = &self.state;
-        (self.hello_sent && matches!(s.phase, Phase::Live) && s.rx.is_empty())
+        (self.hello_sent && matches!(s.phase, Phase::Live) && s.rx.is_empty() && !s.ended())
             .then_some(s.last_sent)
+    }
+
+    /// The end flag of the session the stream was opened with, if any.
+    pub fn session(&self) -> Option<&SessionEnd> {
+        self.state.session.as_ref()
     }
 
     /// The whole stream as a response body (for hyper).
@@ -171,12 +169,22 @@ impl State {
             max_replay: params.max_replay,
             last_sent,
             phase,
+            session: None,
         }
+    }
+
+    fn ended(&self) -> bool {
+        self.session.as_ref().is_some_and(SessionEnd::is_ended)
     }
 }
 
 async fn next_frame(s: &mut State) -> Option<Bytes> {
     loop {
+        // Whatever was due, a stream whose session has ended says so and ends.
+        if s.ended() && !matches!(s.phase, Phase::Done) {
+            s.phase = Phase::Done;
+            return Some(Bytes::from_static(LOGOUT));
+        }
         match s.phase {
             Phase::Done => return None,
             Phase::Refresh => {
@@ -233,7 +241,8 @@ async fn next_frame(s: &mut State) -> Option<Bytes> {
                     Ok(Signal::Beat) if s.rx.is_empty() => {
                         return Some(Bytes::from_static(KEEPALIVE))
                     }
-                    Ok(Signal::Beat) => {}
+                    // Looked at before the next receive, at the top of the loop.
+                    Ok(Signal::Beat) | Ok(Signal::SessionsEnded) => {}
                     Ok(Signal::Close) | Err(broadcast::error::RecvError::Closed) => {
                         s.phase = Phase::Done
                     }
@@ -281,6 +290,7 @@ mod tests {
         KeepAlive,
         Lead(i64),
         Refresh(i64),
+        Logout,
     }
 
     type Body = Pin<Box<dyn Stream<Item = Result<Bytes, Infallible>> + Send>>;
@@ -309,9 +319,20 @@ mod tests {
         }
 
         async fn open(&self, resume: Option<i64>, max_replay: i64, keepalive_ms: u64) -> Body {
+            self.open_for(resume, max_replay, keepalive_ms, None).await
+        }
+
+        async fn open_for(
+            &self,
+            resume: Option<i64>,
+            max_replay: i64,
+            keepalive_ms: u64,
+            session: Option<SessionEnd>,
+        ) -> Body {
             let params = StreamParams {
                 keepalive: Duration::from_millis(keepalive_ms),
                 max_replay,
+                write_timeout: Duration::from_secs(30),
             };
             Box::pin(
                 LeadStream::open(
@@ -320,6 +341,7 @@ mod tests {
                     resume,
                     self.shutdown.clone(),
                     params,
+                    session,
                 )
                 .await
                 .into_body(),
@@ -342,6 +364,14 @@ mod tests {
     }
 
     fn parse(frame: &[u8]) -> Vec<Seen> {
+        // The hello and the keep-alive are lines of their own, with no blank line after them:
+        // a blank line would make some clients dispatch an empty event.
+        if frame == HELLO {
+            return vec![Seen::Hello];
+        }
+        if frame == KEEPALIVE {
+            return vec![Seen::KeepAlive];
+        }
         let text = std::str::from_utf8(frame).unwrap();
         assert!(text.ends_with("\n\n"), "a frame is whole events: {text:?}");
         text.split_terminator("\n\n")
@@ -350,11 +380,7 @@ mod tests {
                     let line = block.lines().next().unwrap();
                     line.strip_prefix("id: ").unwrap().parse().unwrap()
                 };
-                if block.starts_with("retry: 2000\n") {
-                    Seen::Hello
-                } else if block == ": keep-alive" {
-                    Seen::KeepAlive
-                } else if block.contains("\nevent: lead\n") {
+                if block.contains("\nevent: lead\n") {
                     let id = id();
                     let data = block
                         .lines()
@@ -367,6 +393,8 @@ mod tests {
                     Seen::Lead(id)
                 } else if block.contains("\nevent: refresh\n") {
                     Seen::Refresh(id())
+                } else if block == "event: logout\ndata: {}" {
+                    Seen::Logout
                 } else {
                     panic!("unexpected block {block:?}")
                 }
@@ -491,6 +519,29 @@ mod tests {
             matches!(ended, Ok(None)),
             "late stream did not end: {ended:?}"
         );
+    }
+
+    #[tokio::test]
+    async fn a_stream_whose_session_ends_says_logout_and_ends_while_others_go_on() {
+        let f = Fixture::new(64);
+        let session = SessionEnd::default();
+        let mut mine = f
+            .open_for(None, 10_000, 60_000, Some(session.clone()))
+            .await;
+        let mut bearer = f.open(None, 10_000, 60_000).await;
+        assert_eq!(read(&mut mine, 1).await, [Seen::Hello]);
+        assert_eq!(read(&mut bearer, 1).await, [Seen::Hello]);
+        session.raise();
+        crate::auth::EndedSink::sessions_ended(&f.hub);
+        assert_eq!(read(&mut mine, 1).await, [Seen::Logout]);
+        let ended = tokio::time::timeout(Duration::from_secs(2), mine.next()).await;
+        assert!(matches!(ended, Ok(None)), "the stream ended: {ended:?}");
+        f.save(0, 1).await;
+        assert_eq!(read(&mut bearer, 1).await, [Seen::Lead(1)]);
+
+        // One opened with a session that has already ended says so at once.
+        let mut late = f.open_for(None, 10_000, 60_000, Some(session)).await;
+        assert_eq!(read(&mut late, 2).await, [Seen::Hello, Seen::Logout]);
     }
 
     #[tokio::test]

@@ -85,6 +85,14 @@ async fn empty_environment_variables_are_unset() {
         "LEADS_DB",
         "PUBLIC_URL",
         "LEADSTREAM_DEMO",
+        "TRUST_PROXY_HEADER",
+        "MAX_CONNECTIONS",
+        "MAX_CONNECTIONS_PER_IP",
+        "IDLE_TIMEOUT",
+        "HEAD_TIMEOUT",
+        "BODY_TIMEOUT",
+        "WRITE_TIMEOUT",
+        "BODY_BUDGET_MIB",
     ] {
         env.push((name, ""));
     }
@@ -108,6 +116,11 @@ async fn empty_flags_are_unset() {
             "--meta-page-access-token=",
             "--dashboard-token=",
             "--public-url=",
+            "--trust-proxy-header=",
+            "--max-connections=",
+            "--idle-timeout",
+            "",
+            "--body-budget-mib= ",
         ],
     );
     assert_demo_mode_with_a_generated_token(&mut p).await;

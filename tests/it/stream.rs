@@ -1,5 +1,7 @@
 //! The live stream with real SSE clients: order, ids, replay after a drop, keep-alives, auth,
-//! fan-out, slow readers, shutdown, and leads from sync.
+//! fan-out, slow readers, shutdown, and leads from sync. The tests that matter most run twice:
+//! on a fresh connection (as curl opens it) and on a browser-style one (a keep-alive
+//! connection that carried an ordinary request first, as EventSource and proxies use them).
 
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -11,16 +13,29 @@ use crate::helpers::*;
 
 const WAIT: Duration = Duration::from_secs(10);
 
+/// Runs the test body `$body` (an `async fn(Via)`) as two tests in a module `$name`: on a
+/// fresh connection and on a browser-style one.
+macro_rules! both_ways {
+    ($name:ident, $body:ident) => {
+        mod $name {
+            use super::*;
+
+            #[tokio::test]
+            async fn on_a_fresh_connection() {
+                $body(Via::Fresh).await;
+            }
+
+            #[tokio::test]
+            async fn on_a_browser_style_connection() {
+                $body(Via::Browser).await;
+            }
+        }
+    };
+}
+
 /// `GET /api/stream{query}` with the token and, if given, a raw `Last-Event-ID` header.
 async fn get_stream(app: &TestApp, query: &str, last_event_id: Option<&str>) -> reqwest::Response {
-    let mut req = app
-        .stream_client
-        .get(app.url(&format!("/api/stream{query}")))
-        .bearer_auth(DASHBOARD_TOKEN);
-    if let Some(v) = last_event_id {
-        req = req.header("last-event-id", v);
-    }
-    req.send().await.unwrap()
+    app.stream_via(Via::Fresh, query, last_event_id).await
 }
 
 fn event_stream(res: reqwest::Response) -> SseClient {
@@ -68,28 +83,21 @@ async fn saved_row_ids(app: &TestApp) -> Vec<i64> {
     ids
 }
 
-/// Adds `n` leads to the fake Graph whose answers are ~120 KB each (one long free-text
-/// answer), so a few dozen of them fill every socket buffer between server and client.
-fn add_big_graph_leads(app: &TestApp, first: u64, n: u64) -> Vec<String> {
-    let essay = "I would like a quote for the whole building, please. ".repeat(1_700);
-    (first..first + n)
-        .map(|i| {
-            let id = lead_id(i);
-            app.graph.add_lead(
-                &id,
-                FORM_ID,
-                1_764_338_531,
-                &[("full_name", &format!("Person {i}")), ("message", &essay)],
-            );
-            id
-        })
-        .collect()
-}
+both_ways!(
+    thirty_leads_in_a_row_arrive_in_order_with_their_row_ids_as_event_ids,
+    thirty_leads_in_a_row
+);
 
-#[tokio::test]
-async fn thirty_leads_in_a_row_arrive_in_order_with_their_row_ids_as_event_ids() {
+async fn thirty_leads_in_a_row(via: Via) {
     let app = TestApp::spawn().await;
-    let mut stream = app.open_stream(None).await;
+    let mut stream = app.open_stream_via(via, None).await;
+    // Served by the socket writer either way; the helper did reuse the connection it says.
+    let written = &app.status().await["streams_written"];
+    assert_eq!(written["open"], 1);
+    assert_eq!(
+        written["on_reused_connections"],
+        u8::from(via == Via::Browser)
+    );
     let ids = add_graph_leads(&app, 1, 30);
     post_each(&app, &ids).await;
 
@@ -114,10 +122,11 @@ async fn thirty_leads_in_a_row_arrive_in_order_with_their_row_ids_as_event_ids()
 /// Drops a stream, lets 5 leads arrive, reconnects after the last id seen (through `resume`),
 /// and checks: exactly those 5, in order, then a 6th live, then nothing.
 async fn reconnect_gets_exactly_the_missed_leads_then_live(
+    via: Via,
     resume: impl Fn(&TestApp, i64) -> futures_util::future::BoxFuture<'_, reqwest::Response>,
 ) {
     let app = TestApp::spawn().await;
-    let mut first = app.open_stream(None).await;
+    let mut first = app.open_stream_via(via, None).await;
     let before = add_graph_leads(&app, 1, 2);
     post_each(&app, &before).await;
     let seen = first.leads(2, WAIT).await;
@@ -146,18 +155,26 @@ async fn reconnect_gets_exactly_the_missed_leads_then_live(
     assert_eq!(again.next_event(Duration::from_millis(300)).await, None);
 }
 
-#[tokio::test]
-async fn reconnecting_with_a_last_event_id_header_replays_the_missed_leads_then_goes_live() {
-    reconnect_gets_exactly_the_missed_leads_then_live(|app, last| {
-        Box::pin(async move { get_stream(app, "", Some(&last.to_string())).await })
+both_ways!(
+    reconnecting_with_a_last_event_id_header_replays_the_missed_leads_then_goes_live,
+    resume_by_header
+);
+
+async fn resume_by_header(via: Via) {
+    reconnect_gets_exactly_the_missed_leads_then_live(via, move |app, last| {
+        Box::pin(async move { app.stream_via(via, "", Some(&last.to_string())).await })
     })
     .await;
 }
 
+// As the dashboard does it: a new EventSource carries the id in the URL.
 #[tokio::test]
 async fn reconnecting_with_a_last_event_id_query_replays_the_missed_leads_then_goes_live() {
-    reconnect_gets_exactly_the_missed_leads_then_live(|app, last| {
-        Box::pin(async move { get_stream(app, &format!("?last_event_id={last}"), None).await })
+    reconnect_gets_exactly_the_missed_leads_then_live(Via::Browser, |app, last| {
+        Box::pin(async move {
+            let query = format!("?last_event_id={last}");
+            app.stream_via(Via::Browser, &query, None).await
+        })
     })
     .await;
 }
@@ -232,10 +249,14 @@ async fn the_stream_needs_credentials() {
     }
 }
 
-#[tokio::test]
-async fn an_idle_stream_gets_a_retry_hint_and_a_comment_every_keepalive() {
+both_ways!(
+    an_idle_stream_gets_a_retry_hint_and_a_comment_every_keepalive,
+    idle_stream
+);
+
+async fn idle_stream(via: Via) {
     let app = TestApp::spawn_tuned(|s| s.tuning.keepalive = Duration::from_millis(200)).await;
-    let res = get_stream(&app, "", None).await;
+    let res = app.stream_via(via, "", None).await;
     assert_eq!(res.headers()["cache-control"], "no-store");
     assert_eq!(res.headers()["x-accel-buffering"], "no");
     let mut s = event_stream(res);
@@ -248,7 +269,8 @@ async fn an_idle_stream_gets_a_retry_hint_and_a_comment_every_keepalive() {
 #[tokio::test]
 async fn two_hundred_concurrent_streams_each_get_every_lead_in_order() {
     let app = TestApp::spawn().await;
-    let streams = join_all((0..200).map(|_| app.open_stream(None))).await;
+    let via = |i| if i % 2 == 0 { Via::Fresh } else { Via::Browser };
+    let streams = join_all((0..200).map(|i| app.open_stream_via(via(i), None))).await;
     let ids = add_graph_leads(&app, 1, 10);
     post_each(&app, &ids).await;
 
@@ -264,10 +286,14 @@ async fn two_hundred_concurrent_streams_each_get_every_lead_in_order() {
     }
 }
 
-#[tokio::test]
-async fn a_slow_reader_behind_a_tiny_channel_still_gets_every_lead_in_order() {
+both_ways!(
+    a_slow_reader_behind_a_tiny_channel_still_gets_every_lead_in_order,
+    slow_reader
+);
+
+async fn slow_reader(via: Via) {
     let app = TestApp::spawn_tuned(|s| s.tuning.broadcast_capacity = 2).await;
-    let mut s = app.open_stream(None).await;
+    let mut s = app.open_stream_via(via, None).await;
     // Not read while 50 big leads are saved: the sockets fill up, the server stops pulling
     // from the channel, and the channel (two slots) drops most of them for this client.
     let ids = add_big_graph_leads(&app, 1, 50);
@@ -291,7 +317,7 @@ async fn a_hopelessly_behind_reader_is_told_to_refresh_and_then_continues_live()
         s.tuning.max_replay = 5;
     })
     .await;
-    let mut s = app.open_stream(None).await;
+    let mut s = app.open_stream_via(Via::Browser, None).await;
     post_all_at_once(&app, &add_big_graph_leads(&app, 1, 50)).await;
     assert_eq!(app.wait_for_count(50, Duration::from_secs(20)).await, 50);
 
@@ -327,7 +353,8 @@ async fn a_hopelessly_behind_reader_is_told_to_refresh_and_then_continues_live()
 #[tokio::test]
 async fn shutdown_with_open_streams_is_prompt_and_ends_them() {
     let mut app = TestApp::spawn().await;
-    let mut streams = join_all((0..5).map(|_| app.open_stream(None))).await;
+    let via = |i| if i % 2 == 0 { Via::Fresh } else { Via::Browser };
+    let mut streams = join_all((0..6).map(|i| app.open_stream_via(via(i), None))).await;
     for s in &mut streams {
         // The hello arrived: the server holds the stream open.
         assert_eq!(s.next_event(Duration::from_millis(100)).await, None);

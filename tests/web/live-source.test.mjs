@@ -157,7 +157,8 @@ beforeEach(() => {
   globalThis.fetch = server.fetch; // the real api.js calls it
   clock = new FakeClock();
   source = new LiveSource({ EventSource: FakeEventSource, timers: clock });
-  got = { leads: [], refreshes: [], states: [] };
+  got = { leads: [], refreshes: [], states: [], logouts: 0 };
+  source.on('logout', () => got.logouts++);
   source.on('lead', (lead) => got.leads.push(lead.id));
   source.on('refresh', (r) => got.refreshes.push(r));
   source.on('state', (s) => got.states.push(s));
@@ -248,6 +249,19 @@ describe('while the stream is live', () => {
     assert.equal(server.took('/api/leads/count'), 1);
     assert.deepEqual(got.leads, [6]);
     assert.deepEqual(got.refreshes, [{ full: true, missed: 0 }]);
+  });
+
+  test('"event: logout" stops everything for good and says so once', async () => {
+    const es = await live();
+    es.send('logout', '{}');
+    assert.equal(got.logouts, 1);
+    assert.equal(es.closed, true, 'no reconnect into a 401');
+    assert.deepEqual(clock.pending, [], 'no checks, no refresh');
+    await clock.advance(FULL_REFRESH_MS);
+    assert.equal(server.took('/api/leads/count'), 0);
+    assert.equal(streams().length, 1);
+    es.send('logout', '{}');
+    assert.equal(got.logouts, 1);
   });
 
   test('every 60 s: a count check, then a full reload, also while live', async () => {

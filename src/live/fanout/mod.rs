@@ -18,10 +18,18 @@
 //! from a worker waits in that worker's own slot, so a second writer would not start until the
 //! first finished. Threads are placed on free cores by the kernel and leave the workers alone.
 //!
+//! A member's socket is the fan-out's while it is a member: the stream's task moves the write
+//! half of its connection in on joining, and gets it back with the eviction, so only one of
+//! them can write at a time, and nobody else holds it.
+//!
 //! The fan-out hands a member back (evicts it) when a write would block or was partial (a slow
-//! client), when the dispatcher lagged behind the channel, and at shutdown. The member's task
-//! writes what the fan-out could not, then carries on with its `live::LeadStream`, which
-//! catches up from the channel or the database as always, and joins again once it is caught up.
+//! client), when the dispatcher lagged behind the channel, when the member's session ended,
+//! and at shutdown. The member's task writes what the fan-out could not, then carries on with
+//! its `live::LeadStream`, which catches up from the channel or the database as always (or
+//! says `logout`), and joins again once it is caught up.
+//!
+//! Members are chunked HTTP/1.1 streams: each lead's chunk is made once by the hub, and the
+//! keep-alive chunk is a constant.
 //!
 //! Order and completeness rest on two rules. The dispatcher starts a round only once the
 //! previous one is complete, so every member gets the frames in channel order. And a stream
@@ -34,11 +42,12 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use bytes::Bytes;
-use tokio::net::TcpStream;
+use tokio::net::tcp::OwnedWriteHalf;
 use tokio::sync::{broadcast, mpsc, oneshot, Notify};
 
-use super::frames::KEEPALIVE;
+use super::frames::KEEPALIVE_CHUNK;
 use super::hub::{Hub, Signal};
+use crate::auth::SessionEnd;
 use crate::shutdown::Shutdown;
 
 /// Members per block: small enough that the writers finish within a block's time of each
@@ -51,10 +60,12 @@ pub struct Fanout {
     next_key: AtomicU64,
 }
 
-/// Why and where the fan-out handed a stream back.
+/// Why and where the fan-out handed a stream back, with its socket.
 #[derive(Debug)]
 pub struct Eviction {
-    /// Bytes of a frame the fan-out could only partly write; the task writes them first.
+    /// The stream's socket, to write to again.
+    pub write: OwnedWriteHalf,
+    /// Bytes of a chunk the fan-out could only partly write; the task writes them first.
     pub rest: Bytes,
     /// The newest lead id the client has been sent (in full, once `rest` is written).
     pub last_sent: i64,
@@ -84,8 +95,8 @@ impl Membership {
 enum Command {
     Join {
         member: Member,
-        /// The block the member went into; `None`: refused.
-        accepted: oneshot::Sender<Option<usize>>,
+        /// The block the member went into; or, refused, the socket back.
+        accepted: oneshot::Sender<Result<usize, OwnedWriteHalf>>,
     },
     Leave {
         key: u64,
@@ -131,28 +142,37 @@ impl Fanout {
         }
     }
 
-    /// Offers a caught-up stream (its client has every lead up to `last_sent`).
-    /// `None`: the fan-out has already sent a newer lead (catch up and try again), or it is
-    /// gone.
-    pub async fn join(&self, socket: Arc<TcpStream>, last_sent: i64) -> Option<Membership> {
+    /// Offers a caught-up chunked stream (its client has every lead up to `last_sent`) and
+    /// its socket. Refused, the socket comes back: the fan-out has already sent a newer lead
+    /// (catch up and try again), its session has ended, or the fan-out has ended.
+    /// `Err(None)`: the fan-out ended while the offer was pending, and the socket with it.
+    pub async fn join(
+        &self,
+        write: OwnedWriteHalf,
+        last_sent: i64,
+        session: Option<SessionEnd>,
+    ) -> Result<Membership, Option<OwnedWriteHalf>> {
         let key = self.next_key.fetch_add(1, Ordering::Relaxed);
         let (evict_tx, evicted) = oneshot::channel();
         let (accepted_tx, accepted) = oneshot::channel();
         let member = Member {
             key,
-            fd: socket.as_raw_fd(),
-            _socket: socket,
+            fd: write.as_ref().as_raw_fd(),
+            write: Some(write),
             last_sent,
+            session,
             evicted: Some(evict_tx),
         };
-        self.commands
-            .send(Command::Join {
-                member,
-                accepted: accepted_tx,
-            })
-            .ok()?;
-        let block = accepted.await.ok()??;
-        Some(Membership {
+        let join = Command::Join {
+            member,
+            accepted: accepted_tx,
+        };
+        if let Err(mpsc::error::SendError(Command::Join { member, .. })) = self.commands.send(join)
+        {
+            return Err(member.write);
+        }
+        let block = accepted.await.map_err(|_| None)?.map_err(Some)?;
+        Ok(Membership {
             commands: self.commands.clone(),
             key,
             block,
@@ -163,10 +183,13 @@ impl Fanout {
 
 struct Member {
     key: u64,
-    /// Never read: holding it keeps `fd` open for as long as the fan-out writes to it.
-    _socket: Arc<TcpStream>,
+    /// The stream's socket, the fan-out's while it is a member; sent back with the eviction
+    /// (`None` only in the moment between the eviction and the block dropping the member).
+    write: Option<OwnedWriteHalf>,
+    /// `write`'s descriptor, kept beside it to skip a pointer chase per send (`send_now`).
     fd: RawFd,
     last_sent: i64,
+    session: Option<SessionEnd>,
     evicted: Option<oneshot::Sender<Eviction>>,
 }
 
@@ -199,14 +222,21 @@ impl Member {
         }
     }
 
+    /// Hands the stream back with its socket; the member is then an empty shell, which its
+    /// block drops.
     fn evict(&mut self, rest: Bytes, closed: bool) {
-        if let Some(tx) = self.evicted.take() {
+        if let (Some(tx), Some(write)) = (self.evicted.take(), self.write.take()) {
             let _ = tx.send(Eviction {
+                write,
                 rest,
                 last_sent: self.last_sent,
                 closed,
             });
         }
+    }
+
+    fn session_ended(&self) -> bool {
+        self.session.as_ref().is_some_and(SessionEnd::is_ended)
     }
 }
 
@@ -226,7 +256,8 @@ const SEND_FLAGS: libc::c_int = libc::MSG_DONTWAIT;
 /// socket is full and waits for readiness as usual.
 fn send_now(fd: RawFd, frame: &[u8]) -> io::Result<usize> {
     // SAFETY: `frame` is valid for `frame.len()` bytes; `fd` is open as long as the member
-    // holds its `Arc<TcpStream>`, which outlives every call.
+    // holds its write half, which it does for every call (`offer` runs only on members that
+    // have not been evicted).
     let n = unsafe { libc::send(fd, frame.as_ptr().cast(), frame.len(), SEND_FLAGS) };
     if n < 0 {
         Err(io::Error::last_os_error())
@@ -300,7 +331,7 @@ impl Dispatcher {
         hub: Hub,
         shutdown: Shutdown,
     ) {
-        let keepalive = Bytes::from_static(KEEPALIVE);
+        let keepalive = Bytes::from_static(KEEPALIVE_CHUNK);
         loop {
             tokio::select! {
                 // Shutdown, then signals: a join waits until the lead in hand is out. Shutdown
@@ -311,17 +342,21 @@ impl Dispatcher {
                 signal = signals.recv() => match signal {
                     Ok(Signal::Lead(ev)) => {
                         self.newest = self.newest.max(ev.id);
-                        self.round(ev.frame.clone(), Some(ev.id)).await;
+                        self.round(ev.chunk.clone(), Some(ev.id)).await;
                         self.take_queued(&mut commands);
                     }
                     Ok(Signal::Beat) => {
                         self.round(keepalive.clone(), None).await;
                         self.take_queued(&mut commands);
                     }
+                    // Rare (a logout, a session expiring): a look at every member is fine.
+                    Ok(Signal::SessionsEnded) => self.evict_ended(),
                     Ok(Signal::Close) | Err(broadcast::error::RecvError::Closed) => break,
                     Err(broadcast::error::RecvError::Lagged(missed)) => {
                         // Leads went by unsent: every member catches up by itself, and joins
                         // again only once it has at least the newest lead published so far.
+                        // A `SessionsEnded` may be among them: each stream looks at its own
+                        // session before its next frame.
                         log::debug!("the fan-out lagged by {missed}; handing back every stream");
                         self.newest = self.newest.max(hub.last_published());
                         self.evict_all(false);
@@ -347,16 +382,19 @@ impl Dispatcher {
 
     fn handle(&mut self, command: Command) {
         match command {
-            Command::Join { member, accepted } => {
-                if member.last_sent < self.newest {
-                    let _ = accepted.send(None);
+            Command::Join {
+                mut member,
+                accepted,
+            } => {
+                if member.last_sent < self.newest || member.session_ended() {
+                    let _ = accepted.send(Err(member.write.take().expect("not evicted")));
                     return;
                 }
                 let key = member.key;
                 let block = self.insert(member);
                 // The task stopped waiting (its future was dropped): nobody would be handed
                 // the stream back, so it must not stay.
-                if accepted.send(Some(block)).is_err() {
+                if accepted.send(Ok(block)).is_err() {
                     self.remove(key, block);
                 }
             }
@@ -416,6 +454,24 @@ impl Dispatcher {
         if let Some(members) = self.blocks.get(block) {
             lock(members).retain(|m| m.key != key);
             self.room_from = self.room_from.min(block);
+        }
+    }
+
+    /// Hands back the members whose session has ended; their tasks say `logout`.
+    fn evict_ended(&mut self) {
+        for (i, block) in self.blocks.iter().enumerate() {
+            let mut members = lock(block);
+            let before = members.len();
+            members.retain_mut(|m| {
+                if m.session_ended() {
+                    m.evict(Bytes::new(), false);
+                    return false;
+                }
+                true
+            });
+            if members.len() < before {
+                self.room_from = self.room_from.min(i);
+            }
         }
     }
 

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use leadstream::config::{MetaSettings, Secret, Settings, Tuning};
+use leadstream::config::{Limits, MetaSettings, Secret, Settings, Tuning};
 use leadstream::ingest::signature::sign;
 use serde_json::Value;
 use tokio::sync::oneshot;
@@ -32,13 +32,40 @@ pub fn test_tuning() -> Tuning {
     }
 }
 
+/// How a stream's connection is opened.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Via {
+    /// A connection of its own, as curl opens it.
+    Fresh,
+    /// As a browser's EventSource (or a proxy's pool): on a keep-alive connection that
+    /// carried an ordinary request first.
+    Browser,
+    /// HTTP/2 with prior knowledge, as a proxy speaking h2c upstream opens it.
+    Http2,
+}
+
+/// The credentials a test request carries.
+#[derive(Clone, Copy, Debug)]
+pub enum Creds<'a> {
+    Bearer,
+    /// A whole `Cookie` header value.
+    Cookie(&'a str),
+}
+
+impl Creds<'_> {
+    fn apply(self, req: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        match self {
+            Creds::Bearer => req.bearer_auth(DASHBOARD_TOKEN),
+            Creds::Cookie(c) => req.header("cookie", c),
+        }
+    }
+}
+
 pub struct TestApp {
     pub base: String,
     pub graph: FakeGraph,
     pub client: reqwest::Client,
-    /// Opens a fresh connection for every request, so a stream is always its connection's
-    /// first request and is served by the direct path of src/http/server.rs (the fan-out
-    /// included). tests/it/server.rs covers a stream on a reused connection, served by hyper.
+    /// Opens a fresh connection for every request ([`Via::Fresh`]).
     pub stream_client: reqwest::Client,
     pub db_path: PathBuf,
     pub settings: Settings,
@@ -84,6 +111,7 @@ impl TestApp {
             demo_reason: None,
             public_url: None,
             trust_proxy_header: None,
+            limits: Limits::default(),
             tuning: test_tuning(),
         };
         tune(&mut settings);
@@ -272,22 +300,76 @@ impl TestApp {
         }
     }
 
-    /// Opens `/api/stream`, optionally resuming after `last_event_id` (sent as the header).
+    /// Opens `/api/stream` on a fresh connection, optionally resuming after `last_event_id`
+    /// (sent as the header).
     pub async fn open_stream(&self, last_event_id: Option<i64>) -> SseClient {
-        let mut req = self
-            .stream_client
-            .get(self.url("/api/stream"))
-            .bearer_auth(DASHBOARD_TOKEN);
-        if let Some(id) = last_event_id {
-            req = req.header("last-event-id", id.to_string());
-        }
-        let res = req.send().await.unwrap();
+        self.open_stream_via(Via::Fresh, last_event_id).await
+    }
+
+    /// Opens `/api/stream` the way `via` says, optionally resuming after `last_event_id`.
+    pub async fn open_stream_via(&self, via: Via, last_event_id: Option<i64>) -> SseClient {
+        let last = last_event_id.map(|id| id.to_string());
+        let res = self.stream_via(via, "", last.as_deref()).await;
         assert_eq!(res.status(), 200);
         assert!(res.headers()["content-type"]
             .to_str()
             .unwrap()
             .starts_with("text/event-stream"));
         SseClient::new(res)
+    }
+
+    /// `GET /api/stream{query}` with the token and, if given, a raw `Last-Event-ID` header,
+    /// on a connection opened the way `via` says.
+    pub async fn stream_via(
+        &self,
+        via: Via,
+        query: &str,
+        last_event_id: Option<&str>,
+    ) -> reqwest::Response {
+        self.stream_with(via, Creds::Bearer, query, last_event_id)
+            .await
+    }
+
+    /// `GET /api/stream{query}` with `creds`, on a connection opened the way `via` says.
+    pub async fn stream_with(
+        &self,
+        via: Via,
+        creds: Creds<'_>,
+        query: &str,
+        last_event_id: Option<&str>,
+    ) -> reqwest::Response {
+        let client = match via {
+            Via::Fresh => self.stream_client.clone(),
+            Via::Http2 => reqwest::Client::builder()
+                .http2_prior_knowledge()
+                .build()
+                .unwrap(),
+            Via::Browser => {
+                // A pool of one connection of its own: the stream goes on the connection the
+                // count request left idle.
+                let client = reqwest::Client::builder()
+                    .pool_max_idle_per_host(1)
+                    .build()
+                    .unwrap();
+                let count = creds
+                    .apply(client.get(self.url("/api/leads/count")))
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(count.status(), 200);
+                count.bytes().await.unwrap();
+                client
+            }
+        };
+        let mut req = creds.apply(client.get(self.url(&format!("/api/stream{query}"))));
+        if let Some(v) = last_event_id {
+            req = req.header("last-event-id", v);
+        }
+        let res = req.send().await.unwrap();
+        if via == Via::Http2 {
+            assert_eq!(res.version(), reqwest::Version::HTTP_2);
+        }
+        res
     }
 }
 

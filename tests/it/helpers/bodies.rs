@@ -66,3 +66,21 @@ pub fn body_with(changes: &[(&str, &str, &str)]) -> Vec<u8> {
         .collect();
     serde_json::to_vec(&json!({"object": "page", "entry": entries})).unwrap()
 }
+
+/// Adds `n` leads to the fake Graph whose answers are ~120 KB each (one long free-text
+/// answer), so a few dozen of them fill every socket buffer between server and client.
+pub fn add_big_graph_leads(app: &TestApp, first: u64, n: u64) -> Vec<String> {
+    let essay = "I would like a quote for the whole building, please. ".repeat(1_700);
+    (first..first + n)
+        .map(|i| {
+            let id = lead_id(i);
+            app.graph.add_lead(
+                &id,
+                FORM_ID,
+                1_764_338_531,
+                &[("full_name", &format!("Person {i}")), ("message", &essay)],
+            );
+            id
+        })
+        .collect()
+}

@@ -1,6 +1,6 @@
 //! Everything the integration tests share: the in-process server ([`TestApp`]), the fake
-//! Graph, an SSE reader, request bodies, a look into the database, and the real binary as a
-//! child process.
+//! Graph, an SSE reader, raw TCP, request bodies, a look into the database, and the real
+//! binary as a child process.
 
 pub mod app;
 pub mod bodies;
@@ -9,6 +9,7 @@ pub mod disk;
 pub mod fake_graph;
 pub mod logs;
 pub mod process;
+pub mod raw;
 pub mod sse;
 
 pub use app::*;

@@ -8,12 +8,21 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// Settings leadstream reads from the environment; none is inherited from the test's own.
-const SETTINGS: [&str; 5] = [
+const SETTINGS: [&str; 14] = [
     "LISTEN_ADDR",
     "LEADS_DB",
     "DASHBOARD_TOKEN",
     "LEADSTREAM_DEMO",
     "PUBLIC_URL",
+    "TRUST_PROXY_HEADER",
+    "MAX_CONNECTIONS",
+    "MAX_CONNECTIONS_PER_IP",
+    "LIMIT_LOOPBACK",
+    "IDLE_TIMEOUT",
+    "HEAD_TIMEOUT",
+    "BODY_TIMEOUT",
+    "WRITE_TIMEOUT",
+    "BODY_BUDGET_MIB",
 ];
 
 /// The binary, killed (SIGKILL) when dropped, whatever happens in the test. Its stdout and

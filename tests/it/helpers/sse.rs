@@ -27,6 +27,9 @@ pub struct SseClient {
     pub comments: usize,
     /// `retry:` hint seen.
     pub retry: Option<u64>,
+    /// The event whose lines are being read, and whether it has a `data:` line yet.
+    building: Option<SseEvent>,
+    has_data: bool,
 }
 
 impl SseClient {
@@ -36,6 +39,8 @@ impl SseClient {
             buf: String::new(),
             comments: 0,
             retry: None,
+            building: None,
+            has_data: false,
         }
     }
 
@@ -88,36 +93,53 @@ impl SseClient {
         }
     }
 
+    /// Parses whole lines as EventSource does: a blank line dispatches the event being built,
+    /// if it has data; comments and `retry:` take effect on their own line.
     fn take_event(&mut self) -> Option<SseEvent> {
-        loop {
-            let end = self.buf.find("\n\n")?;
-            let block: String = self.buf.drain(..end + 2).collect();
-            let mut ev = SseEvent {
+        while let Some(end) = self.buf.find('\n') {
+            let line: String = self.buf.drain(..end + 1).collect();
+            let line = line.trim_end_matches('\n').trim_end_matches('\r');
+            if line.is_empty() {
+                let ev = self.building.take();
+                match ev {
+                    Some(ev) if self.has_data => {
+                        self.has_data = false;
+                        return Some(ev);
+                    }
+                    _ => {
+                        self.has_data = false;
+                        continue;
+                    }
+                }
+            }
+            if line.starts_with(':') {
+                self.comments += 1;
+                continue;
+            }
+            let (field, value) = line.split_once(':').unwrap_or((line, ""));
+            let value = value.strip_prefix(' ').unwrap_or(value);
+            if field == "retry" {
+                self.retry = value.parse().ok();
+                continue;
+            }
+            let ev = self.building.get_or_insert_with(|| SseEvent {
                 id: None,
                 event: "message".into(),
                 data: String::new(),
-            };
-            let mut has_data = false;
-            for line in block.lines() {
-                if line.starts_with(':') {
-                    self.comments += 1;
-                } else if let Some(v) = line.strip_prefix("id: ") {
-                    ev.id = Some(v.to_string());
-                } else if let Some(v) = line.strip_prefix("event: ") {
-                    ev.event = v.to_string();
-                } else if let Some(v) = line.strip_prefix("data: ") {
-                    if has_data {
+            });
+            match field {
+                "id" => ev.id = Some(value.to_string()),
+                "event" => ev.event = value.to_string(),
+                "data" => {
+                    if self.has_data {
                         ev.data.push('\n');
                     }
-                    ev.data.push_str(v);
-                    has_data = true;
-                } else if let Some(v) = line.strip_prefix("retry: ") {
-                    self.retry = v.parse().ok();
+                    ev.data.push_str(value);
+                    self.has_data = true;
                 }
-            }
-            if has_data {
-                return Some(ev);
+                _ => {}
             }
         }
+        None
     }
 }

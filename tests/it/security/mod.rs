@@ -9,6 +9,7 @@
 //! [`properties`] (the stand-in for `cargo fuzz` that runs in CI).
 
 mod access;
+mod ended_sessions;
 mod flood;
 mod guessing;
 mod headers;

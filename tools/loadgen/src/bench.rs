@@ -6,8 +6,12 @@ use std::time::Duration;
 
 use crate::client::{get_request, Conn};
 use crate::fake_graph::start_fake_graph;
-use crate::measure::{bare_sends, fan_out, ingest, latency, ms, Ids, Spread, BARE_FRAME};
+use crate::fanout::{fan_out, Memory};
+use crate::flood::{flood, Flood};
+use crate::measure::{bare_sends, ingest, latency, ms, Ids, Spread, BARE_FRAME};
+use crate::nchan::Nchan;
 use crate::server::{tail, Server};
+use crate::sse::Via;
 use crate::Opts;
 
 /// A directory removed when dropped.
@@ -32,29 +36,10 @@ impl Drop for TempDir {
     }
 }
 
-/// Raises the open-files soft limit to the hard limit: each stream is a file descriptor on
-/// both sides. Returns the limit now in force.
+/// Raises the open-files soft limit to the hard limit (as the server does at start): each
+/// stream is a file descriptor on both sides. Returns the limit now in force.
 pub(crate) fn raise_nofile() -> u64 {
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit/setrlimit only read and write the struct we pass.
-    unsafe {
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {
-            return 0;
-        }
-        if lim.rlim_cur < lim.rlim_max {
-            let raised = libc::rlimit {
-                rlim_cur: lim.rlim_max,
-                rlim_max: lim.rlim_max,
-            };
-            if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
-                lim = raised;
-            }
-        }
-    }
-    lim.rlim_cur
+    leadstream::http::limits::raise_fd_limit().unwrap_or(0)
 }
 
 /// `(cores, cpu model, memory, kernel)` from /proc.
@@ -118,11 +103,49 @@ pub(crate) fn thousands(n: usize) -> String {
     groups.join(",")
 }
 
+/// The printed table: each row with leadstream's figure and, where the peer was measured in
+/// the same run, its figure and ours divided by it.
+#[derive(Default)]
+pub(crate) struct Table(String);
+
+impl Table {
+    fn row(
+        &mut self,
+        what: String,
+        ours: String,
+        peer: Option<(String, f64)>,
+        target: &str,
+        ok: Option<bool>,
+    ) {
+        let (peer, ratio) = match peer {
+            Some((text, ratio)) => (text, format!("{ratio:.2}×")),
+            None => (String::new(), String::new()),
+        };
+        let ok = ok.map(mark).unwrap_or("");
+        self.0.push_str(&format!(
+            "| {what} | {ours} | {peer} | {ratio} | {target} | {ok} |\n"
+        ));
+    }
+}
+
+fn spread_text(s: Spread) -> String {
+    format!("p50 {} · p99 {} · max {}", ms(s.p50), ms(s.p99), ms(s.max))
+}
+
+fn kib(m: &Memory) -> String {
+    format!(
+        "{:.1} KiB (RSS {:.1} → {:.1} MiB)",
+        m.per_stream() / 1024.0,
+        m.before as f64 / 1048576.0,
+        m.after as f64 / 1048576.0
+    )
+}
+
 pub(crate) async fn bench(opts: Opts, readers: tokio::runtime::Handle) -> Result<(), String> {
     let nofile = raise_nofile();
     let most = opts.fanout.iter().copied().max().unwrap_or(0);
     // Per stream: one descriptor here, one in the server; plus the ingest connections.
-    let needed = (most + opts.ingest_connections + 200) as u64;
+    let needed = (most + opts.ingest_connections.max(opts.flood) + 200) as u64;
     if nofile < needed {
         return Err(format!(
             "{most} streams need about {needed} open files per process; the limit is {nofile} \
@@ -131,24 +154,44 @@ pub(crate) async fn bench(opts: Opts, readers: tokio::runtime::Handle) -> Result
     }
     let dir = TempDir::new(opts.dir.clone())?;
     let (graph_url, graph_calls) = start_fake_graph().await?;
-    let server = Server::spawn(
-        &dir.0.join("leads.db"),
-        &graph_url,
-        dir.0.join("server.log"),
-        opts.server_wrapper.as_deref().unwrap_or(""),
-    )?;
-    let result = measure(&opts, &server, readers).await;
-    let result = match result {
-        Ok(table) => {
-            let stopped = server.stop()?;
-            Ok((table, stopped))
-        }
-        Err(e) => Err(format!(
-            "{e}\nlast server log lines:\n{}",
-            tail(&server.log, 20)
-        )),
+    let server = |name: &str| {
+        Server::spawn(
+            &dir.0.join(format!("{name}.db")),
+            &graph_url,
+            dir.0.join(format!("{name}.log")),
+            opts.server_wrapper.as_deref().unwrap_or(""),
+        )
     };
-    let (table, stopped) = result?;
+    let ids = Ids(AtomicU64::new(1));
+    let mut table = Table::default();
+    let mut notes = Vec::new();
+
+    let main = server("leads")?;
+    let stopped = match measure(&opts, &main, &ids, &readers, &mut table, &mut notes).await {
+        Ok(()) => main.stop()?,
+        Err(e) => {
+            return Err(format!(
+                "{e}\nlast server log lines:\n{}",
+                tail(&main.log, 20)
+            ))
+        }
+    };
+    if opts.flood > 0 {
+        eprintln!("loadgen: a flood of {} connections…", opts.flood);
+        let flooded = server("flood")?;
+        let window = Duration::from_secs(opts.flood_window);
+        match flood(&flooded, &ids, opts.flood, window).await {
+            Ok(f) => flood_rows(&mut table, &f, window),
+            Err(e) => {
+                return Err(format!(
+                    "{e}\nlast server log lines:\n{}",
+                    tail(&flooded.log, 20)
+                ))
+            }
+        }
+        flooded.stop()?;
+    }
+
     let (cores, model, mem, kernel) = machine();
     println!();
     println!(
@@ -163,8 +206,13 @@ pub(crate) async fn bench(opts: Opts, readers: tokio::runtime::Handle) -> Result
         filesystem_of(&dir.0)
     );
     println!();
-    print!("{table}");
+    println!("| measurement | leadstream | Nchan, same client | ratio | target | |");
+    println!("|---|---|---|---|---|---|");
+    print!("{}", table.0);
     println!();
+    for note in notes {
+        println!("{note}");
+    }
     println!(
         "Graph calls answered: {}; server stopped {} after its stdin closed.",
         graph_calls.load(Ordering::Relaxed),
@@ -173,11 +221,68 @@ pub(crate) async fn bench(opts: Opts, readers: tokio::runtime::Handle) -> Result
     Ok(())
 }
 
+fn flood_rows(t: &mut Table, f: &Flood, window: Duration) {
+    let what = |s: &str| {
+        format!(
+            "during a flood of {} held connections: {s}",
+            thousands(f.held)
+        )
+    };
+    let ok = f.failures.is_empty() && f.streamed.0 == f.streamed.1;
+    t.row(
+        what("`/healthz`, fresh connection each"),
+        spread_text(f.healthz),
+        None,
+        "answered",
+        Some(f.failures.is_empty()),
+    );
+    t.row(
+        what("signed webhook, fresh connection each"),
+        format!(
+            "{} · {} of {} leads on the dashboard stream",
+            spread_text(f.webhook),
+            f.streamed.0,
+            f.streamed.1
+        ),
+        None,
+        "all 200, all streamed",
+        Some(ok),
+    );
+    t.row(
+        what(&format!("server memory over {} s", window.as_secs())),
+        format!(
+            "peak RSS {:.1} MiB ({:.1} MiB before)",
+            f.rss_peak as f64 / 1048576.0,
+            f.rss_before as f64 / 1048576.0
+        ),
+        None,
+        "",
+        None,
+    );
+    t.row(
+        what("closed by the server's timeouts"),
+        match f.cleared {
+            Some(d) => format!("all, {:.0} s after they were opened", d.as_secs_f64()),
+            None => "not all within 90 s".into(),
+        },
+        None,
+        "all",
+        Some(f.cleared.is_some()),
+    );
+    for e in f.failures.iter().take(5) {
+        eprintln!("loadgen: flood probe failed: {e}");
+    }
+}
+
+/// Everything but the flood, on `server` (and the peer).
 pub(crate) async fn measure(
     opts: &Opts,
     server: &Server,
-    readers: tokio::runtime::Handle,
-) -> Result<String, String> {
+    ids: &Ids,
+    readers: &tokio::runtime::Handle,
+    t: &mut Table,
+    notes: &mut Vec<String>,
+) -> Result<(), String> {
     let addr = server.addr;
     // The child answers as soon as it listens; the database is open by then.
     let mut probe = Conn::connect(addr)
@@ -188,71 +293,29 @@ pub(crate) async fn measure(
         other => return Err(format!("server not healthy: {:?}", other.map(|r| r.0))),
     }
     drop(probe);
-    let ids = Ids(AtomicU64::new(1));
-
-    let mut t = String::from("| measurement | result | target | |\n|---|---|---|---|\n");
-    let mut row = |what: String, result: String, target: &str, ok: Option<bool>| {
-        let ok = ok.map(mark).unwrap_or("");
-        t.push_str(&format!("| {what} | {result} | {target} | {ok} |\n"));
-    };
-    let spread_text =
-        |s: Spread| format!("p50 {} · p99 {} · max {}", ms(s.p50), ms(s.p99), ms(s.max));
 
     if opts.latency_leads > 0 {
         eprintln!(
             "loadgen: webhook → SSE latency, {} leads one at a time…",
             opts.latency_leads
         );
-        let lat = latency(addr, &ids, opts.latency_leads).await?;
-        row(
+        let lat = latency(addr, ids, opts.latency_leads).await?;
+        t.row(
             format!(
-                "webhook → SSE, 1 subscriber, {} leads sent one at a time",
+                "webhook → SSE, 1 subscriber ({}), {} leads sent one at a time",
+                Via::Browser.words(),
                 thousands(opts.latency_leads)
             ),
             spread_text(lat),
-            "p99 ≤ 10 ms",
-            Some(lat.p99 <= Duration::from_millis(10)),
+            None,
+            "p99 ≤ 5 ms",
+            Some(lat.p99 <= Duration::from_millis(5)),
         );
     }
 
     let sizes: Vec<usize> = opts.fanout.iter().copied().filter(|n| *n > 0).collect();
-    if !sizes.is_empty() && opts.fanout_events > 0 {
-        eprintln!(
-            "loadgen: fan-out to {:?} subscribers, {} events each…",
-            sizes, opts.fanout_events
-        );
-        let (fan, mem) = fan_out(server, &ids, &sizes, opts.fanout_events, readers).await?;
-        for f in &fan {
-            let big = f.n >= 10_000;
-            row(
-                format!(
-                    "webhook → last of {} subscribers ({} events)",
-                    thousands(f.n),
-                    opts.fanout_events
-                ),
-                format!(
-                    "{} · server CPU {} per event",
-                    spread_text(f.spread),
-                    ms(f.cpu)
-                ),
-                if big { "all served ≤ 100 ms" } else { "" },
-                big.then_some(f.spread.max <= Duration::from_millis(100)),
-            );
-        }
-        for m in &mem {
-            let per = m.per_connection();
-            row(
-                format!("server memory per idle stream, {} open", thousands(m.n)),
-                format!(
-                    "{:.1} KiB (RSS {:.1} → {:.1} MiB)",
-                    per / 1024.0,
-                    m.before as f64 / 1048576.0,
-                    m.after as f64 / 1048576.0
-                ),
-                "≤ 8 KiB",
-                Some(per <= 8.0 * 1024.0),
-            );
-        }
+    if !sizes.is_empty() {
+        fan_out_rows(opts, server, ids, &sizes, readers, t, notes).await?;
     }
 
     if let Some(&most) = sizes.last().filter(|_| opts.fanout_events > 0) {
@@ -264,7 +327,7 @@ pub(crate) async fn measure(
             .await
             .map_err(|e| e.to_string())?
             .map_err(|e| format!("bare sends: {e}"))?;
-        row(
+        t.row(
             format!(
                 "for comparison, no server: one {BARE_FRAME}-byte send to each of {} loopback \
                  sockets from {} plain threads ({rounds} rounds)",
@@ -272,6 +335,7 @@ pub(crate) async fn measure(
                 bare.threads
             ),
             spread_text(bare.spread),
+            None,
             "",
             None,
         );
@@ -282,39 +346,170 @@ pub(crate) async fn measure(
             "loadgen: ingest of {} webhooks over {} connections…",
             opts.ingest, opts.ingest_connections
         );
-        let ing = ingest(server, &ids, opts.ingest, opts.ingest_connections).await?;
+        let ing = ingest(server, ids, opts.ingest, opts.ingest_connections).await?;
         let rate = ing.n as f64 / ing.acked.as_secs_f64();
-        row(
+        t.row(
             format!(
-                "ingest: {} signed webhooks, 1 new lead each, {} connections",
+                "ingest: {} signed webhooks, 1 new lead each, {} keep-alive connections",
                 thousands(ing.n),
                 ing.connections
             ),
             format!("{} acknowledged/s (all 200)", thousands(rate as usize)),
+            None,
             "≥ 5,000/s",
             Some(rate >= 5000.0),
         );
-        row(
+        t.row(
             "ingest: until every lead is saved (Graph fetched, committed, streamed)".into(),
             format!(
                 "{:.2} s after the first webhook ({} leads/s), each once, in order",
                 ing.saved.as_secs_f64(),
                 thousands((ing.n as f64 / ing.saved.as_secs_f64()) as usize),
             ),
+            None,
             "no loss, no duplicate",
             Some(true),
         );
         let per = |d: Duration| d.as_secs_f64() * 1e6 / ing.n as f64;
-        row(
+        t.row(
             "ingest: server CPU per lead".into(),
             format!(
                 "{:.0} µs until acknowledged, {:.0} µs in all (Graph fetch, save, stream)",
                 per(ing.server_cpu_acked),
                 per(ing.server_cpu)
             ),
+            None,
             "",
             None,
         );
     }
-    Ok(t)
+    Ok(())
+}
+
+/// Fan-out and memory per idle stream: leadstream on browser-style connections (timed), the
+/// peer the same way right after, and leadstream on fresh connections (memory only, on a
+/// server of its own so the first run's freed memory does not flatter it).
+async fn fan_out_rows(
+    opts: &Opts,
+    server: &Server,
+    ids: &Ids,
+    sizes: &[usize],
+    readers: &tokio::runtime::Handle,
+    t: &mut Table,
+    notes: &mut Vec<String>,
+) -> Result<(), String> {
+    let events = opts.fanout_events;
+    eprintln!("loadgen: fan-out to {sizes:?} browser-style subscribers, {events} events each…");
+    let (fan, mem) = fan_out(server, Via::Browser, ids, sizes, events, readers.clone()).await?;
+
+    let peer = match Nchan::start(opts.dir.clone(), opts.nchan_workers) {
+        Ok(nchan) => {
+            eprintln!(
+                "loadgen: the same against Nchan ({} worker processes)…",
+                nchan.workers
+            );
+            let measured =
+                fan_out(&nchan, Via::Browser, ids, sizes, events, readers.clone()).await?;
+            notes.push(format!(
+                "Nchan: nginx {} with libnginx-mod-nchan, {} worker processes, one channel, \
+                 EventSource subscribers from the newest message; its time is from the publishing \
+                 `POST` to the last subscriber, leadstream's from the webhook (signature, two \
+                 commits, the Graph fetch, then the push). Memory: master and workers.",
+                nginx_version(),
+                nchan.workers
+            ));
+            Some(measured)
+        }
+        Err(why) => {
+            notes.push(format!("Nchan rows skipped: {why}."));
+            None
+        }
+    };
+    for (i, f) in fan.iter().enumerate() {
+        let big = f.n >= 10_000;
+        let theirs = peer.as_ref().and_then(|(pf, _)| pf.get(i));
+        let target = if big {
+            "p99 ≤ 100 ms"
+        } else {
+            "p99 ≤ Nchan's"
+        };
+        let ok = if big {
+            Some(f.spread.p99 <= Duration::from_millis(100))
+        } else {
+            theirs.map(|p| f.spread.p99 <= p.spread.p99)
+        };
+        t.row(
+            format!(
+                "webhook → last of {} subscribers, {} ({events} events)",
+                thousands(f.n),
+                Via::Browser.words()
+            ),
+            format!(
+                "{} · server CPU {} per event",
+                spread_text(f.spread),
+                ms(f.cpu)
+            ),
+            theirs.map(|p| {
+                (
+                    format!("{} · CPU {} per event", spread_text(p.spread), ms(p.cpu)),
+                    f.spread.p99.as_secs_f64() / p.spread.p99.as_secs_f64(),
+                )
+            }),
+            target,
+            ok,
+        );
+    }
+    for (i, m) in mem.iter().enumerate() {
+        let theirs = peer.as_ref().and_then(|(_, pm)| pm.get(i));
+        t.row(
+            format!(
+                "server memory per idle stream, {} open, {}",
+                thousands(m.n),
+                Via::Browser.words()
+            ),
+            kib(m),
+            theirs.map(|p| (kib(p), m.per_stream() / p.per_stream())),
+            "≤ 8 KiB",
+            Some(m.per_stream() <= 8.0 * 1024.0),
+        );
+    }
+
+    eprintln!("loadgen: memory per idle stream on fresh connections…");
+    let fresh = Server::spawn(
+        &server.log.with_file_name("fresh.db"),
+        &server.graph_url,
+        server.log.with_file_name("fresh.log"),
+        "",
+    )?;
+    let (_, mem) = fan_out(&fresh, Via::Fresh, ids, sizes, 0, readers.clone()).await?;
+    fresh.stop()?;
+    for m in &mem {
+        t.row(
+            format!(
+                "server memory per idle stream, {} open, {}",
+                thousands(m.n),
+                Via::Fresh.words()
+            ),
+            kib(m),
+            None,
+            "",
+            None,
+        );
+    }
+    Ok(())
+}
+
+/// nginx's version, as it reports it.
+fn nginx_version() -> String {
+    std::process::Command::new("nginx")
+        .arg("-v")
+        .output()
+        .ok()
+        .map(|o| {
+            String::from_utf8_lossy(&o.stderr)
+                .trim()
+                .trim_start_matches("nginx version: nginx/")
+                .to_string()
+        })
+        .unwrap_or_else(|| "?".into())
 }

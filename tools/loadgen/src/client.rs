@@ -139,6 +139,15 @@ pub(crate) fn get_request(addr: SocketAddr, path: &str) -> Vec<u8> {
     .into_bytes()
 }
 
+/// An authorised stream request, with the `Accept` an EventSource sends (Nchan needs it).
+pub(crate) fn stream_request(addr: SocketAddr, path: &str) -> Vec<u8> {
+    format!(
+        "GET {path} HTTP/1.1\r\nhost: {addr}\r\naccept: text/event-stream\r\n\
+         authorization: Bearer {DASHBOARD_TOKEN}\r\n\r\n"
+    )
+    .into_bytes()
+}
+
 /// Meta's lead ids are 16 digits; `n` makes them distinct.
 pub(crate) fn lead_id(n: u64) -> String {
     (1_000_000_000_000_000u64 + n).to_string()

@@ -2,7 +2,9 @@
 //!
 //! It starts the real server — [`leadstream::run`] with production settings, SQLite with
 //! `synchronous=FULL` on a real disk — and a fast fake Graph API on loopback, then measures and
-//! prints one table:
+//! prints one table. Streams are opened the way users open them: browser-style, i.e. on a
+//! keep-alive connection that carried an ordinary request (`/api/leads/count`) first, as a
+//! browser's EventSource and a proxy's connection pool do.
 //!
 //! 1. webhook → SSE latency with one subscriber: each lead is sent on its own (the next one only
 //!    after the previous one has arrived and its webhook was answered), timed from writing the
@@ -11,11 +13,19 @@
 //!    Graph call, the lead's commit (fsync), the fan-out.
 //! 2. fan-out: the same span, to the *last* of N open streams, for N = 1,000 and 10,000.
 //! 3. memory per idle SSE connection: the server's resident memory with N streams open, minus
-//!    before, divided by N.
-//! 4. ingest: signed webhooks (one distinct lead each) sent as fast as they are answered over
+//!    before, divided by N; browser-style, and on fresh connections (a server of its own).
+//!    "Before" is read after a first round of 64 streams was opened and closed, so what a
+//!    server allocates once (caches, per-thread pools) is not counted as the streams' cost.
+//! 4. the peer, Nchan (nginx with Debian's `libnginx-mod-nchan`), measured right after with the
+//!    same client: memory per idle stream and publish → last subscriber, with the ratio. Its
+//!    rows are skipped, with a note, where nginx or the module is missing.
+//! 5. ingest: signed webhooks (one distinct lead each) sent as fast as they are answered over
 //!    64 keep-alive connections; acknowledged per second, and how long until every lead is
 //!    saved, as seen by a dashboard stream that must get each one once, in id order. Every
 //!    answer must be 200 and the final count must match, or the run fails.
+//! 6. a flood (a server of its own): thousands of connections that never finish a request
+//!    (`flood`), while `/healthz` and signed webhooks are timed and a dashboard stream must get
+//!    every lead; then how long until the server's timeouts have closed them all.
 //!
 //! # How it is set up, and why
 //!
@@ -40,7 +50,10 @@
 mod bench;
 mod client;
 mod fake_graph;
+mod fanout;
+mod flood;
 mod measure;
+mod nchan;
 mod server;
 mod sse;
 
@@ -67,7 +80,7 @@ pub(crate) const LISTENING: &str = "LOADGEN_LISTENING ";
 #[derive(Debug, Parser)]
 #[command(
     name = "loadgen",
-    about = "Measures leadstream: webhook → SSE latency, fan-out, memory per stream, ingest rate."
+    about = "Measures leadstream: webhook → SSE latency, fan-out, memory per stream (beside Nchan), ingest rate, a flood."
 )]
 pub(crate) struct Opts {
     /// Leads sent one at a time for the single-subscriber latency (0 skips it).
@@ -85,6 +98,15 @@ pub(crate) struct Opts {
     /// Keep-alive connections the ingest webhooks are spread over.
     #[arg(long, default_value_t = 64)]
     ingest_connections: usize,
+    /// nginx worker processes for the peer (Nchan).
+    #[arg(long, default_value_t = 1)]
+    nchan_workers: usize,
+    /// Connections in the flood (0 skips it).
+    #[arg(long, default_value_t = 4000)]
+    flood: usize,
+    /// Seconds the flood is probed for (less than the server's 30 s timeouts, so it holds).
+    #[arg(long, default_value_t = 12)]
+    flood_window: u64,
     /// Where the temporary database goes (default: the system's temp directory). Put it on the
     /// disk you mean to measure: on tmpfs an fsync costs nothing.
     #[arg(long)]

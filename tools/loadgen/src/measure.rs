@@ -1,16 +1,14 @@
-//! The measurements: latency, fan-out, memory per stream, ingest.
+//! The measurements of one subscriber's latency and of ingest, and their figures (the fan-out
+//! and memory per stream are in `fanout`).
 
 use std::io::{self, Write as _};
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-
-use tokio::sync::{mpsc, Notify, Semaphore};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime};
 
 use crate::client::{lead_count, lead_id, post_webhook, webhook_request, Conn};
 use crate::server::Server;
-use crate::sse::Sse;
+use crate::sse::{Peer, Sse, Via};
 
 /// p50, p99 and max (nearest rank).
 #[derive(Clone, Copy)]
@@ -44,9 +42,10 @@ impl Ids {
     }
 }
 
-/// 1: one subscriber; each lead sent after the previous one arrived.
+/// 1: one subscriber on a browser-style connection; each lead sent after the previous one
+/// arrived.
 pub(crate) async fn latency(addr: SocketAddr, ids: &Ids, n: usize) -> Result<Spread, String> {
-    let mut sse = Sse::open(addr).await?;
+    let mut sse = Sse::open(addr, Peer::Leadstream, Via::Browser).await?;
     let mut poster = Conn::connect(addr).await.map_err(|e| e.to_string())?;
     // Warm-up, not timed: the first leads open the worker's pooled Graph connection and the
     // reader connections, which a running server has already done.
@@ -70,212 +69,6 @@ pub(crate) async fn latency(addr: SocketAddr, ids: &Ids, n: usize) -> Result<Spr
         }
     }
     Ok(spread(times))
-}
-
-/// What the subscribers of a fan-out round report.
-pub(crate) struct Round {
-    /// Subscribers that have not yet seen this round's lead.
-    pub(crate) remaining: AtomicUsize,
-    /// The latest arrival among them, nanoseconds since the epoch.
-    pub(crate) last: AtomicU64,
-    pub(crate) done: Notify,
-    /// Events beyond one per subscriber and round (must stay 0).
-    pub(crate) extra: AtomicUsize,
-    /// Why subscribers stopped reading (must stay empty).
-    pub(crate) failures: Mutex<Vec<String>>,
-}
-
-impl Round {
-    pub(crate) fn arrived(&self, at: SystemTime) {
-        let nanos = at.duration_since(UNIX_EPOCH).unwrap_or_default().as_nanos() as u64;
-        // Before counting down, so the last count-down sees every arrival time.
-        self.last.fetch_max(nanos, Ordering::AcqRel);
-        match self
-            .remaining
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |r| r.checked_sub(1))
-        {
-            Ok(1) => self.done.notify_one(),
-            Ok(_) => {}
-            Err(_) => {
-                self.extra.fetch_add(1, Ordering::Relaxed);
-            }
-        }
-    }
-}
-
-/// The open streams of the fan-out, each read by its own task.
-pub(crate) struct Subscribers {
-    pub(crate) round: Arc<Round>,
-    pub(crate) tasks: Vec<tokio::task::JoinHandle<()>>,
-    /// The low-priority runtime the subscriber tasks run on.
-    pub(crate) readers: tokio::runtime::Handle,
-}
-
-impl Subscribers {
-    /// Opens streams until `n` are open, 64 connecting at a time (a burst of 10,000 at once
-    /// would only measure the listen backlog).
-    pub(crate) async fn grow_to(&mut self, addr: SocketAddr, n: usize) -> Result<(), String> {
-        let parallel = Arc::new(Semaphore::new(64));
-        let (ready_tx, mut ready_rx) = mpsc::unbounded_channel::<Result<(), String>>();
-        let new = n.saturating_sub(self.tasks.len());
-        for _ in 0..new {
-            let round = self.round.clone();
-            let parallel = parallel.clone();
-            let ready = ready_tx.clone();
-            self.tasks.push(self.readers.spawn(async move {
-                let permit = parallel.acquire_owned().await.expect("open");
-                let mut sse = match Sse::open(addr).await {
-                    Ok(s) => s,
-                    Err(e) => {
-                        let _ = ready.send(Err(e));
-                        return;
-                    }
-                };
-                drop(permit);
-                let _ = ready.send(Ok(()));
-                loop {
-                    match sse.next_lead().await {
-                        Ok(seen) => round.arrived(seen.at),
-                        Err(e) => {
-                            round.failures.lock().expect("lock").push(e);
-                            return;
-                        }
-                    }
-                }
-            }));
-        }
-        drop(ready_tx);
-        for _ in 0..new {
-            match ready_rx.recv().await {
-                Some(Ok(())) => {}
-                Some(Err(e)) => return Err(e),
-                None => return Err("a subscriber task vanished".into()),
-            }
-        }
-        Ok(())
-    }
-
-    /// Sends one lead and waits until every subscriber has it; the time from sending to the
-    /// last arrival.
-    pub(crate) async fn one_event(
-        &self,
-        poster: &mut Conn,
-        addr: SocketAddr,
-        ids: &Ids,
-    ) -> Result<Duration, String> {
-        let n = self.tasks.len();
-        self.round.last.store(0, Ordering::Release);
-        self.round.remaining.store(n, Ordering::Release);
-        let req = webhook_request(addr, &ids.next());
-        let started = SystemTime::now();
-        post_webhook(poster, &req).await?;
-        let all = tokio::time::timeout(Duration::from_secs(20), self.round.done.notified()).await;
-        if let Some(e) = self.round.failures.lock().expect("lock").first() {
-            return Err(format!("a subscriber failed: {e}"));
-        }
-        if all.is_err() {
-            return Err(format!(
-                "{} of {n} subscribers still waited for the lead after 20 s",
-                self.round.remaining.load(Ordering::Acquire)
-            ));
-        }
-        let extra = self.round.extra.load(Ordering::Relaxed);
-        if extra > 0 {
-            return Err(format!(
-                "subscribers saw {extra} events more than were sent"
-            ));
-        }
-        let last = UNIX_EPOCH + Duration::from_nanos(self.round.last.load(Ordering::Acquire));
-        Ok(last.duration_since(started).unwrap_or_default())
-    }
-
-    /// Ends every subscriber and returns once their sockets are closed.
-    pub(crate) async fn close(self) {
-        for t in &self.tasks {
-            t.abort();
-        }
-        for t in self.tasks {
-            let _ = t.await;
-        }
-    }
-}
-
-pub(crate) struct FanOut {
-    pub(crate) n: usize,
-    pub(crate) spread: Spread,
-    /// Server CPU time per event (all threads, user and kernel).
-    pub(crate) cpu: Duration,
-}
-
-pub(crate) struct Memory {
-    pub(crate) n: usize,
-    pub(crate) before: u64,
-    pub(crate) after: u64,
-}
-
-impl Memory {
-    pub(crate) fn per_connection(&self) -> f64 {
-        self.after.saturating_sub(self.before) as f64 / self.n as f64
-    }
-}
-
-/// Resident memory once it has stopped moving (allocations of the opening burst settle).
-pub(crate) async fn settled_rss(server: &Server) -> Result<u64, String> {
-    let mut last = server.rss()?;
-    for _ in 0..20 {
-        tokio::time::sleep(Duration::from_millis(250)).await;
-        let now = server.rss()?;
-        if now.abs_diff(last) < 64 * 1024 {
-            return Ok(now);
-        }
-        last = now;
-    }
-    Ok(last)
-}
-
-/// 2 and 3: streams opened in steps; memory read with them idle, then `events` leads timed.
-pub(crate) async fn fan_out(
-    server: &Server,
-    ids: &Ids,
-    sizes: &[usize],
-    events: usize,
-    readers: tokio::runtime::Handle,
-) -> Result<(Vec<FanOut>, Vec<Memory>), String> {
-    let addr = server.addr;
-    let mut poster = Conn::connect(addr).await.map_err(|e| e.to_string())?;
-    let mut subs = Subscribers {
-        round: Arc::new(Round {
-            remaining: AtomicUsize::new(0),
-            last: AtomicU64::new(0),
-            done: Notify::new(),
-            extra: AtomicUsize::new(0),
-            failures: Mutex::new(Vec::new()),
-        }),
-        tasks: Vec::new(),
-        readers,
-    };
-    let before = settled_rss(server).await?;
-    let mut fan = Vec::new();
-    let mut mem = Vec::new();
-    for &n in sizes {
-        subs.grow_to(addr, n).await?;
-        let after = settled_rss(server).await?;
-        mem.push(Memory { n, before, after });
-        // One untimed lead, so every new stream has been polled once with a lead in flight.
-        subs.one_event(&mut poster, addr, ids).await?;
-        let mut times = Vec::with_capacity(events);
-        let cpu_before = server.cpu();
-        for _ in 0..events {
-            times.push(subs.one_event(&mut poster, addr, ids).await?);
-        }
-        fan.push(FanOut {
-            n,
-            spread: spread(times),
-            cpu: server.cpu().saturating_sub(cpu_before) / events as u32,
-        });
-    }
-    subs.close().await;
-    Ok((fan, mem))
 }
 
 /// Bytes per send in [`bare_sends`]; a lead's frame in this benchmark is about this size.
@@ -362,7 +155,7 @@ pub(crate) async fn ingest(
     for _ in 0..connections {
         conns.push(Conn::connect(addr).await.map_err(|e| e.to_string())?);
     }
-    let mut sse = Sse::open(addr).await?;
+    let mut sse = Sse::open(addr, Peer::Leadstream, Via::Browser).await?;
     let dashboard = tokio::spawn(async move {
         let mut last_id = 0;
         for _ in 0..n {

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
-use leadstream::config::{MetaSettings, Secret, Settings, Tuning};
+use leadstream::config::{Limits, MetaSettings, Secret, Settings, Tuning};
 
 use crate::{APP_SECRET, DASHBOARD_TOKEN, LISTENING, PAGE_ID, PAGE_TOKEN, VERIFY_TOKEN};
 
@@ -34,6 +34,7 @@ pub(crate) fn serve_child() -> ExitCode {
             demo_reason: None,
             public_url: None,
             trust_proxy_header: None,
+            limits: Limits::default(),
             tuning: Tuning {
                 sync_every: None,
                 sync_at_start: false,
@@ -84,6 +85,8 @@ pub(crate) struct Server {
     pub(crate) child: Child,
     pub(crate) addr: SocketAddr,
     pub(crate) log: PathBuf,
+    /// The fake Graph it calls, for another server beside it.
+    pub(crate) graph_url: String,
 }
 
 impl Server {
@@ -134,32 +137,22 @@ impl Server {
         };
         // Keep draining stdout (the start-up banner) so the child never blocks on a full pipe.
         std::thread::spawn(move || for _ in lines {});
-        Ok(Server { child, addr, log })
+        Ok(Server {
+            child,
+            addr,
+            log,
+            graph_url: graph_url.to_string(),
+        })
     }
 
     /// Resident memory of the server process, in bytes.
     pub(crate) fn rss(&self) -> Result<u64, String> {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
-            .map_err(|e| format!("cannot read the server's status: {e}"))?;
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmRSS:"))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-            .map(|kib| kib * 1024)
-            .ok_or_else(|| "no VmRSS line".to_string())
+        proc_rss(self.child.id())
     }
 
     /// User + system CPU time the server has used so far.
     pub(crate) fn cpu(&self) -> Duration {
-        let stat =
-            std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap_or_default();
-        // Fields after the ")" that closes the command name; utime and stime are 14th and 15th.
-        let after = stat.rsplit_once(')').map(|(_, s)| s).unwrap_or("");
-        let f: Vec<&str> = after.split_whitespace().collect();
-        let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
-        // SAFETY: sysconf has no preconditions.
-        let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
-        Duration::from_millis((ticks(11) + ticks(12)) * 1000 / hz)
+        proc_cpu(self.child.id())
     }
 
     /// Stops the server as its stdin closing tells it to; returns how long it took.
@@ -196,4 +189,28 @@ pub(crate) fn tail(path: &Path, n: usize) -> String {
     let text = std::fs::read_to_string(path).unwrap_or_default();
     let lines: Vec<&str> = text.lines().collect();
     lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+/// Resident memory of process `pid`, in bytes.
+pub(crate) fn proc_rss(pid: u32) -> Result<u64, String> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .map_err(|e| format!("cannot read the status of process {pid}: {e}"))?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .map(|kib| kib * 1024)
+        .ok_or_else(|| "no VmRSS line".to_string())
+}
+
+/// User + system CPU time process `pid` has used so far.
+pub(crate) fn proc_cpu(pid: u32) -> Duration {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the ")" that closes the command name; utime and stime are 14th and 15th.
+    let after = stat.rsplit_once(')').map(|(_, s)| s).unwrap_or("");
+    let f: Vec<&str> = after.split_whitespace().collect();
+    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
+    Duration::from_millis((ticks(11) + ticks(12)) * 1000 / hz)
 }

@@ -1,4 +1,5 @@
-//! One `/api/stream` client, with arrivals stamped by the kernel.
+//! One SSE stream client, with arrivals stamped by the kernel: of leadstream's `/api/stream`,
+//! or of the peer's (Nchan), on a fresh or a browser-style connection.
 
 use std::io::{self};
 use std::net::SocketAddr;
@@ -8,21 +9,63 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::io::{AsyncWriteExt, Interest};
 use tokio::net::TcpStream;
 
-use crate::client::{dechunk, find, get_request, Conn};
+use crate::client::{dechunk, find, get_request, stream_request, Conn};
 
-/// One `/api/stream` client.
+/// Which server a stream client talks to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Peer {
+    Leadstream,
+    /// nginx with the Nchan module (`crate::nchan`): the same client against a known SSE
+    /// server.
+    Nchan,
+}
+
+impl Peer {
+    /// The stream's path, and an ordinary request a page makes before its stream.
+    fn paths(self) -> (&'static str, &'static str) {
+        match self {
+            Peer::Leadstream => ("/api/stream", "/api/leads/count"),
+            Peer::Nchan => (crate::nchan::SUBSCRIBE, crate::nchan::ORDINARY),
+        }
+    }
+}
+
+/// How a stream's connection is opened.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Via {
+    /// A connection of its own, as curl opens it.
+    Fresh,
+    /// As a browser's EventSource or a proxy's pool: on a keep-alive connection that carried
+    /// an ordinary request first.
+    Browser,
+}
+
+impl Via {
+    pub(crate) fn words(self) -> &'static str {
+        match self {
+            Via::Fresh => "fresh connections",
+            Via::Browser => "browser-style connections",
+        }
+    }
+}
+
+/// One stream client.
 pub(crate) struct Sse {
     pub(crate) conn: Conn,
-    /// The server answers a fresh connection's stream with a body that runs until the close,
-    /// and one on a reused connection (routed through hyper) with chunks.
+    /// Whether the answer came in chunks (leadstream's HTTP/1.1 streams) or runs until the
+    /// close.
     pub(crate) chunked: bool,
+    /// Stream bytes not yet parsed into lines.
     pub(crate) text: Vec<u8>,
     /// Kernel receive time of the newest bytes read.
     pub(crate) stamp: SystemTime,
+    /// The event being read: its id, name and data.
+    event: (Option<String>, String, Option<String>),
 }
 
 /// A lead event as a client sees it.
 pub(crate) struct Seen {
+    /// Leadstream's row id (0 from Nchan, whose ids are not numbers).
     pub(crate) id: i64,
     pub(crate) leadgen_id: String,
     /// When its last byte reached this client's socket (kernel receive timestamp).
@@ -97,14 +140,21 @@ pub(crate) fn recv_stamped(
 }
 
 impl Sse {
-    /// Opens the stream; returns once the answer's head is read, which the server sends after
-    /// it has subscribed to the fan-out.
-    pub(crate) async fn open(addr: SocketAddr) -> Result<Sse, String> {
+    /// Opens a stream from `peer` on a connection opened the way `via` says; returns once the
+    /// answer's head is read, which leadstream sends after it has subscribed.
+    pub(crate) async fn open(addr: SocketAddr, peer: Peer, via: Via) -> Result<Sse, String> {
+        let (stream_path, ordinary) = peer.paths();
         let mut conn = Conn::connect(addr)
             .await
             .map_err(|e| format!("stream connect: {e}"))?;
+        if via == Via::Browser {
+            match conn.roundtrip(&get_request(addr, ordinary)).await {
+                Ok((200, _)) => {}
+                other => return Err(format!("{ordinary} answered {:?}", other.map(|r| r.0))),
+            }
+        }
         conn.stream
-            .write_all(&get_request(addr, "/api/stream"))
+            .write_all(&stream_request(addr, stream_path))
             .await
             .map_err(|e| format!("stream request: {e}"))?;
         let head = conn
@@ -123,6 +173,7 @@ impl Sse {
             conn,
             text: Vec::with_capacity(1024),
             stamp: SystemTime::now(),
+            event: (None, String::new(), None),
         })
     }
 
@@ -149,37 +200,50 @@ impl Sse {
         }
     }
 
-    /// The next `lead` event; comments and the hello are skipped, anything else is an error.
+    /// The next lead (leadstream's `event: lead`, Nchan's unnamed message). Comments and the
+    /// `retry:` line are read as EventSource reads them (they dispatch nothing); any other
+    /// event, or an empty one, is an error.
     pub(crate) async fn next_lead(&mut self) -> Result<Seen, String> {
         loop {
-            while let Some(end) = find(&self.text, b"\n\n") {
-                let block: Vec<u8> = self.text.drain(..end + 2).collect();
-                let block = String::from_utf8_lossy(&block);
-                let (mut id, mut event, mut data) = (None, "message", "");
-                for line in block.lines() {
-                    if let Some(v) = line.strip_prefix("id: ") {
-                        id = v.parse::<i64>().ok();
-                    } else if let Some(v) = line.strip_prefix("event: ") {
-                        event = v;
-                    } else if let Some(v) = line.strip_prefix("data: ") {
-                        data = v;
+            while let Some(end) = find(&self.text, b"\n") {
+                let line: Vec<u8> = self.text.drain(..end + 1).collect();
+                let line = String::from_utf8_lossy(&line[..end]);
+                let line = line.trim_end_matches('\r');
+                if line.is_empty() {
+                    let (id, name, data) = std::mem::take(&mut self.event);
+                    match (name.as_str(), data) {
+                        ("" | "lead" | "message", Some(data)) => {
+                            let leadgen_id = data
+                                .split_once("\"leadgen_id\":\"")
+                                .and_then(|(_, rest)| rest.split_once('"'))
+                                .map(|(v, _)| v.to_string())
+                                .unwrap_or_default();
+                            return Ok(Seen {
+                                id: id.and_then(|i| i.parse().ok()).unwrap_or(0),
+                                leadgen_id,
+                                at: self.stamp,
+                            });
+                        }
+                        // Nchan sends a comment and a blank line on connecting.
+                        ("", None) if id.is_none() => {}
+                        (other, _) => {
+                            return Err(format!(
+                                "unexpected stream event {other:?} (an empty one?)"
+                            ))
+                        }
                     }
+                    continue;
                 }
-                match (event, id) {
-                    ("lead", Some(id)) => {
-                        let leadgen_id = data
-                            .split_once("\"leadgen_id\":\"")
-                            .and_then(|(_, rest)| rest.split_once('"'))
-                            .map(|(v, _)| v.to_string())
-                            .unwrap_or_default();
-                        return Ok(Seen {
-                            id,
-                            leadgen_id,
-                            at: self.stamp,
-                        });
-                    }
-                    (_, None) if data.is_empty() => {} // hello, retry hint, keep-alive
-                    (other, _) => return Err(format!("unexpected stream event {other:?}")),
+                if line.starts_with(':') {
+                    continue;
+                }
+                let (field, value) = line.split_once(':').unwrap_or((line, ""));
+                let value = value.strip_prefix(' ').unwrap_or(value).to_string();
+                match field {
+                    "id" => self.event.0 = Some(value),
+                    "event" => self.event.1 = value,
+                    "data" => self.event.2 = Some(value),
+                    _ => {} // retry
                 }
             }
             if self.chunked {
@@ -191,7 +255,7 @@ impl Sse {
             } else {
                 self.text.append(&mut self.conn.buf);
             }
-            if find(&self.text, b"\n\n").is_none() {
+            if find(&self.text, b"\n").is_none() {
                 self.fill().await.map_err(|e| format!("stream read: {e}"))?;
             }
         }
