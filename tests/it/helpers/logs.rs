@@ -1,6 +1,7 @@
-//! The test binary's logger: every line leadstream logs, kept in memory so a test can read
-//! what the server wrote (and how often). Installed once; tests running at the same time log
-//! into the same list, so a test picks its own lines (by target, by text, by time).
+//! The test binary's logger: every warning and error leadstream logs, kept in memory so a test
+//! can read what the server wrote (and how often). Warnings, not the info line of every
+//! webhook: the whole test binary pays for what is kept. Installed once; tests running at the
+//! same time log into the same list, so a test picks its own lines (by target, text, time).
 
 use std::sync::{Mutex, OnceLock};
 use std::time::Instant;
@@ -20,7 +21,7 @@ struct Capture {
 
 impl log::Log for Capture {
     fn enabled(&self, m: &log::Metadata) -> bool {
-        m.level() <= log::Level::Info && m.target().starts_with("leadstream")
+        m.level() <= log::Level::Warn && m.target().starts_with("leadstream")
     }
     fn log(&self, record: &log::Record) {
         if self.enabled(record.metadata()) {
@@ -42,7 +43,7 @@ fn capture() -> &'static Capture {
             lines: Mutex::new(Vec::new()),
         }));
         log::set_logger(c).expect("no other logger in the test binary");
-        log::set_max_level(log::LevelFilter::Info);
+        log::set_max_level(log::LevelFilter::Warn);
         c
     })
 }
