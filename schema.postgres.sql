@@ -87,14 +87,19 @@ CREATE TABLE forms (
     updated_ms   bigint NOT NULL
 );
 
--- Dashboard sessions (a SHA-256 of the cookie only), shared by every instance.
+-- Dashboard sessions (a SHA-256 of the cookie only), shared by every instance: whom each
+-- belongs to, and the kind and a fingerprint of the credential that made it (a changed token
+-- ends the sessions made with the old one).
 CREATE TABLE sessions (
-    token_hash  text   PRIMARY KEY,
-    created_ms  bigint NOT NULL,
-    expires_ms  bigint NOT NULL
+    token_hash       text   PRIMARY KEY,
+    created_ms       bigint NOT NULL,
+    expires_ms       bigint NOT NULL,
+    principal        text   NOT NULL DEFAULT 'admin',
+    credential_kind  text   NOT NULL DEFAULT '',
+    credential_fp    text   NOT NULL DEFAULT ''
 );
 
--- Small facts: the last sync's outcome.
+-- Small facts: the last sync's outcome, the salt of credential fingerprints.
 CREATE TABLE state (
     key    text PRIMARY KEY,
     value  text NOT NULL

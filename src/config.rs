@@ -3,13 +3,21 @@
 //!
 //! `.env` is loaded into the environment *before* clap reads it, without overriding variables
 //! that are already set, which yields exactly that precedence.
+//!
+//! An empty value counts as unset wherever it comes from (`META_APP_SECRET=` in the
+//! environment or in `.env`, `--meta-app-secret=` on the command line): the next source is
+//! asked, and in the end the default applies. An empty secret must never become a key: anyone
+//! can compute HMAC("", body). clap would take `""` as a value, so empty values are taken out
+//! of the environment and the arguments before it looks ([`Cli::parse_with_empty_unset`]),
+//! for every setting it knows, present and future.
 
+use std::ffi::OsString;
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Parser, Subcommand};
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 
 use crate::store::{Database, PostgresSettings};
 
@@ -44,6 +52,19 @@ impl std::str::FromStr for Secret {
 }
 
 pub const DEFAULT_GRAPH_URL: &str = "https://graph.facebook.com/v25.0";
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+pub const DEFAULT_DB: &str = "./leads.db";
+
+/// `value` unless it is empty (or only blanks): an empty setting counts as unset.
+fn given<T: AsRef<str>>(value: Option<T>) -> Option<T> {
+    value.filter(|v| !v.as_ref().trim().is_empty())
+}
+
+impl AsRef<str> for Secret {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
 
 /// What clap parses; turned into [`Settings`] by [`Cli::into_settings`], which checks the
 /// combinations clap cannot express.
@@ -53,16 +74,21 @@ pub const DEFAULT_GRAPH_URL: &str = "https://graph.facebook.com/v25.0";
     version,
     about = "Receives Meta Lead Ads webhooks, keeps every lead in SQLite (or PostgreSQL, for several instances) and shows them live.",
     after_help = "Every setting can also come from the environment or from a .env file in the \
-                  working directory. With no META_* settings at all, leadstream starts in demo mode."
+                  working directory; an empty value counts as unset. With no META_* settings at \
+                  all, leadstream starts in demo mode."
 )]
 pub struct Cli {
-    /// Address to serve on; port 0 picks a free one (the bound address is logged).
-    #[arg(long, env = "LISTEN_ADDR", default_value = "127.0.0.1:8080")]
-    pub listen: SocketAddr,
+    /// Without a command, leadstream serves.
+    #[command(subcommand)]
+    pub command: Option<Command>,
 
-    /// SQLite file, created with schema.sql on first start.
-    #[arg(long, env = "LEADS_DB", default_value = "./leads.db", global = true)]
-    pub db: PathBuf,
+    /// Address to serve on; port 0 picks a free one (the bound address is logged).
+    #[arg(long, env = "LISTEN_ADDR", default_value = DEFAULT_LISTEN)]
+    pub listen: String,
+
+    /// SQLite file (the server creates it with schema.sql on first start).
+    #[arg(long, env = "LEADS_DB", default_value = DEFAULT_DB, global = true)]
+    pub db: String,
 
     /// PostgreSQL (`postgres://…` or `host=… dbname=…`): when set, the store is PostgreSQL and
     /// any number of instances may share it.
@@ -87,9 +113,6 @@ pub struct Cli {
     /// timeout plus 30 s). Only tests shorten it.
     #[arg(long = "job-lease-ms", env = "LEADSTREAM_JOB_LEASE_MS", hide = true)]
     pub job_lease_ms: Option<u64>,
-
-    #[command(subcommand)]
-    pub command: Option<Command>,
 
     /// HMAC key for X-Hub-Signature-256; also signs appsecret_proof.
     #[arg(
@@ -139,24 +162,60 @@ pub struct Cli {
     #[arg(long = "public-url", env = "PUBLIC_URL")]
     pub public_url: Option<String>,
 
+    /// A header in which a reverse proxy on this machine passes the client's address, e.g.
+    /// X-Forwarded-For or X-Real-IP; believed only on connections from loopback. Wrong tokens
+    /// are then counted per client rather than all against the proxy.
+    #[arg(long = "trust-proxy-header", env = "TRUST_PROXY_HEADER")]
+    pub trust_proxy_header: Option<String>,
+
     #[command(flatten, next_help_heading = "Connections and timeouts")]
     pub limits: LimitArgs,
 }
 
-/// What the binary is asked to do besides serving.
+/// What leadstream can do besides serving.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Copy the database to FILE while the server runs: one consistent instant, checked with
+    /// PRAGMA integrity_check, written as FILE.tmp and renamed when complete.
+    Backup(BackupArgs),
     /// Copy a SQLite database (--db) into an empty PostgreSQL database (--database-url):
     /// leads with their ids, jobs, dead letters, deliveries, forms, the sync's state and
     /// sessions. Refuses a database that already holds any of these.
     MigrateToPostgres,
 }
 
-/// What the binary was asked to do.
+#[derive(Debug, Clone, Args)]
+pub struct BackupArgs {
+    /// Where the copy goes.
+    pub file: PathBuf,
+    /// Replace FILE if it exists.
+    #[arg(long)]
+    pub force: bool,
+}
+
+/// What the command line asks for, checked.
 #[derive(Debug)]
 pub enum Invocation {
     Serve(Box<Settings>),
-    MigrateToPostgres { db: PathBuf, to: PostgresSettings },
+    /// `leadstream backup FILE` of the database at `db`.
+    Backup {
+        db: PathBuf,
+        args: BackupArgs,
+    },
+    /// `leadstream migrate-to-postgres`: the SQLite file `db` into the database `to`.
+    MigrateToPostgres {
+        db: PathBuf,
+        to: PostgresSettings,
+    },
+}
+
+impl Invocation {
+    /// Reads `.env` (if any), then flags and environment.
+    pub fn from_env_and_args() -> Result<Invocation, String> {
+        load_dotenv()?;
+        let cli = Cli::parse_with_empty_unset(std::env::args_os()).unwrap_or_else(|e| e.exit());
+        cli.into_invocation()
+    }
 }
 
 fn parse_flag(s: &str) -> Result<bool, String> {
@@ -192,6 +251,13 @@ pub struct Tuning {
     pub demo_every: Duration,
     /// Timeout of one Graph request.
     pub graph_timeout: Duration,
+    /// The most pages of one listing (a page's forms, a form's leads) one sync reads: 2,000
+    /// pages of 100 leads (docs/settings.md).
+    pub sync_max_pages: usize,
+    /// Wrong dashboard tokens allowed per client address per `guess_window`, before further
+    /// attempts from it are refused for the rest of the window (10 a minute; docs/settings.md).
+    pub guess_limit: u32,
+    pub guess_window: Duration,
     /// How long a dashboard session lasts (30 days; docs/settings.md).
     pub session_ttl: Duration,
     /// With PostgreSQL: how long a claimed job stays this instance's; `None`: the Graph
@@ -213,6 +279,9 @@ impl Default for Tuning {
             sync_at_start: true,
             demo_every: Duration::from_secs(4),
             graph_timeout: Duration::from_secs(20),
+            sync_max_pages: 2_000,
+            guess_limit: crate::auth::GUESS_LIMIT,
+            guess_window: crate::auth::GUESS_WINDOW,
             session_ttl: Duration::from_secs(30 * 24 * 3600),
             job_lease: None,
         }
@@ -247,22 +316,14 @@ pub struct Settings {
     /// Why demo mode is on, for the one start-up line that says so.
     pub demo_reason: Option<&'static str>,
     pub public_url: Option<String>,
+    /// The header a local reverse proxy passes the client's address in (lower case).
+    pub trust_proxy_header: Option<String>,
     /// What a client may hold: connections, timeouts, body bytes.
     pub limits: Limits,
     pub tuning: Tuning,
 }
 
 impl Settings {
-    /// Reads `.env` (if any), then flags and environment.
-    pub fn from_env_and_args() -> Result<Settings, String> {
-        match Invocation::from_env_and_args()? {
-            Invocation::Serve(settings) => Ok(*settings),
-            Invocation::MigrateToPostgres { .. } => {
-                Err("migrate-to-postgres is a command of its own, not a server".into())
-            }
-        }
-    }
-
     /// The database these settings name.
     pub fn database(&self) -> Database {
         match &self.database_url {
@@ -283,72 +344,93 @@ impl Settings {
     }
 }
 
-impl Invocation {
-    /// Reads `.env` (if any), then flags and environment.
-    pub fn from_env_and_args() -> Result<Invocation, String> {
-        // A broken .env is reported rather than silently ignored: a typo there would otherwise
-        // start a half-configured server.
-        match dotenvy::dotenv() {
-            Ok(_) => {}
-            Err(e) if e.not_found() => {}
-            Err(e) => return Err(format!("could not read .env: {e}")),
+/// Puts the settings of `.env` (searched from the working directory up) into the environment,
+/// where a variable is unset or empty: the environment wins over `.env`, and an empty value
+/// there counts as unset, so `.env` is asked next. A broken `.env` is reported rather than
+/// silently ignored: a typo there would otherwise start a half-configured server.
+fn load_dotenv() -> Result<(), String> {
+    let entries = match dotenvy::dotenv_iter() {
+        Ok(entries) => entries,
+        Err(e) if e.not_found() => return Ok(()),
+        Err(e) => return Err(format!("could not read .env: {e}")),
+    };
+    for entry in entries {
+        let (key, value) = entry.map_err(|e| format!("could not read .env: {e}"))?;
+        if given(std::env::var(&key).ok()).is_none() {
+            // Before any thread of ours reads the environment (clap reads it next).
+            std::env::set_var(key, value);
         }
-        Cli::parse().into_invocation()
     }
-}
-
-/// PostgreSQL's settings from the URLs (empty ones already dropped) and the tuning.
-fn postgres_settings(url: &Secret, listen: Option<&Secret>, tuning: &Tuning) -> PostgresSettings {
-    PostgresSettings {
-        url: url.expose().to_string(),
-        listen_url: listen.map(|u| u.expose().to_string()),
-        job_lease: tuning
-            .job_lease
-            .unwrap_or(tuning.graph_timeout + Duration::from_secs(30)),
-    }
-}
-
-/// `None` for an absent or empty value: `DATABASE_URL=` in `.env` means no database URL.
-fn non_empty(s: Option<Secret>) -> Option<Secret> {
-    s.filter(|v| !v.expose().trim().is_empty())
+    Ok(())
 }
 
 impl Cli {
+    /// Parses `args` and the environment, an empty value counting as unset: empty variables
+    /// of the settings are removed from the environment, and `--name=` or `--name ""` from
+    /// the arguments, so clap falls through to the next source and the default.
+    pub fn parse_with_empty_unset<I, T>(args: I) -> Result<Cli, clap::Error>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<OsString> + Clone,
+    {
+        forget_empty_environment(&Cli::command());
+        // Built again: clap reads the environment when it builds the command.
+        let mut command = Cli::command();
+        let args = drop_empty_flags(&command, args.into_iter().map(Into::into).collect());
+        Cli::from_arg_matches_mut(&mut command.try_get_matches_from_mut(args)?)
+    }
+
+    /// A command, or the server's settings. A command needs only the settings it uses: a
+    /// half-configured Meta app does not stop a backup.
     pub fn into_invocation(mut self) -> Result<Invocation, String> {
-        self.database_url = non_empty(self.database_url.take());
-        self.database_listen_url = non_empty(self.database_listen_url.take());
-        match self.command {
-            None => Ok(Invocation::Serve(Box::new(self.into_settings()?))),
+        match self.command.take() {
+            Some(Command::Backup(args)) => Ok(Invocation::Backup {
+                db: self.db_path(),
+                args,
+            }),
             Some(Command::MigrateToPostgres) => {
-                let Some(url) = &self.database_url else {
+                let Some(url) = given(self.database_url.take()) else {
                     return Err(
                         "migrate-to-postgres needs --database-url (or DATABASE_URL): the database to copy into"
                             .into(),
                     );
                 };
-                let tuning = Tuning::default();
+                let listen = given(self.database_listen_url.take());
                 Ok(Invocation::MigrateToPostgres {
-                    to: postgres_settings(url, self.database_listen_url.as_ref(), &tuning),
-                    db: self.db,
+                    to: postgres_settings(&url, listen.as_ref(), &Tuning::default()),
+                    db: self.db_path(),
                 })
             }
+            None => Ok(Invocation::Serve(Box::new(self.into_settings()?))),
         }
     }
 
+    fn db_path(&self) -> PathBuf {
+        PathBuf::from(given(Some(self.db.as_str())).unwrap_or(DEFAULT_DB))
+    }
+
     pub fn into_settings(self) -> Result<Settings, String> {
-        let database_url = non_empty(self.database_url);
-        let database_listen_url = non_empty(self.database_listen_url);
-        let given = [
-            ("META_APP_SECRET", self.app_secret.is_some()),
-            ("META_WEBHOOK_VERIFY_TOKEN", self.verify_token.is_some()),
-            ("META_PAGE_ACCESS_TOKEN", self.page_access_token.is_some()),
+        let db = self.db_path();
+        let app_secret = given(self.app_secret);
+        let verify_token = given(self.verify_token);
+        let page_access_token = given(self.page_access_token);
+        let page_ids = given(self.page_ids);
+        let secrets = [
+            ("META_APP_SECRET", app_secret.is_some()),
+            ("META_WEBHOOK_VERIFY_TOKEN", verify_token.is_some()),
+            ("META_PAGE_ACCESS_TOKEN", page_access_token.is_some()),
         ];
-        let any_meta = given.iter().any(|(_, set)| *set) || self.page_ids.is_some();
+        let any_meta = secrets.iter().any(|(_, set)| *set) || page_ids.is_some();
+        let database_url = given(self.database_url);
+        let database_listen_url = given(self.database_listen_url);
         // The demo's simulated Meta is for one machine: it would post its leads to every
         // instance sharing the database.
         if database_url.is_some() {
             if self.demo {
-                return Err("--demo runs on SQLite only: drop --database-url (DATABASE_URL) to try the demo".into());
+                return Err(
+                    "--demo runs on SQLite only: drop --database-url (DATABASE_URL) to try the demo"
+                        .into(),
+                );
             }
             if !any_meta {
                 return Err(
@@ -363,43 +445,54 @@ impl Cli {
         } else if !any_meta {
             (None, Some("no META_* settings were found"))
         } else {
-            if let Some((name, _)) = given.iter().find(|(_, set)| !*set) {
+            if let Some((name, _)) = secrets.iter().find(|(_, set)| !*set) {
                 return Err(format!(
                     "{name} is required when a Meta app is configured (see .env.example), \
                      or start with --demo to try leadstream without one"
                 ));
             }
-            let page_ids = parse_page_ids(self.page_ids.as_deref().unwrap_or(""))?;
-            let graph_url = self.graph_url.trim_end_matches('/').to_string();
+            let page_ids = parse_page_ids(page_ids.as_deref().unwrap_or(""))?;
+            let graph_url = given(Some(self.graph_url.as_str()))
+                .unwrap_or(DEFAULT_GRAPH_URL)
+                .trim_end_matches('/')
+                .to_string();
             url::Url::parse(&graph_url)
                 .map_err(|e| format!("META_GRAPH_URL is not a URL ({e}): {graph_url:?}"))?;
             (
                 Some(MetaSettings {
-                    app_secret: self.app_secret.unwrap(),
-                    verify_token: self.verify_token.unwrap(),
-                    page_access_token: self.page_access_token.unwrap(),
+                    app_secret: app_secret.expect("checked above"),
+                    verify_token: verify_token.expect("checked above"),
+                    page_access_token: page_access_token.expect("checked above"),
                     page_ids,
                     graph_url,
                 }),
                 None,
             )
         };
-        let (dashboard_token, token_generated) = match self.dashboard_token {
+        let (dashboard_token, token_generated) = match given(self.dashboard_token) {
             Some(t) if t.expose().len() >= 8 => (t, false),
             Some(_) => return Err("DASHBOARD_TOKEN must be at least 8 characters long".into()),
             None => (Secret::new(random_token(18)), true),
         };
-        if let Some(u) = &self.public_url {
-            url::Url::parse(u).map_err(|e| format!("--public-url is not a URL ({e}): {u:?}"))?;
+        let public_url = given(self.public_url);
+        if let Some(u) = &public_url {
+            url::Url::parse(u).map_err(|e| format!("PUBLIC_URL is not a URL ({e}): {u:?}"))?;
         }
+        let trust_proxy_header = given(self.trust_proxy_header)
+            .map(|h| parse_header_name(&h))
+            .transpose()?;
+        let listen = given(Some(self.listen.as_str())).unwrap_or(DEFAULT_LISTEN);
+        let listen = listen.trim().parse::<SocketAddr>().map_err(|e| {
+            format!("LISTEN_ADDR must be an address and port like 127.0.0.1:8080 ({e}): {listen:?}")
+        })?;
+        let limits = self.limits.into_limits()?;
         let tuning = Tuning {
             job_lease: self.job_lease_ms.map(Duration::from_millis),
             ..Tuning::default()
         };
-        let limits = self.limits.into_limits()?;
         Ok(Settings {
-            listen: self.listen,
-            db: self.db,
+            listen,
+            db,
             database_url,
             database_listen_url,
             demo: meta.is_none(),
@@ -407,10 +500,85 @@ impl Cli {
             dashboard_token,
             token_generated,
             demo_reason,
-            public_url: self.public_url,
+            public_url,
+            trust_proxy_header,
             limits,
             tuning,
         })
+    }
+}
+
+/// PostgreSQL's settings from the URLs and the tuning.
+fn postgres_settings(url: &Secret, listen: Option<&Secret>, tuning: &Tuning) -> PostgresSettings {
+    PostgresSettings {
+        url: url.expose().to_string(),
+        listen_url: listen.map(|u| u.expose().to_string()),
+        job_lease: tuning
+            .job_lease
+            .unwrap_or(tuning.graph_timeout + Duration::from_secs(30)),
+    }
+}
+
+/// Every argument of `command` and its subcommands, with the name of its environment variable
+/// and whether it takes a value.
+fn arguments(command: &clap::Command) -> Vec<&clap::Arg> {
+    command
+        .get_arguments()
+        .chain(command.get_subcommands().flat_map(|c| c.get_arguments()))
+        .collect()
+}
+
+/// Removes the settings' environment variables whose value is empty (or only blanks).
+fn forget_empty_environment(command: &clap::Command) {
+    for arg in arguments(command) {
+        let Some(name) = arg.get_env() else { continue };
+        if std::env::var_os(name).is_some_and(|v| v.to_string_lossy().trim().is_empty()) {
+            // Before any thread of ours reads the environment (clap reads it next).
+            std::env::remove_var(name);
+        }
+    }
+}
+
+/// `args` without the options given an empty value: `--name=` and `--name ""` (`--name=  `
+/// too) for every option that takes one.
+fn drop_empty_flags(command: &clap::Command, args: Vec<OsString>) -> Vec<OsString> {
+    let takes_value: Vec<String> = arguments(command)
+        .into_iter()
+        .filter(|a| a.get_action().takes_values())
+        .filter_map(|a| a.get_long().map(|l| format!("--{l}")))
+        .collect();
+    let is_option = |s: &str| takes_value.iter().any(|o| o == s);
+    let blank = |s: &OsString| s.to_string_lossy().trim().is_empty();
+    let mut out = Vec::with_capacity(args.len());
+    let mut args = args.into_iter().peekable();
+    while let Some(arg) = args.next() {
+        let text = arg.to_string_lossy().into_owned();
+        if let Some((name, value)) = text.split_once('=') {
+            if is_option(name) && value.trim().is_empty() {
+                continue;
+            }
+        } else if is_option(&text) && args.peek().is_some_and(blank) {
+            args.next();
+            continue;
+        }
+        out.push(arg);
+    }
+    out
+}
+
+/// A header name as HTTP allows it (letters, digits and `-` in practice), lower case.
+fn parse_header_name(s: &str) -> Result<String, String> {
+    let name = s.trim().to_ascii_lowercase();
+    let ok = !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_!#$%&'*+.^`|~".contains(&b));
+    if ok {
+        Ok(name)
+    } else {
+        Err(format!(
+            "TRUST_PROXY_HEADER must be a header name such as X-Forwarded-For, not {s:?}"
+        ))
     }
 }
 
@@ -461,25 +629,13 @@ mod tests {
     fn cli(args: &[&str]) -> Cli {
         let mut all = vec!["leadstream"];
         all.extend_from_slice(args);
-        Cli::try_parse_from(all).unwrap()
+        Cli::parse_with_empty_unset(all).unwrap()
     }
 
     #[test]
     fn secrets_never_show_in_debug() {
         let s = format!("{:?}", Secret::new("hunter2"));
         assert!(!s.contains("hunter2"));
-    }
-
-    #[test]
-    fn a_half_configured_app_is_a_one_line_error() {
-        let mut c = cli(&["--dashboard-token", "abcdefgh"]);
-        c.app_secret = Some(Secret::new("x"));
-        let err = c.into_settings().unwrap_err();
-        assert!(
-            err.contains("META_WEBHOOK_VERIFY_TOKEN is required"),
-            "{err}"
-        );
-        assert!(!err.contains('\n'));
     }
 
     #[test]
@@ -500,6 +656,57 @@ mod tests {
             .into_settings()
             .unwrap();
         assert!(s.demo && s.database_url.is_none());
+    }
+
+    #[test]
+    fn a_half_configured_app_is_a_one_line_error() {
+        let mut c = cli(&["--dashboard-token", "abcdefgh"]);
+        c.app_secret = Some(Secret::new("x"));
+        let err = c.into_settings().unwrap_err();
+        assert!(
+            err.contains("META_WEBHOOK_VERIFY_TOKEN is required"),
+            "{err}"
+        );
+        assert!(!err.contains('\n'));
+    }
+
+    #[test]
+    fn an_empty_value_is_unset_for_every_setting() {
+        let s = cli(&[
+            "--listen=",
+            "--db=",
+            "--meta-app-secret=",
+            "--meta-webhook-verify-token",
+            "",
+            "--meta-page-access-token=  ",
+            "--meta-page-id=",
+            "--meta-graph-url=",
+            "--dashboard-token=",
+            "--public-url=",
+            "--trust-proxy-header=",
+            "--max-connections=",
+            "--idle-timeout",
+            "",
+            "--head-timeout=",
+        ])
+        .into_settings()
+        .unwrap();
+        assert!(s.meta.is_none() && s.demo, "no Meta app: demo mode");
+        assert_eq!(s.demo_reason, Some("no META_* settings were found"));
+        assert!(s.token_generated && s.dashboard_token.expose().len() >= 8);
+        assert_eq!(s.listen, DEFAULT_LISTEN.parse().unwrap());
+        assert_eq!(s.db, PathBuf::from(DEFAULT_DB));
+        assert_eq!(s.public_url, None);
+        assert_eq!(s.trust_proxy_header, None);
+        assert_eq!(s.limits.max_connections, None);
+        assert_eq!(s.limits.idle_timeout, Limits::default().idle_timeout);
+        assert_eq!(s.limits.head_timeout, Limits::default().head_timeout);
+
+        // An empty line beside a real one is no reason to start half-configured.
+        let mut c = cli(&["--meta-app-secret=", "--meta-page-id="]);
+        c.verify_token = Some(Secret::new("verify"));
+        let err = c.into_settings().unwrap_err();
+        assert!(err.starts_with("META_APP_SECRET is required"), "{err}");
     }
 
     #[test]

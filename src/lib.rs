@@ -23,12 +23,15 @@
 //! - [`meta::sync`] catches up on leads webhooks missed, through the same save path;
 //!   [`meta::status`] is what the process knows of Meta's health.
 //!
-//! Beside the path: [`auth`] (the token, sessions, the login limit, and the [`auth::Auth`] a
-//! private handler takes), [`report`] (CSV and PDF), [`demo`] (a simulated Meta for `make run`
-//! without a Meta app), [`config`], [`model`] (the values passed around) and [`shutdown`].
+//! Beside the path: [`auth`] (the token, sessions bound to it, the limit on guessing it, and
+//! the [`auth::Auth`] a private handler takes), [`http::origin`] (state changes from other
+//! origins refused before any route), [`report`] (CSV and PDF), [`demo`] (a simulated Meta for
+//! `make run` without a Meta app), [`config`], [`model`] (the values passed around),
+//! [`logging`] (outside text escaped for the log) and [`shutdown`]. The store also says
+//! whether the database can be written ([`store::Store::health_check`], for `/healthz`).
 //!
 //! [`run`] takes an already-bound listener and a shutdown future, so tests start the real server
-//! in-process on port 0.
+//! in-process on port 0. [`backup`] is the `leadstream backup FILE` command.
 
 pub mod auth;
 pub mod backoff;
@@ -37,6 +40,7 @@ pub mod demo;
 pub mod http;
 pub mod ingest;
 pub mod live;
+pub mod logging;
 pub mod meta;
 pub mod model;
 pub mod report;
@@ -51,12 +55,13 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
 
-use crate::auth::{Gate, LoginLimiter, Sessions};
+use crate::auth::{Gate, GuessLimiter, ProxyTrust, Sessions};
 use crate::config::{MetaSettings, Settings};
 use crate::demo::DemoMeta;
 use crate::http::dashboard::DashboardContext;
 use crate::http::limits::BodyBudget;
 use crate::http::ops::OpsContext;
+use crate::http::origin::Origins;
 use crate::http::server::ServerContext;
 use crate::http::webhook::WebhookContext;
 use crate::ingest::{Inbox, Worker};
@@ -94,7 +99,15 @@ pub async fn run(
     let sessions = Sessions::load(store.clone(), tuning.session_ttl, Arc::new(hub.clone()))
         .await
         .map_err(|e| e.to_string())?;
-    let gate = Gate::new(settings.dashboard_token.clone(), sessions.clone());
+    let gate = Gate::open(
+        settings.dashboard_token.clone(),
+        sessions.clone(),
+        &store,
+        GuessLimiter::new(tuning.guess_limit, tuning.guess_window),
+        ProxyTrust::header(settings.trust_proxy_header.as_deref()),
+    )
+    .await
+    .map_err(|e| e.to_string())?;
     let (switch, stop) = Shutdown::new();
     let cap = http::server::connection_cap(&settings.limits);
 
@@ -156,6 +169,7 @@ pub async fn run(
     });
     let mut background = vec![
         tokio::spawn(worker.run(stop.clone())),
+        tokio::spawn(gate.clone().report_guesses(stop.clone())),
         tokio::spawn(sessions.sweep(stop.clone())),
     ];
     if let Some(every) = tuning.sync_every {
@@ -189,10 +203,10 @@ pub async fn run(
         streams: streams.clone(),
         dashboard: Arc::new(DashboardContext {
             gate: gate.clone(),
-            limiter: LoginLimiter::default(),
             secure_cookie: settings.https(),
         }),
         demo,
+        origins: Arc::new(Origins::new(settings.public_url.as_deref())),
     });
     let server_context = Arc::new(ServerContext {
         gate,
@@ -226,6 +240,22 @@ pub async fn run(
         let _ = tokio::time::timeout(Duration::from_millis(300), task).await;
     }
     Ok(())
+}
+
+/// `leadstream backup FILE`: copies the database at `db` while a server may be running; the
+/// line to print when it is done.
+pub async fn backup(db: std::path::PathBuf, args: config::BackupArgs) -> Result<String, String> {
+    let file = args.file.clone();
+    let report =
+        tokio::task::spawn_blocking(move || store::backup_file(&db, &args.file, args.force))
+            .await
+            .map_err(|e| format!("the backup task failed: {e}"))??;
+    Ok(format!(
+        "backed up {} leads to {} ({} KiB), integrity_check ok",
+        report.leads,
+        file.display(),
+        report.bytes.div_ceil(1024)
+    ))
 }
 
 /// The one line a person needs: where the dashboard is (with the token when it was generated).

@@ -1,5 +1,5 @@
 //! The `leadstream` binary: settings → logger → bind → [`leadstream::run`] until SIGINT/SIGTERM,
-//! or one of its commands (`migrate-to-postgres`).
+//! or one of its commands ([`leadstream::backup`], `migrate-to-postgres`).
 
 use std::process::ExitCode;
 
@@ -12,6 +12,18 @@ async fn main() -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
     let settings = match Invocation::from_env_and_args() {
         Ok(Invocation::Serve(s)) => *s,
+        Ok(Invocation::Backup { db, args }) => {
+            return match leadstream::backup(db, args).await {
+                Ok(done) => {
+                    println!("{done}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("leadstream: backup failed: {e}");
+                    ExitCode::FAILURE
+                }
+            };
+        }
         Ok(Invocation::MigrateToPostgres { db, to }) => {
             return match leadstream::store::migrate_to_postgres(&db, &to).await {
                 Ok(done) => {

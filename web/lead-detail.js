@@ -4,6 +4,7 @@ import { formLabel } from './catalog.js';
 import { byId, make } from './dom.js';
 import { fmtFullTime, humanize, str } from './format.js';
 import { leadEmail, leadName } from './leads.js';
+import { linkFor } from './links.js';
 
 const el = {
   detail: byId('lead-detail'),
@@ -13,13 +14,6 @@ const el = {
   close: byId('detail-close'),
 };
 
-// A link only for values that look like an address or a number, and only with a scheme fixed
-// here, so an href can never become script.
-function linkFor(kind, s) {
-  if (kind === 'email' && /^[^\s@]+@[^\s@]+$/.test(s)) return 'mailto:' + s;
-  if (kind === 'phone' && /^\+?[\d\s().-]{4,}$/.test(s)) return 'tel:' + s.replace(/[^\d+]/g, '');
-  return null;
-}
 
 // One <div class="kv-row"><dt>key</dt><dd>value</dd>…</div>; several values, several <dd>s.
 function kv(dl, key, value, opts = {}) {

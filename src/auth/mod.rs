@@ -5,17 +5,25 @@
 //! one, so a handler that takes an `Auth` cannot run for a request without credentials, and a
 //! handler without one is visibly public.
 
+mod credential;
 mod limiter;
+mod proxy;
 mod sessions;
 
+use std::net::IpAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use crate::config::Secret;
-pub use limiter::LoginLimiter;
-pub use sessions::{EndedSink, SessionEnd, Sessions, SESSION_COOKIE};
+use crate::logging::escaped;
+use crate::store::{Store, StoreError};
+pub use credential::{Credential, Principal};
+pub use limiter::{Door, GuessLimiter, GUESS_LIMIT, GUESS_WINDOW};
+pub use proxy::ProxyTrust;
+pub use sessions::{Admitted, EndedSink, SessionEnd, Sessions, SESSION_COOKIE};
 
 /// Constant-time equality of two secrets. Both are hashed first, so the comparison runs over
 /// 32 bytes whatever was sent: not even the token's length shows in the timing (a plain
@@ -27,15 +35,20 @@ pub fn secret_eq(a: &str, b: &str) -> bool {
 }
 
 /// Proof that a request carried credentials that open the dashboard and the API (today the
-/// dashboard token, or a session traded for it). It cannot be made outside this module: a
-/// handler receives it from the gate, or does not run.
+/// dashboard token, or a session traded for it), and for whom. It cannot be made outside this
+/// module: a handler receives it from the gate, or does not run.
 #[derive(Debug)]
 pub struct Auth {
+    principal: Principal,
     /// The session it was made from; `None` for the bearer token.
     session: Option<SessionEnd>,
 }
 
 impl Auth {
+    pub fn principal(&self) -> &Principal {
+        &self.principal
+    }
+
     /// Raised when the session these credentials came from ends; `None` for the bearer
     /// token, which lasts as long as the process.
     pub fn session_end(&self) -> Option<&SessionEnd> {
@@ -43,46 +56,171 @@ impl Auth {
     }
 }
 
-/// Decides who may read leads: the dashboard token as a bearer, or a live session.
+/// Why the gate said no.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// No credentials, or wrong ones (401).
+    Unauthorized,
+    /// Too many wrong tokens from this address lately: not even looked at (429); try again
+    /// after this long.
+    Limited(Duration),
+}
+
+/// Decides who may read leads: the dashboard token as a bearer, or a live session. Cheap to
+/// clone.
 #[derive(Clone)]
 pub struct Gate {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
     token: Secret,
+    /// The token's credential, which sessions made by logging in with it remember.
+    credential: Credential,
     sessions: Arc<Sessions>,
+    guesses: GuessLimiter,
+    proxy: ProxyTrust,
 }
 
 impl Gate {
-    pub fn new(token: Secret, sessions: Arc<Sessions>) -> Gate {
-        Gate { token, sessions }
+    /// The gate of `token`. Sessions made with any other token end here: a changed
+    /// `DASHBOARD_TOKEN` logs everyone out.
+    pub async fn open(
+        token: Secret,
+        sessions: Arc<Sessions>,
+        store: &Store,
+        guesses: GuessLimiter,
+        proxy: ProxyTrust,
+    ) -> Result<Gate, StoreError> {
+        let credential = Credential::token(token.expose(), &store.credential_salt().await?);
+        let ended = sessions.end_made_with_other(&credential).await?;
+        if ended > 0 {
+            log::info!(
+                "DASHBOARD_TOKEN changed: {ended} sessions made with the previous token ended"
+            );
+        }
+        Ok(Gate {
+            inner: Arc::new(Inner {
+                token,
+                credential,
+                sessions,
+                guesses,
+                proxy,
+            }),
+        })
     }
 
-    /// An [`Auth`] when `creds` may read leads. A bearer header decides on its own; without
-    /// one, a session cookie may.
-    pub async fn check(&self, creds: &Credentials) -> Option<Auth> {
+    /// An [`Auth`] when `creds` may read leads. A bearer header decides on its own, and a
+    /// wrong one counts as a guess from the client's address; without one, a session cookie
+    /// may (cookies are 256-bit random values: guessing them is hopeless, so they are not
+    /// counted).
+    ///
+    /// Async: with several instances a session made on another one is read from the database.
+    pub async fn check(&self, creds: &Credentials) -> Result<Auth, Refusal> {
         match creds.authorization.as_deref().and_then(bearer_token) {
-            Some(t) => secret_eq(t, self.token.expose()).then_some(Auth { session: None }),
-            None => {
-                let end = self.sessions.check(creds.session.as_deref()?).await?;
-                Some(Auth { session: Some(end) })
+            Some(t) => {
+                self.try_token(t, creds.client, Door::Bearer)?;
+                Ok(self.token_auth())
             }
+            None => self.session_auth(creds).await.ok_or(Refusal::Unauthorized),
         }
     }
 
-    /// True when `typed` is the dashboard token (the login form).
-    pub fn is_token(&self, typed: &str) -> bool {
-        secret_eq(typed, self.token.expose())
+    /// What [`Gate::check`] would answer, without counting a wrong token: for a caller that
+    /// hands a refused request on to one that calls `check` (so a guess counts once).
+    pub async fn would_admit(&self, creds: &Credentials) -> Option<Auth> {
+        match creds.authorization.as_deref().and_then(bearer_token) {
+            Some(t) => (!self.inner.guesses.is_limited(creds.client)
+                && secret_eq(t, self.inner.token.expose()))
+            .then(|| self.token_auth()),
+            None => self.session_auth(creds).await,
+        }
     }
 
-    /// The sessions the gate accepts, to start and end them.
+    /// Checks a token typed into the login form (or carried by the start-up URL) from
+    /// `client`, counting a wrong one; `Ok` when it is the dashboard token.
+    pub fn log_in(&self, typed: &str, client: Option<IpAddr>) -> Result<(), Refusal> {
+        self.try_token(typed, client, Door::Login)?;
+        self.inner.guesses.logged_in(client);
+        Ok(())
+    }
+
+    /// Starts a session for the token's principal, made with the token; the cookie value.
+    pub async fn start_session(&self) -> Result<String, StoreError> {
+        self.inner
+            .sessions
+            .create(Principal::admin(), self.inner.credential.clone())
+            .await
+    }
+
+    /// The sessions the gate accepts, to end them.
     pub fn sessions(&self) -> &Sessions {
-        &self.sessions
+        &self.inner.sessions
+    }
+
+    /// Whom to believe about a client's address.
+    pub fn proxy(&self) -> &ProxyTrust {
+        &self.inner.proxy
+    }
+
+    /// Logs what guessing went on, one line per address per window, until `stop`; then
+    /// whatever is still open.
+    pub async fn report_guesses(self, stop: crate::shutdown::Shutdown) {
+        let guesses = &self.inner.guesses;
+        let tick = (guesses.window() / 4).max(Duration::from_millis(100));
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(tick) => {}
+                _ = stop.started() => break,
+            }
+            log_guesses(guesses.report(false));
+        }
+        log_guesses(guesses.report(true));
+    }
+
+    fn try_token(&self, t: &str, client: Option<IpAddr>, door: Door) -> Result<(), Refusal> {
+        // A limited address is refused before its token is looked at: otherwise the answer
+        // would still tell a guesser when it had found the token.
+        if let Some(wait) = self.inner.guesses.admit(client) {
+            return Err(Refusal::Limited(wait));
+        }
+        if secret_eq(t.trim(), self.inner.token.expose()) {
+            return Ok(());
+        }
+        log_guesses(self.inner.guesses.failed(client, door));
+        Err(Refusal::Unauthorized)
+    }
+
+    fn token_auth(&self) -> Auth {
+        Auth {
+            principal: Principal::admin(),
+            session: None,
+        }
+    }
+
+    async fn session_auth(&self, creds: &Credentials) -> Option<Auth> {
+        let Admitted { principal, end } =
+            self.inner.sessions.check(creds.session.as_deref()?).await?;
+        Some(Auth {
+            principal,
+            session: Some(end),
+        })
     }
 }
 
-/// The credentials a request carried.
+fn log_guesses(lines: Vec<String>) {
+    for line in lines {
+        log::warn!("{}", escaped(line));
+    }
+}
+
+/// The credentials a request carried, and the address it came from.
 #[derive(Debug, Default, Clone, PartialEq)]
 pub struct Credentials {
     pub authorization: Option<String>,
     pub session: Option<String>,
+    /// The client's address (see [`ProxyTrust`]); wrong tokens are counted against it.
+    pub client: Option<IpAddr>,
 }
 
 /// The token of an `Authorization: Bearer <token>` header. The scheme is case-insensitive

@@ -6,6 +6,10 @@
 //! the requests it authorised may keep (an open stream does), and the [`EndedSink`] hears when
 //! any flag was raised, so a stream that waits for leads is woken to look at its own.
 //!
+//! A session belongs to a [`Principal`] and remembers the [`Credential`] that made it, so the
+//! credential can end it: [`Sessions::end_made_with_other`] ends every session the previous
+//! dashboard token made (at start-up: a changed `DASHBOARD_TOKEN` logs everyone out).
+//!
 //! With one process (SQLite) the map here mirrors the table and is the whole truth. With
 //! several instances (PostgreSQL) a session may be made or ended on another one, so the map is
 //! a short read cache: an unknown or stale entry is read from the database, and a logout on
@@ -20,10 +24,11 @@ use std::time::{Duration, Instant};
 use sha2::{Digest, Sha256};
 use tokio::sync::Notify;
 
+use super::credential::{Credential, Principal};
 use crate::config::random_token;
 use crate::model::now_ms;
 use crate::shutdown::Shutdown;
-use crate::store::{Store, StoreError, ALL_SESSIONS};
+use crate::store::{Store, StoreError, StoredSession, ALL_SESSIONS};
 
 /// The name of the session cookie.
 pub const SESSION_COOKIE: &str = "leadstream_session";
@@ -58,18 +63,39 @@ struct Live {
     /// unix ms
     expires: i64,
     end: SessionEnd,
+    principal: Principal,
+    credential: Credential,
     /// When this was read from (or written to) the database.
     read_at: Instant,
 }
 
 impl Live {
-    fn new(expires: i64) -> Live {
+    fn stored(s: StoredSession) -> Live {
         Live {
-            expires,
+            expires: s.expires_ms,
             end: SessionEnd::default(),
+            principal: Principal::named(s.principal),
+            credential: Credential {
+                kind: s.credential_kind,
+                fingerprint: s.credential_fp,
+            },
             read_at: Instant::now(),
         }
     }
+
+    fn admitted(&self) -> Option<Admitted> {
+        (self.expires > now_ms()).then(|| Admitted {
+            principal: self.principal.clone(),
+            end: self.end.clone(),
+        })
+    }
+}
+
+/// What a live session cookie opens: for whom, and the flag raised when the session ends.
+#[derive(Debug, Clone)]
+pub struct Admitted {
+    pub principal: Principal,
+    pub end: SessionEnd,
 }
 
 pub struct Sessions {
@@ -96,7 +122,7 @@ impl Sessions {
         let rows = store.load_sessions(now).await?;
         let live = rows
             .into_iter()
-            .map(|(h, expires)| (h, Live::new(expires)))
+            .map(|(h, s)| (h, Live::stored(s)))
             .collect();
         let sessions = Arc::new(Sessions {
             shared: store.is_shared(),
@@ -121,54 +147,71 @@ impl Sessions {
         self.ttl
     }
 
-    /// Creates a session; returns the cookie value.
-    pub async fn create(&self) -> Result<String, StoreError> {
+    /// Creates a session for `principal`, made with `credential`; returns the cookie value.
+    pub async fn create(
+        &self,
+        principal: Principal,
+        credential: Credential,
+    ) -> Result<String, StoreError> {
         let token = random_token(32);
         let h = hash(&token);
         let expires = now_ms() + self.ttl.as_millis() as i64;
-        self.store.add_session(h.clone(), expires).await?;
-        self.live().insert(h, Live::new(expires));
+        let stored = StoredSession {
+            principal: principal.name().to_string(),
+            credential_kind: credential.kind.clone(),
+            credential_fp: credential.fingerprint.clone(),
+            expires_ms: expires,
+        };
+        self.store.add_session(h.clone(), stored).await?;
+        let live = Live {
+            expires,
+            end: SessionEnd::default(),
+            principal,
+            credential,
+            read_at: Instant::now(),
+        };
+        self.live().insert(h, live);
         self.added.notify_one();
         Ok(token)
     }
 
-    /// The end flag of a known, unexpired session cookie. Looking up the hash of the presented
+    /// What a known, unexpired session cookie opens. Looking up the hash of the presented
     /// value in a map does not reveal anything about other sessions' values.
-    pub async fn check(&self, cookie: &str) -> Option<SessionEnd> {
+    pub async fn check(&self, cookie: &str) -> Option<Admitted> {
         if cookie.is_empty() || cookie.len() > 128 {
             return None;
         }
         let h = hash(cookie);
-        let fresh = {
+        {
             let live = self.live();
             match live.get(&h) {
                 Some(s) if !self.shared || s.read_at.elapsed() < SHARED_CACHE_TTL => {
-                    return (s.expires > now_ms()).then(|| s.end.clone());
+                    return s.admitted();
                 }
-                Some(_) => false,
-                None => true,
+                _ if !self.shared => return None,
+                _ => {}
             }
-        };
-        if !self.shared {
-            return None;
         }
         // Made on another instance, or read too long ago: ask the database. Our cookies are
         // hex: anything else is not worth a query.
         if !cookie.bytes().all(|b| b.is_ascii_hexdigit()) {
             return None;
         }
-        match self.store.session_expiry(h.clone()).await {
-            Ok(Some(expires)) => {
+        match self.store.session(h.clone()).await {
+            Ok(Some(stored)) => {
                 let mut live = self.live();
-                let s = live.entry(h).or_insert_with(|| Live::new(expires));
-                s.expires = expires;
+                let known = live.contains_key(&h);
+                let s = live
+                    .entry(h)
+                    .or_insert_with(|| Live::stored(stored.clone()));
+                s.expires = stored.expires_ms;
                 s.read_at = Instant::now();
-                let end = (expires > now_ms()).then(|| s.end.clone());
+                let admitted = s.admitted();
                 drop(live);
-                if fresh {
+                if !known {
                     self.added.notify_one();
                 }
-                end
+                admitted
             }
             Ok(None) => {
                 // Ended elsewhere, and the word was missed.
@@ -179,10 +222,7 @@ impl Sessions {
             // meanwhile: it needs the database too); an unknown one is refused.
             Err(e) => {
                 log::warn!("cannot check a session: {e}");
-                let live = self.live();
-                live.get(&h)
-                    .filter(|s| s.expires > now_ms())
-                    .map(|s| s.end.clone())
+                self.live().get(&h).and_then(Live::admitted)
             }
         }
     }
@@ -196,8 +236,8 @@ impl Sessions {
         }
     }
 
-    /// After ends may have gone by unheard: every session known here is asked for again, and
-    /// those gone from the database end.
+    /// After ends may have gone by unheard: the sessions known here that are gone from the
+    /// database end.
     async fn recheck_all(&self) {
         let Ok(rows) = self.store.load_sessions(now_ms()).await else {
             return;
@@ -211,6 +251,28 @@ impl Sessions {
         for h in gone {
             self.ended_elsewhere(&h);
         }
+    }
+
+    /// Ends every session made with a credential `current` replaces (of its kind, but not
+    /// it: the token changed since they were made), here, in the database and for whatever
+    /// they opened; returns how many ended.
+    pub async fn end_made_with_other(&self, current: &Credential) -> Result<usize, StoreError> {
+        // Out of the mirror first: from here on they open nothing, even if the store is slow.
+        let mut ended = 0;
+        self.live().retain(|_, s| {
+            let stale = current.replaces(&s.credential);
+            if stale {
+                s.end.raise();
+                ended += 1;
+            }
+            !stale
+        });
+        if ended > 0 {
+            self.sink.sessions_ended();
+        }
+        self.store
+            .remove_sessions_made_with_other(current.kind.clone(), current.fingerprint.clone())
+            .await
     }
 
     /// Logout: the session ends here, in the database, and for whatever it opened.

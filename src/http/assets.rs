@@ -33,6 +33,7 @@ const ASSETS: &[(&str, &str, &str)] = &[
     asset!("lead-detail.js", JS),
     asset!("lead-list.js", JS),
     asset!("leads.js", JS),
+    asset!("links.js", JS),
     asset!("live-source.js", JS),
     asset!("stats.js", JS),
     asset!("toasts.js", JS),

@@ -1,34 +1,35 @@
-//! Auth at the HTTP edge: the credentials a request carries, the filter that turns them into
-//! an [`Auth`] or a 401, and the peer address the login limiter counts by.
+//! Auth at the HTTP edge: the credentials a request carries (and the address it comes from),
+//! and the filter that turns them into an [`Auth`], a 401 or a 429.
 
 use std::convert::Infallible;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use warp::http::HeaderMap;
 use warp::{Filter, Rejection};
 
-use crate::auth::{Auth, Credentials, Gate, SESSION_COOKIE};
+use crate::auth::{Auth, Credentials, Gate, ProxyTrust, Refusal, SESSION_COOKIE};
 
-/// The peer of a connection, in each request's extensions (the login limiter counts by it).
+/// The peer of a connection, in each request's extensions (wrong tokens are counted by it).
 #[derive(Clone, Copy, Debug)]
 pub struct PeerAddr(pub SocketAddr);
 
-/// A private route asked for without valid credentials; answered 401 by the recovery.
+/// A private route asked for without valid credentials, or from an address that guessed
+/// too often; answered 401 or 429 by the recovery.
 #[derive(Debug)]
-pub struct Unauthorized;
+pub struct Refused(pub Refusal);
 
-impl warp::reject::Reject for Unauthorized {}
+impl warp::reject::Reject for Refused {}
 
-/// The request's [`Auth`], or a rejection that becomes a 401. Placed after the path and
-/// method, so an unknown path stays a 404 and a known private one without credentials is a
-/// 401, never the other way round.
+/// The request's [`Auth`], or a rejection that becomes a 401 (or a 429 for an address that
+/// sent too many wrong tokens). Placed after the path and method, so an unknown path stays
+/// a 404 and a known private one without credentials is a 401, never the other way round.
 pub fn authenticated(gate: Gate) -> impl Filter<Extract = (Auth,), Error = Rejection> + Clone {
-    credentials().and_then(move |creds: Credentials| {
+    credentials(gate.clone()).and_then(move |creds: Credentials| {
         let gate = gate.clone();
         async move {
             gate.check(&creds)
                 .await
-                .ok_or_else(|| warp::reject::custom(Unauthorized))
+                .map_err(|r| warp::reject::custom(Refused(r)))
         }
     })
 }
@@ -38,26 +39,49 @@ pub fn authenticated(gate: Gate) -> impl Filter<Extract = (Auth,), Error = Rejec
 pub fn optional_auth(
     gate: Gate,
 ) -> impl Filter<Extract = (Option<Auth>,), Error = Infallible> + Clone {
-    credentials().then(move |creds: Credentials| {
+    credentials(gate.clone()).then(move |creds: Credentials| {
         let gate = gate.clone();
-        async move { gate.check(&creds).await }
+        async move { gate.check(&creds).await.ok() }
     })
 }
 
 /// The credentials a request carries; never rejects (a garbled header is just no credential).
-pub fn credentials() -> impl Filter<Extract = (Credentials,), Error = Infallible> + Clone {
-    warp::header::headers_cloned().map(|h: HeaderMap| credentials_of(&h))
+pub fn credentials(
+    gate: Gate,
+) -> impl Filter<Extract = (Credentials,), Error = Infallible> + Clone {
+    warp::header::headers_cloned()
+        .and(peer_addr())
+        .map(move |h: HeaderMap, peer: Option<SocketAddr>| credentials_of(&h, peer, gate.proxy()))
 }
 
-/// The credentials in a request's headers.
-pub fn credentials_of(h: &HeaderMap) -> Credentials {
+/// The credentials in a request's headers, from `peer`.
+pub fn credentials_of(h: &HeaderMap, peer: Option<SocketAddr>, proxy: &ProxyTrust) -> Credentials {
     Credentials {
         authorization: h
             .get("authorization")
             .and_then(|v| v.to_str().ok())
             .map(str::to_string),
         session: session_cookie(h),
+        client: client_of(h, peer, proxy),
     }
+}
+
+/// The client's address: the peer's, or what a trusted local proxy says it is.
+pub fn client_of(h: &HeaderMap, peer: Option<SocketAddr>, proxy: &ProxyTrust) -> Option<IpAddr> {
+    let forwarded = proxy
+        .header_name()
+        .and_then(|name| h.get(name))
+        .and_then(|v| v.to_str().ok());
+    proxy.client(peer.map(|p| p.ip()), forwarded)
+}
+
+/// The client's address of a request (see [`client_of`]).
+pub fn client_addr(
+    gate: Gate,
+) -> impl Filter<Extract = (Option<IpAddr>,), Error = Infallible> + Clone {
+    warp::header::headers_cloned()
+        .and(peer_addr())
+        .map(move |h: HeaderMap, peer: Option<SocketAddr>| client_of(&h, peer, gate.proxy()))
 }
 
 /// The value of our session cookie, if the request has one.

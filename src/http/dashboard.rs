@@ -3,26 +3,25 @@
 
 use std::collections::HashMap;
 use std::convert::Infallible;
-use std::net::SocketAddr;
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use warp::http::{header, HeaderMap, HeaderValue, StatusCode};
 use warp::reply::Response;
 use warp::{Filter, Reply};
 
-use super::auth::{optional_auth, peer_addr, session_cookie};
+use super::auth::{client_addr, optional_auth, session_cookie};
 use super::error::AppError;
 use super::with;
-use crate::auth::{Auth, Gate, LoginLimiter, SESSION_COOKIE};
+use crate::auth::{Auth, Gate, Refusal, SESSION_COOKIE};
 
 pub(super) const INDEX_HTML: &str = include_str!("../../web/index.html");
 const LOGIN_HTML: &str = include_str!("../../web/login.html");
 
 /// What the dashboard's routes need.
 pub struct DashboardContext {
-    /// Checks sessions and the token; starts and ends sessions.
+    /// Checks sessions and the token (counting wrong ones); starts and ends sessions.
     pub gate: Gate,
-    pub limiter: LoginLimiter,
     /// Mark the session cookie `Secure` (the public URL is https).
     pub secure_cookie: bool,
 }
@@ -76,11 +75,11 @@ fn index(ctx: Ctx) -> impl Filter<Extract = (Response,), Error = warp::Rejection
         .and(with(ctx.clone()))
         .and(optional_auth(ctx.gate.clone()))
         .and(raw_query())
-        .and(peer_addr())
+        .and(client_addr(ctx.gate.clone()))
         .then(dashboard)
 }
 
-async fn dashboard(ctx: Ctx, auth: Option<Auth>, raw: String, ip: Option<SocketAddr>) -> Response {
+async fn dashboard(ctx: Ctx, auth: Option<Auth>, raw: String, ip: Option<IpAddr>) -> Response {
     let view = view_query(&raw);
     if let Some(token) = query_value(&raw, "token") {
         return try_login(&ctx, &token, ip, &view).await;
@@ -95,11 +94,11 @@ async fn dashboard(ctx: Ctx, auth: Option<Auth>, raw: String, ip: Option<SocketA
 fn login(ctx: Ctx) -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone {
     warp::path!("login")
         .and(warp::post())
-        .and(with(ctx))
+        .and(with(ctx.clone()))
         .and(raw_query())
         .and(warp::body::content_length_limit(16 * 1024))
         .and(warp::body::form::<HashMap<String, String>>())
-        .and(peer_addr())
+        .and(client_addr(ctx.gate.clone()))
         .then(log_in)
 }
 
@@ -107,40 +106,37 @@ async fn log_in(
     ctx: Ctx,
     raw: String,
     form: HashMap<String, String>,
-    ip: Option<SocketAddr>,
+    ip: Option<IpAddr>,
 ) -> Response {
     let token = form.get("token").map(String::as_str).unwrap_or("");
     try_login(&ctx, token, ip, &view_query(&raw)).await
 }
 
+/// Wrong tokens are counted and logged by the gate (one line per address and minute).
 async fn try_login(
     ctx: &DashboardContext,
     token: &str,
-    ip: Option<SocketAddr>,
+    ip: Option<IpAddr>,
     view: &str,
 ) -> Response {
-    let ip = ip.map(|a| a.ip());
-    if !ctx.limiter.allowed(ip) {
-        log::warn!(
-            "login refused: too many failed attempts from {}",
-            ip.map_or("?".into(), |i| i.to_string())
-        );
-        return login_page(
-            StatusCode::TOO_MANY_REQUESTS,
-            "Too many attempts. Wait a minute and try again.",
-            view,
-        );
+    match ctx.gate.log_in(token, ip) {
+        Ok(()) => {}
+        Err(Refusal::Limited(wait)) => {
+            let mut page = login_page(
+                StatusCode::TOO_MANY_REQUESTS,
+                "Too many attempts. Wait a minute and try again.",
+                view,
+            );
+            let secs = wait.as_secs_f64().ceil().max(1.0) as u64;
+            page.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+            return page;
+        }
+        Err(Refusal::Unauthorized) => {
+            return login_page(StatusCode::UNAUTHORIZED, "That token is not right.", view)
+        }
     }
-    if !ctx.gate.is_token(token.trim()) {
-        ctx.limiter.failed(ip);
-        log::warn!(
-            "login failed from {}",
-            ip.map_or("?".into(), |i| i.to_string())
-        );
-        return login_page(StatusCode::UNAUTHORIZED, "That token is not right.", view);
-    }
-    ctx.limiter.succeeded(ip);
-    match ctx.gate.sessions().create().await {
+    match ctx.gate.start_session().await {
         Ok(session) => {
             log::info!("dashboard login");
             let secure = if ctx.secure_cookie { "; Secure" } else { "" };

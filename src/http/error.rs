@@ -12,7 +12,9 @@ use warp::http::StatusCode;
 use warp::reply::{Reply, Response};
 use warp::Rejection;
 
-use super::auth::Unauthorized;
+use super::auth::Refused;
+use super::origin::CrossOrigin;
+use crate::auth::Refusal;
 
 #[derive(Debug)]
 pub enum AppError {
@@ -22,6 +24,8 @@ pub enum AppError {
     Unauthorized,
     /// 403: a webhook whose signature is missing, malformed or wrong; or a failed handshake.
     Forbidden(&'static str),
+    /// 403: a state change a page on another origin made a browser send; the words say so.
+    CrossOrigin(String),
     /// 404
     NotFound,
     /// 408: a request body that did not arrive in time.
@@ -30,8 +34,9 @@ pub enum AppError {
     PayloadTooLarge,
     /// 431: a request head over the limit.
     HeadTooLarge,
-    /// 429: too many failed logins from one address.
-    TooManyRequests,
+    /// 429: too many wrong tokens from one address lately; it may try again after this long
+    /// (`Retry-After`).
+    TooManyRequests(std::time::Duration),
     /// 503: a feature that needs configuration that is absent (e.g. sync without page ids),
     /// or Meta refused and the caller should look at /api/status.
     Unavailable(String),
@@ -44,12 +49,12 @@ impl AppError {
         match self {
             AppError::BadRequest(_) => StatusCode::BAD_REQUEST,
             AppError::Unauthorized => StatusCode::UNAUTHORIZED,
-            AppError::Forbidden(_) => StatusCode::FORBIDDEN,
+            AppError::Forbidden(_) | AppError::CrossOrigin(_) => StatusCode::FORBIDDEN,
             AppError::NotFound => StatusCode::NOT_FOUND,
             AppError::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             AppError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             AppError::HeadTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
-            AppError::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
+            AppError::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
             AppError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -57,7 +62,9 @@ impl AppError {
 
     fn public_message(&self) -> String {
         match self {
-            AppError::BadRequest(m) | AppError::Unavailable(m) => m.clone(),
+            AppError::BadRequest(m) | AppError::Unavailable(m) | AppError::CrossOrigin(m) => {
+                m.clone()
+            }
             AppError::Unauthorized => {
                 "a session or an Authorization: Bearer token is required".into()
             }
@@ -66,7 +73,10 @@ impl AppError {
             AppError::RequestTimeout => "the request body did not arrive in time".into(),
             AppError::PayloadTooLarge => "body larger than 4 MiB".into(),
             AppError::HeadTooLarge => "request head too large".into(),
-            AppError::TooManyRequests => "too many attempts; wait a minute and try again".into(),
+            AppError::TooManyRequests(wait) => format!(
+                "too many wrong tokens from your address; wait {} s and try again",
+                wait.as_secs_f64().ceil() as u64
+            ),
             AppError::Internal(_) => "internal error; see the server log".into(),
         }
     }
@@ -104,11 +114,19 @@ impl Reply for AppError {
         let body = serde_json::json!({ "error": self.public_message() });
         let mut res =
             warp::reply::with_status(warp::reply::json(&body), self.status()).into_response();
-        if matches!(self, AppError::Unauthorized) {
-            res.headers_mut().insert(
-                warp::http::header::WWW_AUTHENTICATE,
-                warp::http::HeaderValue::from_static("Bearer"),
-            );
+        match self {
+            AppError::Unauthorized => {
+                res.headers_mut().insert(
+                    warp::http::header::WWW_AUTHENTICATE,
+                    warp::http::HeaderValue::from_static("Bearer"),
+                );
+            }
+            AppError::TooManyRequests(wait) => {
+                let secs = wait.as_secs_f64().ceil().max(1.0) as u64;
+                res.headers_mut()
+                    .insert(warp::http::header::RETRY_AFTER, secs.into());
+            }
+            _ => {}
         }
         res
     }
@@ -133,9 +151,16 @@ pub fn respond<T: Reply>(result: Result<T, AppError>) -> Response {
 /// warp's own rejections (no route, wrong method, …) as JSON, with the security headers like
 /// every other answer (a rejection passed on would get warp's bare text answer instead).
 pub async fn handle_rejection(r: Rejection) -> Result<Response, Infallible> {
-    // A private route without credentials: the same 401 a handler's error would give.
-    if r.find::<Unauthorized>().is_some() {
-        return Ok(AppError::Unauthorized.into_response());
+    // A private route without good credentials: the same answer a handler's error would give.
+    if let Some(Refused(why)) = r.find::<Refused>() {
+        return Ok(match why {
+            Refusal::Unauthorized => AppError::Unauthorized,
+            Refusal::Limited(wait) => AppError::TooManyRequests(*wait),
+        }
+        .into_response());
+    }
+    if let Some(CrossOrigin(why)) = r.find::<CrossOrigin>() {
+        return Ok(AppError::CrossOrigin(why.clone()).into_response());
     }
     let (status, msg) = if r.is_not_found() {
         (StatusCode::NOT_FOUND, "not found".to_string())

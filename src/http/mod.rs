@@ -14,7 +14,8 @@
 //! - [`auth`]: credentials from the headers, and the filter that gives a handler its
 //!   [`Auth`](crate::auth::Auth) or answers 401;
 //! - [`error`]: one error type mapped to HTTP once, and the recovery for warp's rejections;
-//! - [`headers`]: the security and stream headers.
+//! - [`headers`]: the security and stream headers;
+//! - [`origin`]: state changes from pages on other origins are refused before any route.
 //!
 //! A private handler takes an `Auth`: without one it cannot be reached, so a route whose
 //! handler takes none is public on purpose. Each area gets a small context of what it uses.
@@ -34,6 +35,7 @@ pub mod headers;
 pub mod leads;
 pub mod limits;
 pub mod ops;
+pub mod origin;
 mod replay;
 pub mod reports;
 pub mod server;
@@ -53,6 +55,7 @@ use crate::live::Streams;
 use crate::store::Store;
 use dashboard::DashboardContext;
 use ops::OpsContext;
+use origin::Origins;
 use webhook::WebhookContext;
 
 /// Every area's context: what `routes` hands out.
@@ -65,6 +68,8 @@ pub struct Areas {
     pub dashboard: Arc<DashboardContext>,
     /// The simulated Meta, in demo mode only.
     pub demo: Option<DemoMeta>,
+    /// Where state changes may come from.
+    pub origins: Arc<Origins>,
 }
 
 /// All routes, with the security headers and JSON answers for warp's own rejections.
@@ -77,8 +82,9 @@ pub fn routes(areas: Areas) -> BoxedFilter<(Response,)> {
         streams,
         dashboard,
         demo,
+        origins,
     } = areas;
-    webhook::routes(webhook)
+    let routes = webhook::routes(webhook)
         .or(stream::routes(streams, gate.clone()))
         .unify()
         .or(ops::routes(ops, gate.clone()))
@@ -92,7 +98,10 @@ pub fn routes(areas: Areas) -> BoxedFilter<(Response,)> {
         .or(assets::routes())
         .unify()
         .or(demo::routes(demo))
-        .unify()
+        .unify();
+    // In front of every route, so no handler ever runs for a forged state change.
+    origin::same_origin_changes(origins)
+        .and(routes)
         .recover(error::handle_rejection)
         .unify()
         .map(|mut res: Response| {

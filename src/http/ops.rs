@@ -52,8 +52,9 @@ pub fn routes(ctx: Ctx, gate: Gate) -> BoxedFilter<(Response,)> {
         .boxed()
 }
 
-/// GET /healthz — public; 200 while the process serves and the database answers, 503 naming
-/// the database when it does not (a load balancer then sends requests elsewhere).
+/// GET /healthz — public; `200 {"status":"ok"}` while the database can be written, else
+/// `503 {"status":"unavailable","reason":"…"}`. Bounded: the store's check answers within
+/// about 2 s at worst, and reuses its verdict for a second.
 fn healthz(ctx: Ctx) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
     warp::path!("healthz")
         .and(warp::get())
@@ -62,16 +63,13 @@ fn healthz(ctx: Ctx) -> impl Filter<Extract = (Response,), Error = Rejection> + 
 }
 
 async fn health(ctx: Ctx) -> Response {
-    match ctx.store.ping().await {
+    match ctx.store.health_check().await {
         Ok(()) => warp::reply::json(&json!({"status": "ok"})).into_response(),
-        Err(e) => {
-            log::error!("health check: {e}");
-            warp::reply::with_status(
-                warp::reply::json(&json!({"status": "database unavailable"})),
-                StatusCode::SERVICE_UNAVAILABLE,
-            )
-            .into_response()
-        }
+        Err(reason) => warp::reply::with_status(
+            warp::reply::json(&json!({"status": "unavailable", "reason": reason})),
+            StatusCode::SERVICE_UNAVAILABLE,
+        )
+        .into_response(),
     }
 }
 
@@ -86,12 +84,23 @@ fn status(ctx: Ctx, gate: Gate) -> impl Filter<Extract = (Response,), Error = Re
 }
 
 async fn pipeline_status(ctx: Ctx, _auth: Auth) -> Result<impl Reply, AppError> {
-    let overview = ctx.store.overview().await?;
+    // The database's own trouble first: it is the one that loses leads.
+    let mut problems: Vec<String> = ctx.store.health_check().await.err().into_iter().collect();
+    // A database that cannot be read is one more thing to say, not a reason to say nothing.
+    let overview = match ctx.store.overview().await {
+        Ok(o) => Some(o),
+        Err(e) => {
+            log::error!("status: could not read the database: {e}");
+            problems.push(format!("the database cannot be read ({e})"));
+            None
+        }
+    };
     let last_webhook_at = overview
-        .last_webhook_ms
+        .as_ref()
+        .and_then(|o| o.last_webhook_ms)
         .and_then(chrono::DateTime::from_timestamp_millis)
         .map(format_seconds);
-    let mut problems = ctx.status.problems();
+    problems.extend(ctx.status.problems());
     if ctx.syncer.page_ids.is_empty() {
         problems.push(
             "sync with Meta is off, so leads that webhooks miss are never caught up: \
@@ -100,15 +109,16 @@ async fn pipeline_status(ctx: Ctx, _auth: Auth) -> Result<impl Reply, AppError> 
         );
     }
     let paused = ctx.status.graph_paused_for();
+    let overview = overview.as_ref();
     // Streams the socket writer serves (every HTTP/1.x one), and of those the ones on a
     // connection that carried another request first, as a browser's EventSource does.
     let written = ctx.streams.written_counts();
     Ok(warp::reply::json(&json!({
         "last_webhook_at": last_webhook_at,
-        "last_sync": overview.last_sync,
-        "jobs_waiting": overview.jobs_waiting,
-        "dead_letters": overview.dead_letters,
-        "leads": overview.leads,
+        "last_sync": overview.and_then(|o| o.last_sync.clone()),
+        "jobs_waiting": overview.map(|o| o.jobs_waiting),
+        "dead_letters": overview.map(|o| o.dead_letters),
+        "leads": overview.map(|o| o.leads),
         "problems": problems,
         "graph_paused_seconds": paused.as_secs_f64().ceil() as u64,
         "sync_running": ctx.syncer.is_running(),

@@ -35,7 +35,9 @@ fn csv(store: Store, gate: Gate) -> impl Filter<Extract = (Response,), Error = R
 
 async fn csv_export(store: Store, q: LeadQuery, _auth: Auth) -> Result<Response, AppError> {
     let (filter, _, _) = q.parse().map_err(AppError::BadRequest)?;
-    let body = export::csv(store, filter);
+    let body = export::csv(store, filter)
+        .await
+        .map_err(|e| AppError::Internal(format!("CSV export failed: {e}")))?;
     let mut res = warp::reply::stream(sync_wrapper::SyncStream::new(body)).into_response();
     let h = res.headers_mut();
     h.insert(

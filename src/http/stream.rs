@@ -16,6 +16,7 @@
 //! [`SECURITY_HEADERS`]: super::headers::SECURITY_HEADERS
 
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -63,14 +64,22 @@ fn query_of(parts: &request::Parts) -> HashMap<String, String> {
         .collect()
 }
 
-/// An HTTP/1.x request the socket writer serves: an authorised `GET /api/stream`.
-/// `None`: anything else, which the routes answer (a refusal included). `reused`: the
-/// connection carried another request first.
-pub async fn for_socket(parts: &request::Parts, gate: &Gate, reused: bool) -> Option<SocketStream> {
+/// An HTTP/1.x request from `peer` the socket writer serves: an authorised `GET /api/stream`.
+/// `None`: anything else, which the routes answer (a refusal included: they count a wrong
+/// token, once, and refuse a limited address). `reused`: the connection carried another
+/// request first.
+pub async fn for_socket(
+    parts: &request::Parts,
+    gate: &Gate,
+    peer: SocketAddr,
+    reused: bool,
+) -> Option<SocketStream> {
     if parts.method != Method::GET || parts.uri.path() != PATH {
         return None;
     }
-    let auth = gate.check(&credentials_of(&parts.headers)).await?;
+    let auth = gate
+        .would_admit(&credentials_of(&parts.headers, Some(peer), gate.proxy()))
+        .await?;
     let framing = match parts.version {
         Version::HTTP_10 => Framing::CloseDelimited,
         _ => Framing::Chunked,

@@ -18,6 +18,7 @@ use super::with;
 use crate::auth::secret_eq;
 use crate::config::Secret;
 use crate::ingest::{Inbox, Refusal};
+use crate::store::StoreError;
 
 /// Largest webhook body read: 4 MiB (docs/api.md); Meta's batches of 1000 changes stay well
 /// below.
@@ -48,9 +49,10 @@ fn handshake(ctx: Ctx) -> impl Filter<Extract = (Response,), Error = warp::Rejec
 
 fn verify_handshake(ctx: Ctx, q: HashMap<String, String>) -> Result<Response, AppError> {
     let mode_ok = q.get("hub.mode").map(String::as_str) == Some("subscribe");
-    let token_ok = q
-        .get("hub.verify_token")
-        .is_some_and(|t| secret_eq(t, ctx.verify_token.expose()));
+    // The settings never give an empty token; should one ever arrive here, it opens nothing.
+    let token_ok = !ctx.verify_token.expose().is_empty()
+        && q.get("hub.verify_token")
+            .is_some_and(|t| secret_eq(t, ctx.verify_token.expose()));
     match (mode_ok && token_ok, q.get("hub.challenge")) {
         (true, Some(challenge)) => {
             log::info!("webhook subscription verified by Meta");
@@ -104,6 +106,8 @@ where
         .map(|v| v.to_str().unwrap_or(""));
     ctx.inbox.receive(raw, sig).await.map_err(|e| match e {
         Refusal::Signature(e) => AppError::Forbidden(e.describe()),
+        // Meta delivers again after a 5xx; 503 says the trouble is ours and passing.
+        Refusal::Store(StoreError::Unavailable(words)) => AppError::Unavailable(words),
         Refusal::Store(e) => AppError::Internal(format!("could not store a webhook delivery: {e}")),
     })?;
     Ok(warp::reply::with_status("EVENT_RECEIVED", StatusCode::OK).into_response())

@@ -14,6 +14,7 @@ use tokio::sync::Notify;
 use super::payload::{self, Delivery, DeliveryKind};
 use super::signature::{self, SignatureError};
 use crate::config::Secret;
+use crate::logging::escaped;
 use crate::store::{Store, StoreError, Stored};
 
 /// Why a delivery was not taken.
@@ -71,7 +72,7 @@ impl Inbox {
             DeliveryKind::Unusable => log::warn!(
                 "webhook #{}: {len} bytes kept raw, not usable: {}",
                 stored.delivery_id,
-                note.unwrap_or_default()
+                escaped(note.unwrap_or_default())
             ),
             _ => log::info!(
                 "webhook #{}: {len} bytes, {} ({lead_count} leads, {} new, {messaging_events} messaging events)",

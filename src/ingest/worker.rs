@@ -13,6 +13,7 @@ use tokio::sync::{Notify, Semaphore};
 
 use crate::backoff::backoff;
 use crate::config::Tuning;
+use crate::logging::escaped;
 use crate::meta::graph::{ErrorClass, GraphClient, GraphError};
 use crate::meta::status::Status;
 use crate::model::{now_ms, LeadSource, NewLead};
@@ -81,11 +82,16 @@ impl Worker {
             if shutdown.is_started() {
                 break;
             }
-            let wait = match self.claim_and_start(&slots, &running).await {
-                Ok(wait) => wait,
-                Err(e) => {
-                    log::error!("worker could not read jobs: {e}");
-                    Duration::from_secs(1)
+            // Nothing fetched could be saved: leave Graph alone until a restart.
+            let wait = if self.store.file_gone() {
+                Duration::from_secs(60)
+            } else {
+                match self.claim_and_start(&slots, &running).await {
+                    Ok(wait) => wait,
+                    Err(e) => {
+                        log::error!("worker could not read jobs: {e}");
+                        Duration::from_secs(1)
+                    }
                 }
             };
             // Woken early by a delivery, a finished job or a shutdown; a wake while Graph is
@@ -265,7 +271,8 @@ impl Worker {
         if class.is_retried() && !expired {
             let wait = backoff(attempts, self.tuning.retry_base, self.tuning.retry_cap);
             log::warn!(
-                "lead {id}: try {attempts} failed ({message}); next try in {:.1} s",
+                "lead {id}: try {attempts} failed ({}); next try in {:.1} s",
+                escaped(&message),
                 wait.as_secs_f64()
             );
             let next = now + wait.as_millis() as i64;
@@ -278,7 +285,10 @@ impl Worker {
             } else {
                 "not retried"
             };
-            log::warn!("lead {id}: dead letter after {attempts} tries ({why}): {message}");
+            log::warn!(
+                "lead {id}: dead letter after {attempts} tries ({why}): {}",
+                escaped(&message)
+            );
             self.store.set_job_aside(id, attempts, message, code).await
         }
     }
@@ -314,7 +324,7 @@ impl Worker {
                     .remember_forms(page_id.map(str::to_string), vec![info])
                     .await;
             }
-            Err(e) => log::debug!("form {form_id}: name lookup failed: {e}"),
+            Err(e) => log::debug!("form {form_id}: name lookup failed: {}", escaped(e)),
         }
     }
 }

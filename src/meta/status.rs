@@ -13,6 +13,7 @@
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
+use crate::logging::escaped;
 use crate::meta::graph::{ErrorClass, GraphError};
 use crate::model::now_ms;
 use crate::store::Store;
@@ -114,7 +115,7 @@ impl Status {
             if inner.meta_problem.as_deref() == Some(words.as_str()) {
                 return;
             }
-            log::error!("Meta problem: {words}");
+            log::error!("Meta problem: {}", escaped(&words));
             inner.meta_problem = Some(words.clone());
             drop(inner);
             self.share(|store| {

@@ -50,6 +50,12 @@ pub struct LeadQuery {
 pub const DEFAULT_LIMIT: usize = 100;
 pub const MAX_LIMIT: usize = 1000;
 
+/// The longest search `q`, in characters, and the most words in it. Every word is one more
+/// condition for the database to test on every row (a thousand made SQLite give up with
+/// "Expression tree is too large"), and nobody types more into a search box.
+pub const MAX_SEARCH_CHARS: usize = 200;
+pub const MAX_SEARCH_WORDS: usize = 20;
+
 impl LeadQuery {
     /// Checks every value; the error names the parameter so the caller can fix it.
     pub fn parse(&self) -> Result<(LeadFilter, usize, usize), String> {
@@ -85,21 +91,48 @@ impl LeadQuery {
                 format!("until must be RFC 3339, a date (YYYY-MM-DD) or unix seconds, not {s:?}")
             })?),
         };
+        // Out of range is an error, never a quiet first page: an offset past i64 once wrapped
+        // round to a negative number, which SQLite reads as no offset at all.
         let limit = match non_empty(&self.limit) {
             None => DEFAULT_LIMIT,
-            Some(s) => s
-                .parse::<usize>()
-                .map_err(|_| format!("limit must be a whole number, not {s:?}"))?
-                .clamp(1, MAX_LIMIT),
+            Some(s) => match s.parse::<i64>() {
+                Ok(n) if (1..=MAX_LIMIT as i64).contains(&n) => n as usize,
+                _ => {
+                    return Err(format!(
+                        "limit must be a whole number from 1 to {MAX_LIMIT}, not {s:?}"
+                    ))
+                }
+            },
         };
         let offset = match non_empty(&self.offset) {
             None => 0,
-            Some(s) => s
-                .parse::<usize>()
-                .map_err(|_| format!("offset must be a whole number, not {s:?}"))?,
+            Some(s) => match s.parse::<i64>() {
+                Ok(n) if n >= 0 => n as usize,
+                _ => {
+                    return Err(format!(
+                        "offset must be a whole number from 0 to {}, not {s:?}",
+                        i64::MAX
+                    ))
+                }
+            },
         };
+        let q = non_empty(&self.q);
+        if let Some(q) = &q {
+            let chars = q.chars().count();
+            if chars > MAX_SEARCH_CHARS {
+                return Err(format!(
+                    "q is {chars} characters long: a search takes at most {MAX_SEARCH_CHARS}"
+                ));
+            }
+            let words = q.split_whitespace().count();
+            if words > MAX_SEARCH_WORDS {
+                return Err(format!(
+                    "q has {words} words: a search takes at most {MAX_SEARCH_WORDS}"
+                ));
+            }
+        }
         let filter = LeadFilter {
-            q: non_empty(&self.q),
+            q,
             form_id: non_empty(&self.form_id),
             page_id: non_empty(&self.page_id),
             ad_id: non_empty(&self.ad_id),
@@ -160,9 +193,44 @@ mod tests {
         };
         assert!(q.parse().unwrap_err().contains("sort"));
         let q = LeadQuery {
-            limit: Some("5000".into()),
+            limit: Some("1000".into()),
             ..Default::default()
         };
         assert_eq!(q.parse().unwrap().1, MAX_LIMIT);
+    }
+
+    #[test]
+    fn out_of_range_numbers_and_oversized_searches_are_errors_that_name_the_limit() {
+        let parse = |limit: &str, offset: &str, q: &str| {
+            LeadQuery {
+                limit: Some(limit.into()),
+                offset: Some(offset.into()),
+                q: Some(q.into()),
+                ..Default::default()
+            }
+            .parse()
+        };
+        assert!(parse("1", "0", "ada").is_ok());
+        assert!(parse("1000", &i64::MAX.to_string(), "ada").is_ok());
+        for (limit, offset, named) in [
+            ("0", "0", "limit"),
+            ("1001", "0", "limit"),
+            ("-5", "0", "limit"),
+            ("18446744073709551616", "0", "limit"),
+            ("10", "9223372036854775808", "offset"),
+            ("10", "18446744073709551615", "offset"),
+            ("10", "-1", "offset"),
+        ] {
+            let err = parse(limit, offset, "").unwrap_err();
+            assert!(err.starts_with(named), "{limit}/{offset}: {err}");
+        }
+        let words = vec!["w"; MAX_SEARCH_WORDS + 1].join(" ");
+        let err = parse("1", "0", &words).unwrap_err();
+        assert!(err.contains("at most 20"), "{err}");
+        assert!(parse("1", "0", &vec!["w"; MAX_SEARCH_WORDS].join(" ")).is_ok());
+        let long = "é".repeat(MAX_SEARCH_CHARS + 1);
+        let err = parse("1", "0", &long).unwrap_err();
+        assert!(err.contains("at most 200"), "{err}");
+        assert!(parse("1", "0", &"é".repeat(MAX_SEARCH_CHARS)).is_ok());
     }
 }

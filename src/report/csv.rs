@@ -19,15 +19,35 @@ pub const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
 
 /// Makes a cell safe to open in a spreadsheet (CSV/formula injection).
 ///
-/// A cell starting with `=`, `+`, `-`, `@`, tab or carriage return (OWASP's list), or line feed
-/// (a CR's twin, for readers that split lines before parsing quotes), gets a leading `'`, which
-/// Excel, LibreOffice and Google Sheets treat as "this is text". The cost is that a genuine
-/// negative number such as `-5` reads back as `'-5`; lead answers are text, so safety wins.
+/// A cell whose first non-blank character is `=`, `+`, `-` or `@` (OWASP's list), or their
+/// fullwidth forms `＝＋－＠` (which some spreadsheets read as the same), or that starts with a
+/// tab, carriage return or line feed, gets a leading `'`, which Excel, LibreOffice and Google
+/// Sheets treat as "this is text". Blanks are skipped first because spreadsheets skip them too:
+/// spaces, no-break spaces, NUL and other control characters, zero-width characters and the
+/// byte order mark. The cost is that a genuine negative number such as `-5` reads back as `'-5`;
+/// lead answers are text, so safety wins.
 pub fn neutralise_cell(s: &str) -> Cow<'_, str> {
-    match s.as_bytes().first() {
-        Some(b'=' | b'+' | b'-' | b'@' | b'\t' | b'\r' | b'\n') => Cow::Owned(format!("'{s}")),
-        _ => Cow::Borrowed(s),
+    let starts_a_formula = s
+        .chars()
+        .find(|c| matches!(c, '\t' | '\r' | '\n') || !is_blank(*c))
+        .is_some_and(|c| {
+            matches!(
+                c,
+                '=' | '+' | '-' | '@' | '\t' | '\r' | '\n' | '＝' | '＋' | '－' | '＠'
+            )
+        });
+    if starts_a_formula {
+        Cow::Owned(format!("'{s}"))
+    } else {
+        Cow::Borrowed(s)
     }
+}
+
+/// What a spreadsheet skips before it looks at a cell's first character.
+fn is_blank(c: char) -> bool {
+    c.is_whitespace()
+        || c.is_control()
+        || matches!(c, '\u{200b}'..='\u{200d}' | '\u{2060}' | '\u{feff}')
 }
 
 /// The question columns of an export: every question name seen, in order of first appearance.
@@ -254,6 +274,24 @@ mod tests {
         assert!(matches!(neutralise_cell("Zoë"), Cow::Borrowed("Zoë")));
         assert_eq!(neutralise_cell(""), "");
         assert_eq!(neutralise_cell("a=b"), "a=b");
+        // Blanks before the formula do not hide it.
+        for hidden in [
+            " =1+1",
+            "\u{a0}=1+1",
+            "\u{0}=cmd",
+            "  \u{3000}+1",
+            "\u{feff}@SUM(1)",
+            "\u{200b}-2",
+            "\n=1",
+            "＝1+1",
+            " ＋1",
+            "－5",
+            "＠x",
+        ] {
+            assert_eq!(neutralise_cell(hidden), format!("'{hidden}"), "{hidden:?}");
+        }
+        assert_eq!(neutralise_cell("  plain"), "  plain");
+        assert_eq!(neutralise_cell("\u{a0}"), "\u{a0}");
     }
 
     #[test]

@@ -3,7 +3,8 @@
 //!
 //! Both walk the matching rows on a blocking thread, one row in memory at a time. The CSV is
 //! streamed to the client as it is written (two passes: the first collects the question
-//! columns, the second writes rows), so 100,000 leads never sit in memory. The PDF keeps only
+//! columns before the answer starts, the second writes rows), so 100,000 leads never sit in
+//! memory. The PDF keeps only
 //! the five short cells per lead that its table prints.
 
 use std::convert::Infallible;
@@ -20,23 +21,50 @@ use crate::store::{Store, StoreError, WalkError};
 
 /// The CSV of the leads matching `filter`, chunk by chunk as it is written. A client that
 /// reads slowly slows the writing down; one that goes away stops it.
-pub fn csv(
+///
+/// The columns are read first, before anything is answered, so a database that fails there
+/// gets an ordinary error answer. Once rows are on their way, a failure can no longer change
+/// the status: the stream then ends with an error, which aborts the HTTP body (no last chunk,
+/// the connection closed), so the client sees a broken download rather than a short file that
+/// looks complete.
+pub async fn csv(
     store: Store,
     filter: LeadFilter,
-) -> impl Stream<Item = Result<Bytes, Infallible>> + Send + 'static {
-    let (tx, mut rx) = mpsc::channel::<Bytes>(4);
+) -> Result<impl Stream<Item = Result<Bytes, ExportBroke>> + Send + 'static, String> {
+    let questions = store
+        .each_lead(filter.clone(), QuestionSet::new(), |questions, lead| {
+            questions.add(&lead);
+            Ok::<(), Infallible>(())
+        })
+        .await
+        .map_err(|e| StoreError::from(e).to_string())?;
+    let (tx, mut rx) = mpsc::channel::<Result<Bytes, ExportBroke>>(4);
     tokio::spawn(async move {
-        if let Err(e) = write_csv(&store, filter, tx).await {
+        if let Err(e) = write_csv(&store, filter, questions, tx.clone()).await {
             log::warn!("CSV export stopped: {e}");
+            // Gone already if the client left; otherwise this ends the body with an error.
+            let _ = tx.send(Err(ExportBroke)).await;
         }
     });
-    futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx).map(|c| c.map(Ok)))
+    Ok(futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx)))
 }
+
+/// An export that broke off after its first bytes (the cause is in the log, not the body).
+#[derive(Debug)]
+pub struct ExportBroke;
+
+impl std::fmt::Display for ExportBroke {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the export broke off; see the server log")
+    }
+}
+
+impl std::error::Error for ExportBroke {}
 
 /// Chunks of CSV sent to the client while the blocking thread writes; the bounded channel
 /// makes a slow client slow the writer down instead of filling memory.
 struct ChannelWriter {
-    tx: mpsc::Sender<Bytes>,
+    tx: mpsc::Sender<Result<Bytes, ExportBroke>>,
     buf: Vec<u8>,
 }
 
@@ -57,7 +85,7 @@ impl Write for ChannelWriter {
         }
         let chunk = Bytes::from(std::mem::take(&mut self.buf));
         self.tx
-            .blocking_send(chunk)
+            .blocking_send(Ok(chunk))
             .map_err(|_| std::io::Error::new(std::io::ErrorKind::BrokenPipe, "client went away"))
     }
 }
@@ -72,22 +100,15 @@ async fn blocking<T: Send + 'static>(
     }
 }
 
+/// The rows, after the header of `questions`. A lead saved since the columns were read may
+/// have a question without a column; its other answers are still written. Everything that
+/// writes runs on a blocking thread, since a slow client makes the writer wait.
 async fn write_csv(
     store: &Store,
     filter: LeadFilter,
-    tx: mpsc::Sender<Bytes>,
+    questions: QuestionSet,
+    tx: mpsc::Sender<Result<Bytes, ExportBroke>>,
 ) -> Result<(), String> {
-    // Pass 1: the union of questions, in order of first appearance.
-    let questions = store
-        .each_lead(filter.clone(), QuestionSet::new(), |questions, lead| {
-            questions.add(&lead);
-            Ok::<(), Infallible>(())
-        })
-        .await
-        .map_err(|e| StoreError::from(e).to_string())?;
-    // Pass 2: the rows. A lead saved between the passes may have a question without a
-    // column; its other answers are still written. Everything that writes runs on a blocking
-    // thread, since a slow client makes the writer wait.
     let writer = ChannelWriter {
         tx,
         buf: Vec::new(),

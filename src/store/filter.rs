@@ -82,12 +82,53 @@ pub(super) fn where_clause(filter: &LeadFilter, d: &Dialect) -> (String, Vec<Arg
 
 pub(super) fn order_clause(filter: &LeadFilter, d: &Dialect) -> String {
     let dir = if filter.ascending { "ASC" } else { "DESC" };
-    match filter.sort {
+    match sort_key(filter, d) {
         // Row ids increase in the order leads were saved.
-        SortKey::ReceivedAt => format!("ORDER BY l.id {dir}"),
-        SortKey::CreatedTime => format!("ORDER BY l.created_ts {dir}, l.id {dir}"),
-        SortKey::Name => format!("ORDER BY {} {dir}, l.id {dir}", d.name_sort),
+        None => format!("ORDER BY l.id {dir}"),
+        Some(key) => format!("ORDER BY {key} {dir}, l.id {dir}"),
     }
+}
+
+/// What a listing is ordered by before the row id, which breaks ties (`None`: the id alone).
+pub(super) fn sort_key(filter: &LeadFilter, d: &Dialect) -> Option<&'static str> {
+    match filter.sort {
+        SortKey::ReceivedAt => None,
+        SortKey::CreatedTime => Some("l.created_ts"),
+        SortKey::Name => Some(d.name_sort),
+    }
+}
+
+/// `AND …` for the rows after a listing's row whose sort key was `key` and id `id`, in the
+/// listing's order: the next page of a walk that reads a listing a batch at a time. `first`
+/// is the number of the first parameter it adds.
+pub(super) fn after_clause<K>(
+    filter: &LeadFilter,
+    d: &Dialect,
+    key: K,
+    id: i64,
+    first: usize,
+) -> (String, Vec<AfterArg<K>>) {
+    let cmp = if filter.ascending { ">" } else { "<" };
+    match sort_key(filter, d) {
+        None => (
+            format!(" AND l.id {cmp} {}", (d.param)(first)),
+            vec![AfterArg::Id(id)],
+        ),
+        Some(k) => (
+            format!(
+                " AND ({k}, l.id) {cmp} ({}, {})",
+                (d.param)(first),
+                (d.param)(first + 1)
+            ),
+            vec![AfterArg::Key(key), AfterArg::Id(id)],
+        ),
+    }
+}
+
+/// A parameter of [`after_clause`]: the sort key as the engine read it, or the row id.
+pub(super) enum AfterArg<K> {
+    Key(K),
+    Id(i64),
 }
 
 /// The first day of a `days`-day statistics window ending today, and the starts of today and

@@ -14,7 +14,7 @@ use tokio_postgres::types::{to_sql_checked, IsNull, ToSql, Type};
 use tokio_postgres::NoTls;
 
 use super::postgres::migrate_schema;
-use super::sqlite::open_reader;
+use super::sqlite::{open_reader, SCHEMA_VERSION};
 use super::PostgresSettings;
 
 /// Rows read from SQLite and written to PostgreSQL per round.
@@ -102,8 +102,10 @@ const TABLES: &[Table] = &[
     },
     Table {
         name: "sessions",
-        columns: "token_hash, created_ms, expires_ms",
-        insert: "INSERT INTO sessions (token_hash, created_ms, expires_ms) VALUES ($1, $2, $3)",
+        columns: "token_hash, created_ms, expires_ms, principal, credential_kind, credential_fp",
+        insert: "INSERT INTO sessions (token_hash, created_ms, expires_ms, principal,
+                                       credential_kind, credential_fp)
+                 VALUES ($1, $2, $3, $4, $5, $6)",
         fixup: |_| {},
     },
 ];
@@ -118,9 +120,9 @@ pub async fn migrate_to_postgres(db: &Path, to: &PostgresSettings) -> Result<Str
     let version: i64 = sqlite
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .map_err(|e| format!("{} is not a leadstream database: {e}", db.display()))?;
-    if version != 1 {
+    if version != SCHEMA_VERSION {
         return Err(format!(
-            "{} has schema version {version}; this leadstream copies version 1 (start this \
+            "{} has schema version {version}; this leadstream copies version {SCHEMA_VERSION} (start this \
              version of leadstream on it once, then copy)",
             db.display()
         ));
@@ -208,11 +210,24 @@ pub async fn migrate_to_postgres(db: &Path, to: &PostgresSettings) -> Result<Str
             })
             .optional()
         };
-        Ok((get("last_sync")?, get("sync_form_watermarks")?))
+        Ok((
+            get("last_sync")?,
+            get("sync_form_watermarks")?,
+            get(super::CREDENTIAL_SALT)?,
+        ))
     })
     .await
     .map_err(|e| format!("reading SQLite failed: {e}"))?
     .map_err(|e| format!("reading the state from SQLite: {e}"))?;
+    // The salt too: sessions are bound to the token's fingerprint, made with it.
+    if let Some(salt) = state.2 {
+        tx.execute(
+            "INSERT INTO state (key, value) VALUES ($1, $2)",
+            &[&super::CREDENTIAL_SALT, &salt],
+        )
+        .await
+        .map_err(pg)?;
+    }
     if let Some(last_sync) = state.0 {
         tx.execute(
             "INSERT INTO state (key, value) VALUES ('last_sync', $1)",

@@ -35,16 +35,21 @@ use tokio::sync::broadcast;
 use crate::model::{LastSync, Lead, LeadFilter, LeadgenChange, NewLead};
 pub use migrate::migrate_to_postgres;
 pub use postgres::{PostgresSettings, SyncLeadership, SyncTurn};
+pub use sqlite::{backup_file, BackupReport};
 pub use values::{
     DayCount, DeadLetter, DueJobs, FormCount, FormInfo, Job, Overview, PageCount, SharedHealth,
-    Stats, Stored, WalkError,
+    Stats, Stored, StoredSession, WalkError,
 };
+
+/// The `state` key of the random salt credential fingerprints are made with.
+const CREDENTIAL_SALT: &str = "credential_salt";
 
 #[derive(Debug)]
 pub enum StoreError {
     Sqlite(rusqlite::Error),
     Postgres(tokio_postgres::Error),
-    /// No connection to PostgreSQL could be had (it is down, restarting or unreachable).
+    /// The database cannot be written at all (SQLite: its file was removed or replaced;
+    /// PostgreSQL: no connection could be had): the words say what is wrong.
     Unavailable(String),
     /// The batch this operation was part of could not be committed.
     Commit(String),
@@ -62,7 +67,7 @@ impl std::fmt::Display for StoreError {
                 None if e.is_closed() => f.write_str("database connection lost"),
                 None => write!(f, "database error: {e}"),
             },
-            StoreError::Unavailable(e) => write!(f, "database unreachable: {e}"),
+            StoreError::Unavailable(words) => f.write_str(words),
             StoreError::Commit(e) => write!(f, "database commit failed: {e}"),
             StoreError::Closed => f.write_str("database writer stopped"),
         }
@@ -170,9 +175,22 @@ impl Store {
         matches!(self.engine, Engine::Postgres(_))
     }
 
-    /// One cheap round trip: does the database answer now?
-    pub async fn ping(&self) -> Result<(), StoreError> {
-        on_engine!(self.ping())
+    /// `Ok` when the database can be written now; otherwise why not, in words (for
+    /// `/healthz` and `/api/status`).
+    pub async fn health_check(&self) -> Result<(), String> {
+        match &self.engine {
+            Engine::Sqlite(db) => db.health_check().await,
+            Engine::Postgres(db) => db.ping().await.map_err(|e| e.to_string()),
+        }
+    }
+
+    /// True once the SQLite file was removed or replaced: nothing more can be saved until a
+    /// restart. (PostgreSQL comes back by itself.)
+    pub fn file_gone(&self) -> bool {
+        match &self.engine {
+            Engine::Sqlite(db) => db.file_gone(),
+            Engine::Postgres(_) => false,
+        }
     }
 
     // --- leads -------------------------------------------------------------------------
@@ -323,20 +341,41 @@ impl Store {
 
     // --- sessions ------------------------------------------------------------------------
 
-    /// Forgets the sessions that expired by `now_ms` and returns the others: token hash →
-    /// expiry (unix ms).
-    pub async fn load_sessions(&self, now_ms: i64) -> Result<HashMap<String, i64>, StoreError> {
+    /// Forgets the sessions that expired by `now_ms` and returns the others, by cookie hash.
+    pub async fn load_sessions(
+        &self,
+        now_ms: i64,
+    ) -> Result<HashMap<String, StoredSession>, StoreError> {
         on_engine!(self.load_sessions(now_ms))
     }
 
-    /// The expiry (unix ms) of one session, if it exists.
-    pub async fn session_expiry(&self, token_hash: String) -> Result<Option<i64>, StoreError> {
-        on_engine!(self.session_expiry(token_hash))
+    /// One session, if it exists.
+    pub async fn session(&self, token_hash: String) -> Result<Option<StoredSession>, StoreError> {
+        on_engine!(self.session(token_hash))
     }
 
-    /// Keeps a new session until `expires_ms`.
-    pub async fn add_session(&self, token_hash: String, expires_ms: i64) -> Result<(), StoreError> {
-        on_engine!(self.add_session(token_hash, expires_ms))
+    /// Keeps a new session.
+    pub async fn add_session(
+        &self,
+        token_hash: String,
+        session: StoredSession,
+    ) -> Result<(), StoreError> {
+        on_engine!(self.add_session(token_hash, session))
+    }
+
+    /// Ends every session made with a credential of `kind` other than the one whose
+    /// fingerprint is `current` (the token changed); returns how many ended.
+    pub async fn remove_sessions_made_with_other(
+        &self,
+        kind: String,
+        current: String,
+    ) -> Result<usize, StoreError> {
+        on_engine!(self.remove_sessions_made_with_other(kind, current))
+    }
+
+    /// The random salt of credential fingerprints, made on first use and kept with the data.
+    pub async fn credential_salt(&self) -> Result<String, StoreError> {
+        on_engine!(self.credential_salt())
     }
 
     /// Ends a session (logout); with PostgreSQL every instance hears of it.

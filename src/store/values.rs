@@ -94,6 +94,16 @@ pub struct Overview {
     pub leads: i64,
 }
 
+/// A session as stored, keyed by the hash of its cookie.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredSession {
+    pub principal: String,
+    pub credential_kind: String,
+    pub credential_fp: String,
+    /// Unix ms.
+    pub expires_ms: i64,
+}
+
 /// Meta's health as every instance shares it (PostgreSQL only: one SQLite process keeps it
 /// in memory).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -281,3 +281,79 @@ async fn count_gives_the_count_and_last_id_and_only_healthz_answers_without_a_to
         .unwrap();
     assert_eq!(r.status(), 401);
 }
+
+#[tokio::test]
+async fn a_search_of_too_many_words_or_characters_is_a_400_naming_the_limit_everywhere() {
+    let app = TestApp::spawn().await;
+    let ids = add_graph_leads(&app, 1, 1);
+    app.deliver(&[&ids[0]]).await;
+    assert_eq!(app.wait_for_count(1, Duration::from_secs(5)).await, 1);
+    let thousand_words = vec!["ada"; 1000].join(" ");
+    let long_word = "a".repeat(201);
+    for path in [
+        "/api/leads",
+        "/api/stats",
+        "/api/leads.csv",
+        "/api/report.pdf",
+    ] {
+        for (q, limit) in [
+            (thousand_words.as_str(), "at most 20"),
+            (long_word.as_str(), "at most 200"),
+        ] {
+            let r = app
+                .client
+                .get(app.url(path))
+                .query(&[("q", q)])
+                .bearer_auth(DASHBOARD_TOKEN)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 400, "{path}");
+            let v: Value = r.json().await.unwrap();
+            let error = v["error"].as_str().unwrap();
+            assert!(
+                error.starts_with("q ") && error.contains(limit),
+                "{path}: {error}"
+            );
+        }
+        // Up to the limits, a search works.
+        let r = app
+            .client
+            .get(app.url(path))
+            .query(&[("q", vec!["a"; 20].join(" "))])
+            .bearer_auth(DASHBOARD_TOKEN)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "{path}");
+    }
+}
+
+#[tokio::test]
+async fn an_offset_or_limit_out_of_range_is_a_400_never_the_first_page() {
+    let app = TestApp::spawn().await;
+    let ids = add_graph_leads(&app, 1, 2);
+    let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
+    app.post_webhook(&leadgen_body(&refs)).await;
+    assert_eq!(app.wait_for_count(2, Duration::from_secs(5)).await, 2);
+    for (query, named) in [
+        ("offset=9223372036854775808", "offset"),
+        ("offset=18446744073709551615", "offset"),
+        ("offset=99999999999999999999999", "offset"),
+        ("limit=0", "limit"),
+        ("limit=1001", "limit"),
+        ("limit=18446744073709551616", "limit"),
+    ] {
+        let r = app.get_authed(&format!("/api/leads?{query}")).await;
+        assert_eq!(r.status(), 400, "{query}");
+        let v: Value = r.json().await.unwrap();
+        assert!(
+            v["error"].as_str().unwrap().starts_with(named),
+            "{query}: {v}"
+        );
+    }
+    // The largest offset there is: an empty page, not the first one.
+    let v = app.leads("offset=9223372036854775807").await;
+    assert_eq!(v["leads"], json!([]));
+    assert_eq!(v["total"], 2);
+}

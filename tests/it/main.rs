@@ -6,15 +6,20 @@
 #[allow(dead_code)]
 mod helpers;
 
+mod backup;
 mod crash;
 mod demo;
+mod health;
 mod ingest;
 mod instances;
 mod limits;
 mod listing;
+mod meta_bounds;
 mod reports;
 mod retries;
 mod security;
 mod server;
+mod service;
+mod settings;
 mod stream;
 mod sync;

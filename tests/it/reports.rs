@@ -238,3 +238,173 @@ async fn five_thousand_leads_make_a_multi_page_report() {
     // Not a benchmark (that is in the README), just a guard against a pathological regression.
     assert!(took < Duration::from_secs(30), "took {took:?}");
 }
+
+/// Leads written straight into the database, each with a long answer: `n` of them make a CSV
+/// of about `n` × `answer_len` bytes without a trip through Graph.
+fn plant_big_leads(app: &TestApp, n: usize, answer_len: usize) {
+    let mut c = crate::helpers::db::db(app);
+    c.busy_timeout(Duration::from_secs(10)).unwrap();
+    let tx = c.transaction().unwrap();
+    let answer = "x".repeat(answer_len);
+    let field_data = json!([{"name": "notes", "values": [answer]}]).to_string();
+    for i in 0..n {
+        tx.execute(
+            "INSERT INTO leads (leadgen_id, created_time, created_ts, received_at, received_ms,
+                                source, name, field_data, search_text)
+             VALUES (?1, '2026-11-28T12:00:00Z', 1764331200, '2026-11-28T12:00:00.000Z',
+                     1764331200000, 'sync', 'Big', ?2, 'big')",
+            rusqlite::params![
+                format!("{}", 7_000_000_000_000_000u64 + i as u64),
+                field_data
+            ],
+        )
+        .unwrap();
+    }
+    tx.commit().unwrap();
+}
+
+/// Reads what the connection has next onto `buf`; true at the end of the connection.
+async fn read_more(conn: &mut tokio::net::TcpStream, buf: &mut Vec<u8>) -> bool {
+    use tokio::io::AsyncReadExt;
+    let mut scratch = vec![0u8; 16 * 1024];
+    let n = tokio::time::timeout(Duration::from_secs(60), conn.read(&mut scratch))
+        .await
+        .expect("the server neither sent more nor closed")
+        .unwrap();
+    buf.extend_from_slice(&scratch[..n]);
+    n == 0
+}
+
+/// How a chunked answer ended.
+#[derive(Debug, PartialEq)]
+enum Ending {
+    /// The last chunk (`0\r\n\r\n`) arrived: a complete body.
+    LastChunk { body_bytes: usize },
+    /// The connection closed without it: a body cut off.
+    CutOff { body_bytes: usize },
+}
+
+/// Sends `GET path` over a raw connection with a tiny receive buffer, reads the head and the
+/// first `then_after` body bytes, calls `meanwhile`, then reads on until the last chunk or the
+/// end of the connection.
+async fn raw_chunked_get(
+    app: &TestApp,
+    path: &str,
+    then_after: usize,
+    meanwhile: impl FnOnce(),
+) -> Ending {
+    use tokio::io::AsyncWriteExt;
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    // A client that reads slowly: the server cannot run far ahead of what was read.
+    socket.set_recv_buffer_size(4096).unwrap();
+    let addr: std::net::SocketAddr = app.base.trim_start_matches("http://").parse().unwrap();
+    let mut conn = socket.connect(addr).await.unwrap();
+    let head = format!(
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {DASHBOARD_TOKEN}\r\n\r\n"
+    );
+    conn.write_all(head.as_bytes()).await.unwrap();
+
+    let mut buf: Vec<u8> = Vec::new();
+    let mut eof = false;
+    let head_end = loop {
+        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i + 4;
+        }
+        assert!(
+            !read_more(&mut conn, &mut buf).await,
+            "closed before the head"
+        );
+    };
+    let head = String::from_utf8_lossy(&buf[..head_end]).to_lowercase();
+    assert!(head.starts_with("http/1.1 200"), "{head}");
+    assert!(head.contains("transfer-encoding: chunked"), "{head}");
+    let mut body = buf.split_off(head_end);
+    let mut meanwhile = Some(meanwhile);
+    // Decodes chunks as they come: size line, data, CRLF.
+    let mut pos = 0;
+    let mut body_bytes = 0;
+    loop {
+        if body_bytes >= then_after {
+            if let Some(f) = meanwhile.take() {
+                f();
+            }
+        }
+        let parsed = body[pos..]
+            .windows(2)
+            .position(|w| w == b"\r\n")
+            .and_then(|line_end| {
+                let line = std::str::from_utf8(&body[pos..pos + line_end]).ok()?;
+                let size = usize::from_str_radix(line.split(';').next()?.trim(), 16).ok()?;
+                let start = pos + line_end + 2;
+                (body.len() >= start + size + 2).then_some((size, start))
+            });
+        match parsed {
+            Some((0, _)) => return Ending::LastChunk { body_bytes },
+            Some((size, start)) => {
+                assert_eq!(&body[start + size..start + size + 2], b"\r\n");
+                body_bytes += size;
+                pos = start + size + 2;
+                continue;
+            }
+            None if eof => return Ending::CutOff { body_bytes },
+            None => eof = read_more(&mut conn, &mut body).await,
+        }
+    }
+}
+
+#[tokio::test]
+async fn an_export_that_fails_after_its_first_byte_is_cut_off_not_ended() {
+    if crate::helpers::pg::skip_on_postgres("it breaks a row in the SQLite file under the export") {
+        return;
+    }
+    let app = TestApp::spawn().await;
+    plant_big_leads(&app, 3_000, 10_000);
+    // Complete, the same export ends with the last chunk.
+    let ending = raw_chunked_get(&app, "/api/leads.csv?q=nothing-matches", 0, || {}).await;
+    assert!(matches!(ending, Ending::LastChunk { .. }), "{ending:?}");
+
+    // About 30 MB in id order; while the client has read only the start, the last lead's
+    // row breaks (a damaged page would look the same to the export).
+    let db = crate::helpers::db::db(&app);
+    let ending = raw_chunked_get(
+        &app,
+        "/api/leads.csv?sort=received_at&order=asc",
+        64 * 1024,
+        || {
+            db.execute(
+                "UPDATE leads SET field_data = 'not json' WHERE id = (SELECT max(id) FROM leads)",
+                [],
+            )
+            .unwrap();
+        },
+    )
+    .await;
+    match ending {
+        // Every row before the broken one arrived, then the connection closed.
+        Ending::CutOff { body_bytes } => assert!(
+            body_bytes > 2_000 * 10_000,
+            "cut off after {body_bytes} bytes"
+        ),
+        Ending::LastChunk { body_bytes } => {
+            panic!("a broken export ended like a complete one after {body_bytes} bytes")
+        }
+    }
+}
+
+#[tokio::test]
+async fn an_export_that_fails_before_its_first_byte_is_an_error_answer() {
+    if crate::helpers::pg::skip_on_postgres("it breaks a row in the SQLite file") {
+        return;
+    }
+    let app = TestApp::spawn().await;
+    plant_big_leads(&app, 3, 10);
+    crate::helpers::db::db(&app)
+        .execute("UPDATE leads SET field_data = 'not json' WHERE id = 2", [])
+        .unwrap();
+    let r = app.get_authed("/api/leads.csv").await;
+    assert_eq!(r.status(), 500, "not a 200 with an empty or short file");
+    let v: serde_json::Value = r.json().await.unwrap();
+    assert!(v["error"].is_string());
+    let r = app.get_authed("/api/report.pdf").await;
+    assert_eq!(r.status(), 500);
+}

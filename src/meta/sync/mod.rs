@@ -16,7 +16,7 @@
 //! after the pause. A token or permission error is left to a person (shown on `/api/status`) and
 //! retried only on the normal schedule.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -29,6 +29,7 @@ use super::graph::{ErrorClass, GraphClient, GraphError, GraphForm, GraphLead};
 use super::status::Status;
 use crate::backoff::backoff;
 use crate::config::Tuning;
+use crate::logging::escaped;
 use crate::model::{LastSync, LeadSource, NewLead, SyncReport};
 use crate::shutdown::Shutdown;
 use crate::store::{FormInfo, Store, StoreError};
@@ -59,6 +60,8 @@ pub struct Syncer {
     retry_cap: Duration,
     /// Whether [`run_periodic`] runs: only then does a failed sync try again by itself.
     periodic: bool,
+    /// The most pages of one listing a sync reads.
+    max_pages: usize,
     /// Syncs in a row that failed in a way Meta may recover from (whoever started them).
     failures: AtomicI64,
     /// When a failed sync wants another try; the periodic loop watches it.
@@ -90,6 +93,7 @@ impl Syncer {
             retry_base: (tuning.retry_base * 30).min(retry_cap),
             retry_cap,
             periodic: tuning.sync_every.is_some(),
+            max_pages: tuning.sync_max_pages,
             failures: AtomicI64::new(0),
             retry_at: Mutex::new(None),
             retry_changed: Notify::new(),
@@ -237,7 +241,7 @@ impl Syncer {
                 Ok(report)
             }
             Err(e) => {
-                log::warn!("sync stopped: {e}");
+                log::warn!("sync stopped: {}", escaped(&e));
                 Err(e)
             }
         }
@@ -320,6 +324,7 @@ impl Syncer {
             .form_leads(&form.id, since)
             .await
             .map_err(|e| self.failed(e, place(), report))?;
+        let mut pages = Pages::new(self.max_pages);
         loop {
             let n = listing.items.len() as u64;
             let new = self.save(page_id, &form.id, listing.items).await?;
@@ -329,6 +334,9 @@ impl Syncer {
             let Some(next) = listing.next else {
                 return Ok(());
             };
+            pages
+                .follow(&next)
+                .map_err(|e| self.failed(e, place(), report))?;
             listing = self
                 .graph
                 .next_leads(&next)
@@ -350,9 +358,11 @@ impl Syncer {
     async fn all_forms(&self, page_id: &str) -> Result<Vec<GraphForm>, GraphError> {
         let mut listing = self.graph.forms(page_id).await?;
         let mut forms = Vec::new();
+        let mut pages = Pages::new(self.max_pages);
         loop {
             forms.append(&mut listing.items);
             let Some(next) = listing.next else { break };
+            pages.follow(&next)?;
             listing = self.graph.next_forms(&next).await?;
         }
         Ok(forms)
@@ -421,6 +431,51 @@ impl Syncer {
     fn retry_at(&self) -> Option<Instant> {
         *self.retry_at.lock().expect("retry lock")
     }
+}
+
+/// The `paging.next` links one listing has followed: at most `max` pages, and never the same
+/// link twice (a `next` that points at its own page, or back at an earlier one, would
+/// otherwise loop for ever, with the sync button waiting on it).
+struct Pages {
+    seen: HashSet<String>,
+    max: usize,
+}
+
+impl Pages {
+    fn new(max: usize) -> Pages {
+        Pages {
+            seen: HashSet::new(),
+            max,
+        }
+    }
+
+    /// `Ok` when `next` may be read; the first page was read before any `next`.
+    fn follow(&mut self, next: &str) -> Result<(), GraphError> {
+        let read = self.seen.len() + 1;
+        if read >= self.max {
+            return Err(GraphError::TooManyPages { pages: read });
+        }
+        if !self.seen.insert(page_key(next)) {
+            return Err(GraphError::PagingLoop { pages: read });
+        }
+        Ok(())
+    }
+}
+
+/// What tells one page of a listing from another: the URL without our credentials, its query
+/// in a fixed order (the same page linked twice may list its parameters differently).
+fn page_key(next: &str) -> String {
+    let Ok(mut url) = url::Url::parse(next) else {
+        return next.to_string();
+    };
+    let mut pairs: Vec<(String, String)> = url
+        .query_pairs()
+        .filter(|(k, _)| k != "access_token" && k != "appsecret_proof")
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect();
+    pairs.sort();
+    url.query_pairs_mut().clear().extend_pairs(pairs);
+    url.to_string()
 }
 
 /// Syncs at start-up (when asked) and every `every`. After a failure Meta may recover from

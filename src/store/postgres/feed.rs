@@ -100,7 +100,7 @@ impl<S: LeadSink> Feed<S> {
             .direct
             .connect(NoTls)
             .await
-            .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+            .map_err(super::unreachable)?;
         // The connection's messages: notifications go to `notes`; its end closes `notes`.
         let (tx, mut notes) = mpsc::unbounded_channel();
         let driver = tokio::spawn(async move {
@@ -152,7 +152,7 @@ impl<S: LeadSink> Feed<S> {
                         let _ = self.session_ends.send(payload);
                     }
                     Some(_) => {}
-                    None => return Err(StoreError::Unavailable("the listening connection closed".into())),
+                    None => return Err(super::unreachable("the listening connection closed")),
                 },
                 _ = self.nudge.notified() => {}
                 _ = tick.tick() => {}

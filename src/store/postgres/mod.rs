@@ -196,9 +196,14 @@ impl Postgres {
 /// Why no pooled connection could be had, as one error.
 fn pool_error(e: deadpool_postgres::PoolError) -> StoreError {
     match e {
-        deadpool_postgres::PoolError::Backend(e) => StoreError::Unavailable(e.to_string()),
-        other => StoreError::Unavailable(other.to_string()),
+        deadpool_postgres::PoolError::Backend(e) => unreachable(e),
+        other => unreachable(other),
     }
+}
+
+/// The database could not be reached, and why.
+fn unreachable(why: impl std::fmt::Display) -> StoreError {
+    StoreError::Unavailable(format!("the database is unreachable: {why}"))
 }
 
 /// `s` as PostgreSQL's text can hold it: without NUL (Meta's words and form names come from
@@ -228,8 +233,8 @@ async fn connect_direct(
 ) -> Result<tokio_postgres::Client, StoreError> {
     let (client, connection) = tokio::time::timeout(POOL_TIMEOUT, config.connect(NoTls))
         .await
-        .map_err(|_| StoreError::Unavailable("timed out connecting".into()))?
-        .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        .map_err(|_| unreachable("timed out connecting"))?
+        .map_err(unreachable)?;
     tokio::spawn(async move {
         if let Err(e) = connection.await {
             log::debug!("database connection ended: {e}");

@@ -5,38 +5,118 @@ use std::collections::HashMap;
 
 use super::{opt_text, Postgres, CHANNEL_SESSIONS};
 use crate::model::{now_ms, LastSync};
-use crate::store::{FormInfo, Overview, SharedHealth, StoreError};
+use crate::store::{
+    FormInfo, Overview, SharedHealth, StoreError, StoredSession, ALL_SESSIONS, CREDENTIAL_SALT,
+};
+
+/// A session from `principal, credential_kind, credential_fp, expires_ms` at column `at`.
+fn stored_session(r: &tokio_postgres::Row, at: usize) -> StoredSession {
+    StoredSession {
+        principal: r.get(at),
+        credential_kind: r.get(at + 1),
+        credential_fp: r.get(at + 2),
+        expires_ms: r.get(at + 3),
+    }
+}
 
 const LAST_SYNC: &str = "last_sync";
 
 impl Postgres {
-    pub async fn load_sessions(&self, now_ms: i64) -> Result<HashMap<String, i64>, StoreError> {
+    pub async fn load_sessions(
+        &self,
+        now_ms: i64,
+    ) -> Result<HashMap<String, StoredSession>, StoreError> {
         let c = self.client().await?;
         c.execute("DELETE FROM sessions WHERE expires_ms <= $1", &[&now_ms])
             .await?;
         let rows = c
-            .query("SELECT token_hash, expires_ms FROM sessions", &[])
+            .query(
+                "SELECT token_hash, principal, credential_kind, credential_fp, expires_ms
+                 FROM sessions",
+                &[],
+            )
             .await?;
-        Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+        Ok(rows
+            .iter()
+            .map(|r| (r.get(0), stored_session(r, 1)))
+            .collect())
     }
 
-    pub async fn session_expiry(&self, token_hash: String) -> Result<Option<i64>, StoreError> {
+    pub async fn session(&self, token_hash: String) -> Result<Option<StoredSession>, StoreError> {
         let c = self.client().await?;
         let stmt = c
-            .prepare_cached("SELECT expires_ms FROM sessions WHERE token_hash = $1")
+            .prepare_cached(
+                "SELECT principal, credential_kind, credential_fp, expires_ms
+                 FROM sessions WHERE token_hash = $1",
+            )
             .await?;
-        Ok(c.query_opt(&stmt, &[&token_hash]).await?.map(|r| r.get(0)))
+        Ok(c.query_opt(&stmt, &[&token_hash])
+            .await?
+            .map(|r| stored_session(&r, 0)))
     }
 
-    pub async fn add_session(&self, token_hash: String, expires_ms: i64) -> Result<(), StoreError> {
+    pub async fn add_session(
+        &self,
+        token_hash: String,
+        session: StoredSession,
+    ) -> Result<(), StoreError> {
         self.client()
             .await?
             .execute(
-                "INSERT INTO sessions (token_hash, created_ms, expires_ms) VALUES ($1, $2, $3)",
-                &[&token_hash, &now_ms(), &expires_ms],
+                "INSERT INTO sessions (token_hash, created_ms, expires_ms, principal,
+                                       credential_kind, credential_fp)
+                 VALUES ($1, $2, $3, $4, $5, $6)",
+                &[
+                    &token_hash,
+                    &now_ms(),
+                    &session.expires_ms,
+                    &session.principal,
+                    &session.credential_kind,
+                    &session.credential_fp,
+                ],
             )
             .await?;
         Ok(())
+    }
+
+    /// Deletes them, and asks every instance to look at its sessions again.
+    pub async fn remove_sessions_made_with_other(
+        &self,
+        kind: String,
+        current: String,
+    ) -> Result<usize, StoreError> {
+        let row = self
+            .client()
+            .await?
+            .query_one(
+                &format!(
+                    "WITH gone AS (DELETE FROM sessions
+                                   WHERE credential_kind = $1 AND credential_fp <> $2
+                                   RETURNING 1),
+                          n AS (SELECT count(*) AS n FROM gone)
+                     SELECT n, CASE WHEN n > 0 THEN pg_notify('{CHANNEL_SESSIONS}', '{ALL_SESSIONS}')
+                               END IS NULL FROM n"
+                ),
+                &[&kind, &current],
+            )
+            .await?;
+        Ok(row.get::<_, i64>(0) as usize)
+    }
+
+    /// Made once, by whichever instance comes first.
+    pub async fn credential_salt(&self) -> Result<String, StoreError> {
+        let c = self.client().await?;
+        c.execute(
+            "INSERT INTO state (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING",
+            &[&CREDENTIAL_SALT, &crate::config::random_token(32)],
+        )
+        .await?;
+        Ok(c.query_one(
+            "SELECT value FROM state WHERE key = $1",
+            &[&CREDENTIAL_SALT],
+        )
+        .await?
+        .get(0))
     }
 
     /// Deletes the session and tells every instance, in one statement (so one transaction:

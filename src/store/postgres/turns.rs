@@ -104,7 +104,7 @@ impl Postgres {
                 return Ok(());
             }
             if tokio::time::Instant::now() >= deadline {
-                return Err(StoreError::Unavailable(
+                return Err(StoreError::Commit(
                     "the sync on another instance did not end in time".into(),
                 ));
             }

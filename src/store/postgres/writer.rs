@@ -96,9 +96,7 @@ async fn commit<O: Batched>(pool: &Pool, batch: &mut Vec<Queued<O>>, nudge: &Not
                     let mut client = Some(client);
                     for q in batch.iter() {
                         let Some(c) = client.take() else {
-                            outs.push(Err(StoreError::Unavailable(
-                                "database connection lost".into(),
-                            )));
+                            outs.push(Err(super::unreachable("the connection was lost")));
                             continue;
                         };
                         match together(&c, &[&q.op]).await {

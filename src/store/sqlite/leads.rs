@@ -7,7 +7,9 @@ use super::search::sql_args;
 use super::writer::Written;
 use super::Sqlite;
 use crate::model::{now_ms, Lead, LeadFilter, NewLead};
-use crate::store::filter::{order_clause, where_clause, SQLITE};
+use rusqlite::types::Value as SqlValue;
+
+use crate::store::filter::{after_clause, order_clause, sort_key, where_clause, AfterArg, SQLITE};
 use crate::store::rows::{LeadColumns, LeadRow, LEAD_COLUMNS, LEAD_FROM};
 use crate::store::{StoreError, WalkError};
 
@@ -99,6 +101,17 @@ impl Sqlite {
     }
 }
 
+/// Rows a walk reads per statement. Each batch is a read of its own, so a long walk (an
+/// export to a slow client) never holds one snapshot of the database open for minutes: that
+/// would keep the WAL from being checkpointed, and it would grow for as long.
+const WALK_BATCH: usize = 1000;
+
+/// How many columns [`LEAD_COLUMNS`] names.
+const LEAD_COLUMN_COUNT: usize = 12;
+
+/// Calls `f` for every lead matching `filter`, in listing order, a batch at a time: each batch
+/// starts after the last row of the one before (by sort key and id), so no row is read twice
+/// or skipped, and leads saved meanwhile are met where the order puts them.
 fn walk<E>(
     c: &Connection,
     filter: &LeadFilter,
@@ -107,18 +120,39 @@ fn walk<E>(
     let sqlite = |e: rusqlite::Error| WalkError::Store(StoreError::Sqlite(e));
     let (wh, args) = where_clause(filter, &SQLITE);
     let args = sql_args(args);
-    let sql = format!(
-        "SELECT {LEAD_COLUMNS} {LEAD_FROM} {wh} {}",
-        order_clause(filter, &SQLITE)
-    );
-    let mut stmt = c.prepare(&sql).map_err(sqlite)?;
-    let mut rows = stmt
-        .query(rusqlite::params_from_iter(args.iter()))
-        .map_err(sqlite)?;
-    while let Some(row) = rows.next().map_err(sqlite)? {
-        f(lead_from_row(row).map_err(sqlite)?).map_err(WalkError::Visitor)?;
+    // The sort key goes last, after the columns `lead_from_row` reads.
+    let key_column = sort_key(filter, &SQLITE).unwrap_or("l.id");
+    let mut after: Option<(SqlValue, i64)> = None;
+    loop {
+        let mut sql = format!("SELECT {LEAD_COLUMNS}, {key_column} {LEAD_FROM} {wh}");
+        let mut params = args.clone();
+        if let Some((key, id)) = after.take() {
+            let (and, more) = after_clause(filter, &SQLITE, key, id, params.len() + 1);
+            sql.push_str(&and);
+            params.extend(more.into_iter().map(|a| match a {
+                AfterArg::Key(k) => k,
+                AfterArg::Id(id) => SqlValue::Integer(id),
+            }));
+        }
+        sql.push_str(&format!(
+            " {} LIMIT {WALK_BATCH}",
+            order_clause(filter, &SQLITE)
+        ));
+        let mut stmt = c.prepare(&sql).map_err(sqlite)?;
+        let mut rows = stmt
+            .query(rusqlite::params_from_iter(params.iter()))
+            .map_err(sqlite)?;
+        let mut read = 0;
+        while let Some(row) = rows.next().map_err(sqlite)? {
+            read += 1;
+            let lead = lead_from_row(row).map_err(sqlite)?;
+            after = Some((row.get(LEAD_COLUMN_COUNT).map_err(sqlite)?, lead.id));
+            f(lead).map_err(WalkError::Visitor)?;
+        }
+        if read < WALK_BATCH {
+            return Ok(());
+        }
     }
-    Ok(())
 }
 
 /// Inserts a lead (once per `leadgen_id`) and closes its job. `None` for a duplicate.

@@ -5,7 +5,9 @@
 //!
 //! rusqlite is blocking, so it never runs on the async runtime.
 
+mod backup;
 mod forms;
+mod health;
 mod jobs;
 mod leads;
 mod readers;
@@ -15,39 +17,53 @@ mod sessions;
 mod state;
 mod writer;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use rusqlite::Connection;
 use tokio::sync::oneshot;
 
 use super::{LeadSink, StoreError};
+pub use backup::{backup_file, BackupReport};
+use health::{FileWatch, Health, Verdicts};
 use readers::ReaderPool;
-use writer::{Op, Queue, Written};
+use writer::{Op, Queue, Writer, Written};
 
-pub(super) use schema::open_reader;
+pub(super) use schema::{open_reader, VERSION as SCHEMA_VERSION};
 
 /// Cheap to clone: a handle on the writer queue and the reader pool.
 #[derive(Clone)]
 pub(super) struct Sqlite {
     writer: Queue,
     readers: Arc<ReaderPool>,
+    path: PathBuf,
+    /// What the writer knows of its writes and its file.
+    health: Arc<Health>,
+    verdicts: Arc<Verdicts>,
 }
 
 impl Sqlite {
     /// Opens (creating and migrating as needed) the database at `path` and starts the writer.
     /// The leads each write inserts go to `sink` after their commit.
     pub fn open(path: &Path, sink: impl LeadSink) -> Result<Sqlite, String> {
-        let conn = schema::open_writer(path)
-            .map_err(|e| format!("cannot open database {}: {e}", path.display()))?;
+        let cannot =
+            |e: &dyn std::fmt::Display| format!("cannot open database {}: {e}", path.display());
+        let conn = schema::open_writer(path).map_err(|e| cannot(&e))?;
+        let watch = FileWatch::new(path).map_err(|e| cannot(&e))?;
+        let health = Arc::new(Health::default());
+        let writer = Writer {
+            conn,
+            sink,
+            watch,
+            health: health.clone(),
+        };
         Ok(Sqlite {
-            writer: writer::start(conn, sink)?,
+            writer: writer::start(writer)?,
             readers: Arc::new(ReaderPool::new(path.to_path_buf())),
+            path: path.to_path_buf(),
+            health,
+            verdicts: Arc::default(),
         })
-    }
-
-    pub async fn ping(&self) -> Result<(), StoreError> {
-        self.read(|c| c.query_row("SELECT 1", [], |_| Ok(()))).await
     }
 
     /// Queues `f` for the writer; resolves once the batch holding it is committed.

@@ -11,7 +11,19 @@ const SCHEMA: &str = include_str!("../../../schema.sql");
 
 /// Migrations after version 1, in order: `MIGRATIONS[0]` takes a database from version 1 to 2.
 /// Shipped entries are never edited; a change is a new entry.
-const MIGRATIONS: &[&str] = &[];
+const MIGRATIONS: &[&str] = &[
+    // 2: a session belongs to a principal (the token acts as `admin`) and remembers the kind
+    // and a fingerprint of the credential that made it, so a changed token ends the sessions
+    // made with the old one. Sessions from before cannot be told apart, so they end: everyone
+    // logs in once after the upgrade.
+    "DELETE FROM sessions;
+     ALTER TABLE sessions ADD COLUMN principal TEXT NOT NULL DEFAULT 'admin';
+     ALTER TABLE sessions ADD COLUMN credential_kind TEXT NOT NULL DEFAULT '';
+     ALTER TABLE sessions ADD COLUMN credential_fp TEXT NOT NULL DEFAULT '';",
+];
+
+/// The version a database has once every migration ran.
+pub(in crate::store) const VERSION: i64 = 1 + MIGRATIONS.len() as i64;
 
 /// The writer's connection: the database at `path`, created and migrated as needed.
 pub(super) fn open_writer(path: &Path) -> rusqlite::Result<Connection> {
@@ -30,9 +42,14 @@ pub(super) fn open_writer(path: &Path) -> rusqlite::Result<Connection> {
     Ok(conn)
 }
 
-/// A read-only connection for the reader pool.
+/// A read-only connection for the reader pool. It never creates the file: a database removed
+/// under a running server must not come back as an empty one.
 pub(in crate::store) fn open_reader(path: &Path) -> rusqlite::Result<Connection> {
-    let c = Connection::open(path)?;
+    use rusqlite::OpenFlags;
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+        | OpenFlags::SQLITE_OPEN_URI
+        | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let c = Connection::open_with_flags(path, flags)?;
     c.busy_timeout(Duration::from_secs(5))?;
     c.pragma_update(None, "query_only", true)?;
     set_up(&c)?;

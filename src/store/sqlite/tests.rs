@@ -2,7 +2,7 @@ use std::sync::mpsc;
 
 use super::state::{get_state, set_state};
 use super::*;
-use crate::model::{Lead, LeadFilter, NewLead};
+use crate::model::{Lead, LeadFilter, NewLead, SortKey};
 
 /// A store on a fresh file, whose sink passes every committed lead to the receiver.
 fn open(dir: &tempfile::TempDir) -> (Sqlite, mpsc::Receiver<Lead>) {
@@ -115,4 +115,43 @@ async fn search_matches_every_word_and_escapes_wildcards() {
         .unwrap();
     assert_eq!(found(&store, "ÉTÉ").await, 3);
     assert_eq!(found(&store, "été ström").await, 1);
+}
+
+#[tokio::test]
+async fn a_walk_in_batches_meets_every_lead_once_in_listing_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, _rx) = open(&dir);
+    // More than two batches, with ties in both sort keys (and names differing only in case).
+    let leads = (0..2_345)
+        .map(|i| {
+            let mut lead = NewLead::sample(
+                &format!("{}", 10_000 + i),
+                ["ada", "Ada", "Zoë", "bo"][i % 4],
+            );
+            lead.created_time =
+                chrono::DateTime::from_timestamp(1_700_000_000 + (i as i64 % 7), 0).unwrap();
+            lead
+        })
+        .collect();
+    store.save_leads(leads).await.unwrap();
+    for sort in [SortKey::ReceivedAt, SortKey::CreatedTime, SortKey::Name] {
+        for ascending in [true, false] {
+            let filter = LeadFilter {
+                sort,
+                ascending,
+                ..LeadFilter::default()
+            };
+            let (listed, total) = store.list_leads(filter.clone(), 5_000, 0).await.unwrap();
+            assert_eq!(total, 2_345);
+            let walked = store
+                .each_lead(filter, Vec::new(), |ids, lead| {
+                    ids.push(lead.id);
+                    Ok::<(), std::convert::Infallible>(())
+                })
+                .await
+                .unwrap();
+            let listed: Vec<i64> = listed.iter().map(|l| l.id).collect();
+            assert_eq!(walked, listed, "{sort:?} ascending={ascending}");
+        }
+    }
 }

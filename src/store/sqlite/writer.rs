@@ -10,16 +10,21 @@
 //! leads it inserted, and they go to the [`LeadSink`] right after the COMMIT succeeded, in id
 //! order. A lead is therefore never published before it is durable, and never twice.
 
-use std::sync::mpsc;
+use std::sync::{mpsc, Arc};
+use std::time::Duration;
 
 use rusqlite::Connection;
 use tokio::sync::oneshot;
 
+use super::health::{storage_trouble, FileWatch, Health, FILE_GONE};
 use super::{LeadSink, StoreError};
 use crate::model::Lead;
 
 /// Most operations one group commit takes from the queue.
 const MAX_BATCH: usize = 1024;
+
+/// How often an idle writer looks whether its database file is still there.
+const WATCH_EVERY: Duration = Duration::from_secs(1);
 
 /// What a write operation gives back: its result, and the leads it inserted (to publish).
 pub(super) struct Written<T> {
@@ -39,13 +44,26 @@ impl<T> Written<T> {
 /// The sending end of the writer's queue.
 pub(super) type Queue = mpsc::Sender<Box<dyn QueuedWrite>>;
 
+/// How a batch ended, for each of its operations.
+#[derive(Debug, Clone)]
+pub(super) enum BatchEnd {
+    Committed,
+    /// The COMMIT (or the transaction around the operations) failed.
+    Failed(String),
+    /// Not run at all: the database cannot be written (its file is gone).
+    Refused(String),
+}
+
 /// A type-erased queued write: `run` inside the batch transaction, `complete` after COMMIT.
 pub(super) trait QueuedWrite: Send {
     /// Runs inside a SAVEPOINT; returns the leads to publish if the batch commits, or `None`
     /// when the operation failed (its savepoint is then rolled back).
     fn run(&mut self, conn: &Connection) -> Option<Vec<Lead>>;
-    /// Tells the caller; `committed` is false when the COMMIT itself failed.
-    fn complete(self: Box<Self>, committed: Result<(), String>);
+    /// Words for the failure of `run`, when the storage failed it (a full disk, say) rather
+    /// than the operation itself.
+    fn storage_trouble(&self) -> Option<String>;
+    /// Tells the caller how the batch ended.
+    fn complete(self: Box<Self>, end: BatchEnd);
 }
 
 /// One queued write and the caller waiting for it.
@@ -84,34 +102,59 @@ where
         }
     }
 
-    fn complete(self: Box<Self>, committed: Result<(), String>) {
-        let out = match (committed, self.result) {
-            (Ok(()), Some(Ok(v))) => Ok(v),
-            (Ok(()), Some(Err(e))) => Err(StoreError::Sqlite(e)),
-            (Err(msg), _) => Err(StoreError::Commit(msg)),
-            (Ok(()), None) => Err(StoreError::Commit("operation did not run".into())),
+    fn storage_trouble(&self) -> Option<String> {
+        match &self.result {
+            Some(Err(e)) => storage_trouble(e),
+            _ => None,
+        }
+    }
+
+    fn complete(self: Box<Self>, end: BatchEnd) {
+        let out = match (end, self.result) {
+            (BatchEnd::Committed, Some(Ok(v))) => Ok(v),
+            (BatchEnd::Committed, Some(Err(e))) => Err(StoreError::Sqlite(e)),
+            (BatchEnd::Failed(msg), _) => Err(StoreError::Commit(msg)),
+            (BatchEnd::Refused(words), _) => Err(StoreError::Unavailable(words)),
+            (BatchEnd::Committed, None) => Err(StoreError::Commit("operation did not run".into())),
         };
         // The caller may have gone away (request cancelled); the data is committed regardless.
         let _ = self.reply.send(out);
     }
 }
 
-/// Starts the writer thread on `conn`; it runs until every [`Queue`] handle is dropped.
-pub(super) fn start(conn: Connection, sink: impl LeadSink) -> Result<Queue, String> {
+/// What the writer thread is given besides its connection.
+pub(super) struct Writer<S> {
+    pub conn: Connection,
+    pub sink: S,
+    /// The database file as opened, to notice it being removed or replaced.
+    pub watch: FileWatch,
+    pub health: Arc<Health>,
+}
+
+/// Starts the writer thread; it runs until every [`Queue`] handle is dropped.
+pub(super) fn start<S: LeadSink>(writer: Writer<S>) -> Result<Queue, String> {
     let (tx, rx) = mpsc::channel::<Box<dyn QueuedWrite>>();
     std::thread::Builder::new()
         .name("sqlite-writer".into())
-        .spawn(move || writer_loop(conn, rx, sink))
+        .spawn(move || writer_loop(writer, rx))
         .map_err(|e| format!("cannot start the database writer: {e}"))?;
     Ok(tx)
 }
 
-fn writer_loop(conn: Connection, rx: mpsc::Receiver<Box<dyn QueuedWrite>>, sink: impl LeadSink) {
+fn writer_loop<S: LeadSink>(w: Writer<S>, rx: mpsc::Receiver<Box<dyn QueuedWrite>>) {
     let mut batch: Vec<Box<dyn QueuedWrite>> = Vec::with_capacity(MAX_BATCH);
     let mut inserted: Vec<Lead> = Vec::new();
-    // recv() fails once every Store handle is dropped: the process is shutting down and every
-    // queued write has been committed.
-    while let Ok(first) = rx.recv() {
+    loop {
+        // Disconnected once every Store handle is dropped: the process is shutting down and
+        // every queued write has been committed. A quiet writer still looks at its file.
+        let first = match rx.recv_timeout(WATCH_EVERY) {
+            Ok(op) => op,
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                watch(&w);
+                continue;
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+        };
         batch.push(first);
         while batch.len() < MAX_BATCH {
             match rx.try_recv() {
@@ -119,30 +162,66 @@ fn writer_loop(conn: Connection, rx: mpsc::Receiver<Box<dyn QueuedWrite>>, sink:
                 Err(_) => break,
             }
         }
-        let committed = run_batch(&conn, &mut batch, &mut inserted);
-        if committed.is_ok() && !inserted.is_empty() {
+        // A write to a file that is no longer the database would "succeed" and be lost.
+        if !watch(&w) {
+            for op in batch.drain(..) {
+                op.complete(BatchEnd::Refused(FILE_GONE.into()));
+            }
+            continue;
+        }
+        let end = match run_batch(&w.conn, &mut batch, &mut inserted) {
+            Ok(()) => {
+                let trouble = batch.iter().find_map(|op| op.storage_trouble());
+                w.health.wrote(trouble.map_or(Ok(()), Err));
+                BatchEnd::Committed
+            }
+            Err(e) => {
+                w.health
+                    .wrote(Err(storage_trouble(&e).unwrap_or_else(|| e.to_string())));
+                BatchEnd::Failed(e.to_string())
+            }
+        };
+        if matches!(end, BatchEnd::Committed) && !inserted.is_empty() {
             // Ids were assigned in this order by one writer, so the sink gets them in id order.
-            sink.committed(std::mem::take(&mut inserted));
+            w.sink.committed(std::mem::take(&mut inserted));
         } else {
             inserted.clear();
         }
         for op in batch.drain(..) {
-            op.complete(committed.clone());
+            op.complete(end.clone());
         }
     }
     log::debug!("database writer stopped");
+}
+
+/// `true` while the database file is the one the writer opened; the first time it is not,
+/// says so in the log and in the health.
+fn watch<S>(w: &Writer<S>) -> bool {
+    if w.health.is_gone() {
+        return false;
+    }
+    if w.watch.still_there() {
+        return true;
+    }
+    log::error!(
+        "the database file {} was removed or replaced while leadstream ran; nothing more is \
+         written until a restart, and webhooks are answered 503 so Meta delivers them again",
+        crate::logging::escaped(w.watch.path().display())
+    );
+    w.health.file_gone();
+    false
 }
 
 fn run_batch(
     conn: &Connection,
     batch: &mut [Box<dyn QueuedWrite>],
     inserted: &mut Vec<Lead>,
-) -> Result<(), String> {
-    exec(conn, "BEGIN IMMEDIATE").map_err(|e| e.to_string())?;
+) -> rusqlite::Result<()> {
+    exec(conn, "BEGIN IMMEDIATE")?;
     for op in batch.iter_mut() {
         if let Err(e) = exec(conn, "SAVEPOINT op") {
             let _ = exec(conn, "ROLLBACK");
-            return Err(e.to_string());
+            return Err(e);
         }
         // `run` keeps its own result; an operation that failed is rolled back to its
         // savepoint and reports its error, the rest of the batch goes on.
@@ -153,14 +232,14 @@ fn run_batch(
         };
         if let Err(e) = ended {
             let _ = exec(conn, "ROLLBACK");
-            return Err(e.to_string());
+            return Err(e);
         }
         inserted.extend(outcome.unwrap_or_default());
     }
     if let Err(e) = exec(conn, "COMMIT") {
         log::error!("database commit failed: {e}");
         let _ = exec(conn, "ROLLBACK");
-        return Err(e.to_string());
+        return Err(e);
     }
     Ok(())
 }

@@ -117,6 +117,7 @@ impl TestApp {
             demo: false,
             demo_reason: None,
             public_url: None,
+            trust_proxy_header: None,
             limits: Limits::default(),
             tuning: test_tuning(),
         };
@@ -193,10 +194,16 @@ impl TestApp {
     }
 
     /// Stops this server and starts another on the same database and fake Graph.
-    pub async fn restart(mut self) -> TestApp {
+    pub async fn restart(self) -> TestApp {
+        self.restart_with(|_| {}).await
+    }
+
+    /// Like [`restart`](TestApp::restart), with settings changed by `tune` first.
+    pub async fn restart_with(mut self, tune: impl FnOnce(&mut Settings)) -> TestApp {
         self.stop().await;
         let mut settings = self.settings.clone();
         settings.listen = "127.0.0.1:0".parse().unwrap();
+        tune(&mut settings);
         Self::start(settings, self.graph.clone(), self.dir.clone()).await
     }
 

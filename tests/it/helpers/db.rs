@@ -116,6 +116,14 @@ pub async fn job_count(app: &TestApp) -> i64 {
     count(app, "SELECT count(*) FROM jobs").await
 }
 
+/// A connection to the server's SQLite file that may write (tests that plant rows in the file
+/// itself, and say they run on SQLite only).
+pub fn db(app: &TestApp) -> rusqlite::Connection {
+    let c = rusqlite::Connection::open(&app.db_path).unwrap();
+    c.busy_timeout(Duration::from_secs(5)).unwrap();
+    c
+}
+
 /// A read-only connection to the server's SQLite file.
 pub fn db_read_only(app: &TestApp) -> rusqlite::Connection {
     let c = rusqlite::Connection::open_with_flags(

@@ -31,6 +31,11 @@ pub enum Failure {
     NotFound,
     /// Answer correctly, but only after this long.
     Slow(Duration),
+    /// HTTP 400, code 100, with this message (Meta's words are text from outside too).
+    Refused(String),
+    /// HTTP 200 with a body of this many bytes (spaces after a `{`), made as it is read, without
+    /// a Content-Length; [`FakeGraph::huge_bytes_sent`] says how much of it went out.
+    Huge(usize),
 }
 
 #[derive(Default)]
@@ -57,12 +62,18 @@ pub struct GraphState {
     pub forms_page_size: Option<usize>,
     /// `filtering` parameters received by `/{form}/leads`.
     pub filters_seen: Vec<String>,
+    /// Forms whose lead listing's `paging.next` points at the page itself.
+    pub looping_forms: Vec<String>,
+    /// Forms whose lead listing always has another (empty) page.
+    pub endless_forms: Vec<String>,
 }
 
 #[derive(Clone)]
 pub struct FakeGraph {
     pub addr: SocketAddr,
     pub state: Arc<Mutex<GraphState>>,
+    /// Bytes of [`Failure::Huge`] answers handed to the connection so far.
+    pub huge_sent: Arc<std::sync::atomic::AtomicUsize>,
     pub token: String,
     pub app_secret: String,
 }
@@ -78,6 +89,7 @@ impl FakeGraph {
         let g = FakeGraph {
             addr,
             state: state.clone(),
+            huge_sent: Default::default(),
             token: token.into(),
             app_secret: app_secret.into(),
         };
@@ -209,6 +221,10 @@ impl FakeGraph {
                     "Unsupported get request. Object with ID does not exist",
                 )
             }
+            Some(Failure::Refused(message)) => {
+                return error(StatusCode::BAD_REQUEST, 100, None, &message)
+            }
+            Some(Failure::Huge(len)) => return self.huge(len),
             None => {}
         }
         if q.get("access_token") != Some(&self.token) {
@@ -297,8 +313,11 @@ impl FakeGraph {
                     start + size < ids.len()
                 };
                 let mut paging = json!({"cursors": {"before": "b", "after": "a"}});
-                if more {
-                    paging["next"] = json!(self.next_url(&format!("{form}/leads"), &q, page + 1));
+                let path = format!("{form}/leads");
+                if s.looping_forms.iter().any(|f| f == form) {
+                    paging["next"] = json!(self.next_url(&path, &q, page));
+                } else if more || s.endless_forms.iter().any(|f| f == form) {
+                    paging["next"] = json!(self.next_url(&path, &q, page + 1));
                 }
                 ok(json!({"data": data, "paging": paging}))
             }
@@ -333,6 +352,32 @@ impl FakeGraph {
 }
 
 impl FakeGraph {
+    /// Bytes of [`Failure::Huge`] answers handed to the connection so far.
+    pub fn huge_bytes_sent(&self) -> usize {
+        self.huge_sent.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// A 200 whose body goes on for `len` bytes, made 64 KiB at a time as the client reads.
+    fn huge(&self, len: usize) -> Response {
+        const PIECE: usize = 64 * 1024;
+        let sent = self.huge_sent.clone();
+        let pieces = futures_util::stream::iter((0..len.div_ceil(PIECE)).map(move |i| {
+            let n = PIECE.min(len - i * PIECE);
+            let mut piece = vec![b' '; n];
+            if i == 0 {
+                piece[0] = b'{';
+            }
+            sent.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+            Ok::<_, std::io::Error>(bytes::Bytes::from(piece))
+        }));
+        let mut res = warp::reply::stream(pieces).into_response();
+        res.headers_mut().insert(
+            "content-type",
+            warp::http::HeaderValue::from_static("application/json"),
+        );
+        res
+    }
+
     /// An absolute `paging.next`, as Meta sends it: `path` with the query it was asked with,
     /// at `page`.
     fn next_url(&self, path: &str, q: &HashMap<String, String>, page: usize) -> String {

@@ -5,7 +5,9 @@
 pub mod app;
 pub mod bodies;
 pub mod db;
+pub mod disk;
 pub mod fake_graph;
+pub mod logs;
 pub mod pg;
 pub mod process;
 pub mod raw;

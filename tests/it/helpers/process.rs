@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// Settings leadstream reads from the environment; none is inherited from the test's own.
-const SETTINGS: [&str; 8] = [
+const SETTINGS: [&str; 17] = [
     "LISTEN_ADDR",
     "LEADS_DB",
     "DATABASE_URL",
@@ -17,6 +17,15 @@ const SETTINGS: [&str; 8] = [
     "DASHBOARD_TOKEN",
     "LEADSTREAM_DEMO",
     "PUBLIC_URL",
+    "TRUST_PROXY_HEADER",
+    "MAX_CONNECTIONS",
+    "MAX_CONNECTIONS_PER_IP",
+    "LIMIT_LOOPBACK",
+    "IDLE_TIMEOUT",
+    "HEAD_TIMEOUT",
+    "BODY_TIMEOUT",
+    "WRITE_TIMEOUT",
+    "BODY_BUDGET_MIB",
 ];
 
 /// The settings of a binary that asks the fake Graph at `graph_url` for leads, with the test
@@ -45,8 +54,14 @@ impl Process {
     /// Starts the binary in `dir` (so no stray `.env` is read) with `env` as its only
     /// leadstream settings.
     pub fn start(dir: &Path, env: &[(&str, &str)]) -> Process {
+        Self::start_with_args(dir, env, &[])
+    }
+
+    /// Like [`Process::start`], with command-line arguments.
+    pub fn start_with_args(dir: &Path, env: &[(&str, &str)], args: &[&str]) -> Process {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_leadstream"));
-        cmd.current_dir(dir)
+        cmd.args(args)
+            .current_dir(dir)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
@@ -96,6 +111,26 @@ impl Process {
     /// Every log line so far (stderr).
     pub fn log(&self) -> Vec<String> {
         self.stderr.lock().unwrap().clone()
+    }
+
+    /// Waits up to `timeout` for the process to exit by itself; its exit code, `None` if it
+    /// still runs (or was ended by a signal).
+    pub async fn exit_code(&mut self, timeout: Duration) -> Option<i32> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status.code();
+            }
+            if Instant::now() > deadline {
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Every line printed on stdout so far.
+    pub fn stdout(&self) -> Vec<String> {
+        self.stdout.lock().unwrap().clone()
     }
 
     pub fn kill9(&mut self) {

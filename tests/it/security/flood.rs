@@ -1,56 +1,23 @@
 //! A flood of forged signatures: cheap to refuse, all 403, and logged at a bounded rate.
 
-use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 use reqwest::StatusCode;
 
 use crate::helpers::db::count;
+use crate::helpers::logs::{capture_logs, lines_since};
 use crate::helpers::*;
 
-/// Captures the webhook route's warnings, so a test can count log lines.
-struct Capture {
-    lines: Mutex<Vec<(Instant, String)>>,
-}
-
-impl log::Log for Capture {
-    fn enabled(&self, m: &log::Metadata) -> bool {
-        m.level() <= log::Level::Warn && m.target().starts_with("leadstream::ingest::inbox")
-    }
-    fn log(&self, record: &log::Record) {
-        if self.enabled(record.metadata()) {
-            self.lines
-                .lock()
-                .unwrap()
-                .push((Instant::now(), record.args().to_string()));
-        }
-    }
-    fn flush(&self) {}
-}
-
-/// The test binary's logger (installed once; nothing else in the tests installs one).
-fn capture() -> &'static Capture {
-    static CAPTURE: OnceLock<&'static Capture> = OnceLock::new();
-    CAPTURE.get_or_init(|| {
-        let c: &'static Capture = Box::leak(Box::new(Capture {
-            lines: Mutex::new(Vec::new()),
-        }));
-        log::set_logger(c).expect("no other logger in the test binary");
-        log::set_max_level(log::LevelFilter::Warn);
-        c
-    })
-}
-
 fn refused_lines_since(t: Instant) -> Vec<String> {
-    capture()
-        .lines
-        .lock()
-        .unwrap()
-        .iter()
-        .filter(|(at, l)| *at >= t && l.contains("webhook refused: X-Hub-Signature-256"))
-        .map(|(_, l)| l.clone())
-        .collect()
+    lines_since(t, |l| {
+        l.level <= log::Level::Warn
+            && l.target.starts_with("leadstream::ingest::inbox")
+            && l.text.contains("webhook refused: X-Hub-Signature-256")
+    })
+    .into_iter()
+    .map(|l| l.text)
+    .collect()
 }
 
 /// The number in "…; N more refused since the last line", if the line has one.
@@ -91,7 +58,7 @@ async fn burst(
 // Two worker threads: the server and the 32 clients would otherwise share one thread.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_flood_of_bad_signatures_is_cheap_all_403_and_logged_at_a_bounded_rate() {
-    capture();
+    capture_logs();
     let app = TestApp::spawn().await;
     let body = leadgen_body(&[&lead_id(1)]);
     let forged = format!("sha256={}", "0".repeat(64));

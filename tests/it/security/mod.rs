@@ -11,8 +11,10 @@
 mod access;
 mod ended_sessions;
 mod flood;
+mod guessing;
 mod headers;
 mod invariants;
+mod origin;
 mod output;
 mod properties;
 mod sessions;

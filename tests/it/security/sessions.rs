@@ -4,7 +4,7 @@
 use std::net::IpAddr;
 
 use super::*;
-use crate::helpers::db::{count, one};
+use crate::helpers::db::{count, one, rows};
 use crate::helpers::*;
 
 /// `GET /?token=…`: the URL leadstream prints at start-up, which logs in once.
@@ -176,8 +176,9 @@ async fn the_eleventh_failed_login_in_a_minute_is_refused_even_with_the_right_to
     let r = open_start_up_url(&app).await;
     assert_eq!(r.status(), 429, "nor does the ?token= door");
 
-    // Everything else goes on: the bearer token, sessions made before, other addresses.
-    assert_eq!(app.get_authed("/api/leads").await.status(), 200);
+    // The bearer token from this address waits too: both doors guess the same secret.
+    assert_eq!(app.get_authed("/api/leads").await.status(), 429);
+    // Everything else goes on: sessions made before, other addresses.
     assert_eq!(
         get_with_cookie(&app, "/api/leads", &early_session)
             .await
@@ -191,4 +192,79 @@ async fn the_eleventh_failed_login_in_a_minute_is_refused_even_with_the_right_to
         .unwrap();
     let r = login(&elsewhere, &app, DASHBOARD_TOKEN).await;
     assert_eq!(r.status(), 303, "another address is not locked out");
+}
+
+/// The session cookie `leadstream_session=…` of a fresh login with `token`.
+async fn session_of(app: &TestApp, token: &str) -> String {
+    let r = login(&app.client, app, token).await;
+    assert_eq!(r.status(), 303, "logged in with {token}");
+    set_cookie(&r).0
+}
+
+#[tokio::test]
+async fn a_changed_dashboard_token_ends_every_session_made_with_the_old_one() {
+    let app = TestApp::spawn().await;
+    let old = session_of(&app, DASHBOARD_TOKEN).await;
+    let also_old = session_of(&app, DASHBOARD_TOKEN).await;
+    assert_eq!(
+        get_with_cookie(&app, "/api/leads", &old).await.status(),
+        200
+    );
+
+    // The same token after a restart: nothing changes.
+    let app = app.restart().await;
+    assert_eq!(
+        get_with_cookie(&app, "/api/leads", &old).await.status(),
+        200
+    );
+
+    // A new token: the old sessions are over, at once and for good.
+    let new_token = "a-brand-new-dashboard-token-42";
+    let app = app
+        .restart_with(|s| s.dashboard_token = leadstream::config::Secret::new(new_token))
+        .await;
+    for cookie in [&old, &also_old] {
+        let r = get_with_cookie(&app, "/api/leads", cookie).await;
+        assert_eq!(r.status(), 401, "a session of the old token");
+        let page = get_with_cookie(&app, "/", cookie)
+            .await
+            .text()
+            .await
+            .unwrap();
+        assert!(page.contains(r#"action="/login""#), "the login page");
+    }
+    assert_eq!(
+        count(&app, "SELECT count(*) FROM sessions").await,
+        0,
+        "gone from the database"
+    );
+    let r = app
+        .client
+        .get(app.url("/api/leads"))
+        .bearer_auth(DASHBOARD_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401, "the old token itself opens nothing");
+
+    // Sessions of the new token work, and survive the next restart.
+    let fresh = session_of(&app, new_token).await;
+    let app = app.restart().await;
+    assert_eq!(
+        get_with_cookie(&app, "/api/leads", &fresh).await.status(),
+        200
+    );
+    let row = rows(
+        &app,
+        "SELECT principal, credential_kind, credential_fp FROM sessions",
+    )
+    .await
+    .remove(0);
+    let stored = (row[0].clone().unwrap(), row[1].clone().unwrap());
+    assert_eq!(stored, ("admin".to_string(), "token".to_string()));
+    let fp = row[2].clone().unwrap();
+    assert!(
+        !fp.contains(new_token) && fp.len() == 64,
+        "a fingerprint, not the token"
+    );
 }

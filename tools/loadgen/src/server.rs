@@ -36,6 +36,7 @@ pub(crate) fn serve_child() -> ExitCode {
             demo: false,
             demo_reason: None,
             public_url: None,
+            trust_proxy_header: None,
             limits: Limits::default(),
             tuning: Tuning {
                 sync_every: None,

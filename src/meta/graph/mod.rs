@@ -1,9 +1,10 @@
 //! The Graph API client: one reqwest `Client` with timeouts, the base URL (version included)
 //! and the page token injected, one method per call, `appsecret_proof` on every request.
 //!
-//! Errors are sorted into classes once, here ([`GraphError::class`]), from Meta's error
-//! `code` (HTTP status is nearly always 400, rate limits included). Nothing in this file logs
-//! a URL: they carry the access token.
+//! Errors are sorted into classes once, in `error` ([`GraphError::class`]). Answers are read
+//! up to [`MAX_ANSWER`]. Nothing here logs a URL: they carry the access token.
+
+mod error;
 
 use std::time::Duration;
 
@@ -18,6 +19,13 @@ use crate::model::{is_meta_id, parse_graph_time, FieldData};
 pub const LEAD_FIELDS: &str =
     "id,created_time,ad_id,form_id,field_data,campaign_id,adset_id,is_organic,platform";
 
+pub use error::{ApiError, ErrorClass, GraphError};
+
+/// The largest Graph answer read: 8 MiB. A page of 100 leads is a few hundred KiB; an answer
+/// that goes on past this is a broken proxy or worse, and reading it whole would take memory
+/// without bound (150 MB once took the process to 2.3 GB).
+pub const MAX_ANSWER: usize = 8 * 1024 * 1024;
+
 /// `appsecret_proof` = hex HMAC-SHA256(key = app secret, message = access token).
 pub fn appsecret_proof(app_secret: &str, access_token: &str) -> String {
     // The same HMAC as the webhook signature (ingest::signature), keyed by the app secret
@@ -27,117 +35,6 @@ pub fn appsecret_proof(app_secret: &str, access_token: &str) -> String {
     m.update(access_token.as_bytes());
     hex::encode(m.finalize().into_bytes())
 }
-
-/// What to do about a failed call.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ErrorClass {
-    /// Try again later with backoff: transport errors, 5xx, codes 1, 2, 341, 368.
-    Transient,
-    /// Meta says slow down: codes 4, 17, 32, 613, 80001, 80005. Back off and stop calling.
-    RateLimited,
-    /// The token is expired or invalid (190): nothing works until a person sets a new one.
-    Token,
-    /// Missing permission (10, 200–299): a person must grant it.
-    Permission,
-    /// Will fail the same way again (100 and other client errors): set aside.
-    Permanent,
-}
-
-impl ErrorClass {
-    pub fn is_retried(self) -> bool {
-        matches!(self, ErrorClass::Transient | ErrorClass::RateLimited)
-    }
-}
-
-/// Meta's error object: `{"error":{"message","type","code","error_subcode","fbtrace_id"}}`.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
-pub struct ApiError {
-    #[serde(default)]
-    pub message: String,
-    #[serde(default, rename = "type")]
-    pub kind: Option<String>,
-    #[serde(default)]
-    pub code: Option<i64>,
-    #[serde(default)]
-    pub error_subcode: Option<i64>,
-    #[serde(default)]
-    pub fbtrace_id: Option<String>,
-    #[serde(default)]
-    pub is_transient: Option<bool>,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub enum GraphError {
-    /// Connection refused, timeout, reset… (message has no URL).
-    Transport(String),
-    /// Meta answered with its error JSON.
-    Api { status: u16, error: ApiError },
-    /// A non-2xx answer without Meta's error JSON (a proxy's 502 page, say).
-    Http { status: u16 },
-    /// A 2xx answer we could not read.
-    Decode(String),
-    /// A `paging.next` pointing outside the configured Graph URL; not followed, since it would
-    /// carry our token elsewhere.
-    ForeignNext,
-}
-
-impl GraphError {
-    pub fn class(&self) -> ErrorClass {
-        match self {
-            GraphError::Transport(_) => ErrorClass::Transient,
-            GraphError::Http { status } if *status >= 500 => ErrorClass::Transient,
-            // A proxy or Meta's edge saying "too many requests" without Meta's JSON.
-            GraphError::Http { status: 429 } => ErrorClass::RateLimited,
-            GraphError::Http { .. } => ErrorClass::Permanent,
-            // A truncated or garbled 200 is most likely a proxy hiccup: worth another try.
-            GraphError::Decode(_) => ErrorClass::Transient,
-            GraphError::ForeignNext => ErrorClass::Permanent,
-            GraphError::Api { status, error } => match error.code {
-                Some(1 | 2 | 341 | 368) => ErrorClass::Transient,
-                Some(4 | 17 | 32 | 613 | 80001 | 80005) => ErrorClass::RateLimited,
-                Some(190) => ErrorClass::Token,
-                Some(10) | Some(200..=299) => ErrorClass::Permission,
-                Some(100) => ErrorClass::Permanent,
-                _ if error.is_transient == Some(true) || *status >= 500 => ErrorClass::Transient,
-                _ => ErrorClass::Permanent,
-            },
-        }
-    }
-
-    pub fn code(&self) -> Option<i64> {
-        match self {
-            GraphError::Api { error, .. } => error.code,
-            _ => None,
-        }
-    }
-}
-
-impl std::fmt::Display for GraphError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            GraphError::Transport(m) => write!(f, "Graph unreachable: {m}"),
-            GraphError::Api { status, error } => {
-                write!(f, "Graph error")?;
-                if let Some(c) = error.code {
-                    write!(f, " code {c}")?;
-                }
-                if let Some(s) = error.error_subcode {
-                    write!(f, "/{s}")?;
-                }
-                write!(f, " (HTTP {status}): {}", error.message)?;
-                if let Some(t) = &error.fbtrace_id {
-                    write!(f, " [fbtrace_id {t}]")?;
-                }
-                Ok(())
-            }
-            GraphError::Http { status } => write!(f, "Graph answered HTTP {status}"),
-            GraphError::Decode(m) => write!(f, "Graph answer unreadable: {m}"),
-            GraphError::ForeignNext => write!(f, "Graph paging.next points outside META_GRAPH_URL"),
-        }
-    }
-}
-
-impl std::error::Error for GraphError {}
 
 /// A lead as Graph returns it, typed.
 #[derive(Debug, Clone, PartialEq)]
@@ -424,7 +321,7 @@ impl GraphClient {
             .await
             .map_err(|e| self.transport(e))?;
         let status = res.status().as_u16();
-        let body = res.bytes().await.map_err(|e| self.transport(e))?;
+        let body = self.read_body(res).await?;
         if !(200..300).contains(&status) {
             #[derive(Deserialize)]
             struct Envelope {
@@ -439,6 +336,23 @@ impl GraphClient {
             });
         }
         serde_json::from_slice(&body).map_err(|e| GraphError::Decode(e.to_string()))
+    }
+
+    /// The answer's body, read piece by piece and given up past [`MAX_ANSWER`], whatever its
+    /// `Content-Length` claimed (a chunked answer has none).
+    async fn read_body(&self, mut res: reqwest::Response) -> Result<Vec<u8>, GraphError> {
+        if res.content_length().is_some_and(|n| n > MAX_ANSWER as u64) {
+            return Err(GraphError::TooLarge);
+        }
+        let mut body = Vec::new();
+        while let Some(piece) = res.chunk().await.map_err(|e| self.transport(e))? {
+            if body.len() + piece.len() > MAX_ANSWER {
+                // Dropping `res` closes the connection: nothing more is read.
+                return Err(GraphError::TooLarge);
+            }
+            body.extend_from_slice(&piece);
+        }
+        Ok(body)
     }
 
     /// A transport failure in words a person can use ("…: Connection refused", "…: operation
