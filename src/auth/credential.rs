@@ -8,23 +8,36 @@
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
-/// Who a session (or a request) acts for.
+use crate::model::{Role, TOKEN_USER};
+use crate::store::password_kind;
+
+/// Who a session (or a request) acts for, and what they may do.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Principal(String);
+pub struct Principal {
+    name: String,
+    role: Role,
+}
 
 impl Principal {
     /// The dashboard token acts as the administrator `admin`.
     pub fn admin() -> Principal {
-        Principal("admin".into())
+        Principal {
+            name: TOKEN_USER.into(),
+            role: Role::Admin,
+        }
     }
 
-    /// A principal as stored with a session.
-    pub(super) fn named(name: String) -> Principal {
-        Principal(name)
+    /// A principal as stored with a session, or as a user logged in.
+    pub(super) fn named(name: String, role: Role) -> Principal {
+        Principal { name, role }
     }
 
     pub fn name(&self) -> &str {
-        &self.0
+        &self.name
+    }
+
+    pub fn role(&self) -> Role {
+        self.role
     }
 }
 
@@ -41,12 +54,18 @@ pub struct Credential {
 impl Credential {
     /// The dashboard token's credential, fingerprinted with `salt`.
     pub fn token(secret: &str, salt: &str) -> Credential {
-        let mut mac = Hmac::<Sha256>::new_from_slice(salt.as_bytes())
-            .expect("HMAC accepts keys of any length");
-        mac.update(secret.as_bytes());
         Credential {
             kind: "token".into(),
-            fingerprint: hex::encode(mac.finalize().into_bytes()),
+            fingerprint: fingerprint(secret, salt),
+        }
+    }
+
+    /// A user's password credential: of the kind `password:NAME`, fingerprinted from the
+    /// password's stored hash (a new password makes another fingerprint).
+    pub fn password(name: &str, password_hash: &str, salt: &str) -> Credential {
+        Credential {
+            kind: password_kind(name),
+            fingerprint: fingerprint(password_hash, salt),
         }
     }
 
@@ -55,4 +74,11 @@ impl Credential {
     pub(super) fn replaces(&self, other: &Credential) -> bool {
         self.kind == other.kind && self.fingerprint != other.fingerprint
     }
+}
+
+fn fingerprint(secret: &str, salt: &str) -> String {
+    let mut mac =
+        Hmac::<Sha256>::new_from_slice(salt.as_bytes()).expect("HMAC accepts keys of any length");
+    mac.update(secret.as_bytes());
+    hex::encode(mac.finalize().into_bytes())
 }

@@ -7,8 +7,10 @@
 
 mod credential;
 mod limiter;
+mod passwords;
 mod proxy;
 mod sessions;
+mod users;
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -19,11 +21,14 @@ use subtle::ConstantTimeEq;
 
 use crate::config::Secret;
 use crate::logging::escaped;
-use crate::store::{Store, StoreError};
+use crate::model::Role;
+use crate::store::{password_kind, Store, StoreError};
 pub use credential::{Credential, Principal};
 pub use limiter::{Door, GuessLimiter, GUESS_LIMIT, GUESS_WINDOW};
+pub use passwords::{hash_password, verify_password};
 pub use proxy::ProxyTrust;
 pub use sessions::{Admitted, EndedSink, SessionEnd, Sessions, SESSION_COOKIE};
+pub use users::{add_user, remove_user, set_password, UserError};
 
 /// Constant-time equality of two secrets. Both are hashed first, so the comparison runs over
 /// 32 bytes whatever was sent: not even the token's length shows in the timing (a plain
@@ -54,6 +59,28 @@ impl Auth {
     pub fn session_end(&self) -> Option<&SessionEnd> {
         self.session.as_ref()
     }
+
+    /// The proof an admin-only handler needs; `None` for a member.
+    pub fn admin(&self) -> Option<Admin> {
+        (self.principal.role() == Role::Admin).then_some(Admin(()))
+    }
+}
+
+/// Proof that the request came from an admin: made only from an admin's [`Auth`].
+#[derive(Debug)]
+pub struct Admin(());
+
+/// A login that succeeded, for [`Gate::start_session`]: who, and with what credential.
+#[derive(Debug)]
+pub struct Login {
+    principal: Principal,
+    credential: Credential,
+}
+
+impl Login {
+    pub fn principal(&self) -> &Principal {
+        &self.principal
+    }
 }
 
 /// Why the gate said no.
@@ -75,6 +102,9 @@ pub struct Gate {
 
 struct Inner {
     token: Secret,
+    store: Store,
+    /// The key credentials are fingerprinted with.
+    salt: String,
     /// The token's credential, which sessions made by logging in with it remember.
     credential: Credential,
     sessions: Arc<Sessions>,
@@ -92,7 +122,8 @@ impl Gate {
         guesses: GuessLimiter,
         proxy: ProxyTrust,
     ) -> Result<Gate, StoreError> {
-        let credential = Credential::token(token.expose(), &store.credential_salt().await?);
+        let salt = store.credential_salt().await?;
+        let credential = Credential::token(token.expose(), &salt);
         let ended = sessions.end_made_with_other(&credential).await?;
         if ended > 0 {
             log::info!(
@@ -102,6 +133,8 @@ impl Gate {
         Ok(Gate {
             inner: Arc::new(Inner {
                 token,
+                store: store.clone(),
+                salt,
                 credential,
                 sessions,
                 guesses,
@@ -138,19 +171,65 @@ impl Gate {
     }
 
     /// Checks a token typed into the login form (or carried by the start-up URL) from
-    /// `client`, counting a wrong one; `Ok` when it is the dashboard token.
-    pub fn log_in(&self, typed: &str, client: Option<IpAddr>) -> Result<(), Refusal> {
+    /// `client`, counting a wrong one; the token's login when it is the dashboard token.
+    pub fn log_in(&self, typed: &str, client: Option<IpAddr>) -> Result<Login, Refusal> {
         self.try_token(typed, client, Door::Login)?;
         self.inner.guesses.logged_in(client);
-        Ok(())
+        Ok(Login {
+            principal: Principal::admin(),
+            credential: self.inner.credential.clone(),
+        })
     }
 
-    /// Starts a session for the token's principal, made with the token; the cookie value.
-    pub async fn start_session(&self) -> Result<String, StoreError> {
+    /// Checks a user's name and password from `client`. A wrong one counts as a guess, like
+    /// a wrong token (one limiter per address for both), and an unknown name costs as long as
+    /// a wrong password. The password is never logged.
+    pub async fn log_in_user(
+        &self,
+        name: &str,
+        password: &str,
+        client: Option<IpAddr>,
+    ) -> Result<Result<Login, Refusal>, StoreError> {
+        if let Some(wait) = self.inner.guesses.admit(client) {
+            return Ok(Err(Refusal::Limited(wait)));
+        }
+        let user = self.inner.store.user_login(name.trim().to_string()).await?;
+        let hash = user
+            .as_ref()
+            .map(|u| u.password_hash.clone())
+            .unwrap_or_else(|| passwords::decoy_hash().to_string());
+        let typed = password.to_string();
+        let checked = hash.clone();
+        let right = tokio::task::spawn_blocking(move || verify_password(&typed, &checked))
+            .await
+            .unwrap_or(false);
+        match user {
+            Some(u) if right => {
+                self.inner.guesses.logged_in(client);
+                Ok(Ok(Login {
+                    credential: Credential::password(&u.name, &hash, &self.inner.salt),
+                    principal: Principal::named(u.name, u.role),
+                }))
+            }
+            _ => {
+                log_guesses(self.inner.guesses.failed(client, Door::Login));
+                Ok(Err(Refusal::Unauthorized))
+            }
+        }
+    }
+
+    /// Starts a session for a login; the cookie value.
+    pub async fn start_session(&self, login: Login) -> Result<String, StoreError> {
         self.inner
             .sessions
-            .create(Principal::admin(), self.inner.credential.clone())
+            .create(login.principal, login.credential)
             .await
+    }
+
+    /// Ends here the sessions of the user `name` (removed, or with a new password) and the
+    /// streams they opened; the store has deleted their rows already.
+    pub fn end_user_sessions(&self, name: &str) -> usize {
+        self.inner.sessions.end_of_kind(&password_kind(name))
     }
 
     /// The sessions the gate accepts, to end them.

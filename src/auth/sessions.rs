@@ -10,7 +10,9 @@
 //! credential can end it: [`Sessions::end_made_with_other`] ends every session the previous
 //! dashboard token made (at start-up: a changed `DASHBOARD_TOKEN` logs everyone out).
 //!
-//! With one process (SQLite) the map here mirrors the table and is the whole truth. With
+//! With one process (SQLite) the map here mirrors the table and is the whole truth, except
+//! that `leadstream users` (another process) may remove a user or change a password: the store
+//! notices the foreign write and the sessions gone from the table end here too. With
 //! several instances (PostgreSQL) a session may be made or ended on another one, so the map is
 //! a short read cache: an unknown or stale entry is read from the database, and a logout on
 //! any instance ends the session here at once, streams included (the store hears it through
@@ -26,7 +28,7 @@ use tokio::sync::Notify;
 
 use super::credential::{Credential, Principal};
 use crate::config::random_token;
-use crate::model::now_ms;
+use crate::model::{now_ms, Role};
 use crate::shutdown::Shutdown;
 use crate::store::{Store, StoreError, StoredSession, ALL_SESSIONS};
 
@@ -74,7 +76,7 @@ impl Live {
         Live {
             expires: s.expires_ms,
             end: SessionEnd::default(),
-            principal: Principal::named(s.principal),
+            principal: Principal::named(s.principal, Role::parse(&s.role).unwrap_or(Role::Member)),
             credential: Credential {
                 kind: s.credential_kind,
                 fingerprint: s.credential_fp,
@@ -132,9 +134,8 @@ impl Sessions {
             sink,
             added: Notify::new(),
         });
-        if let Some(ends) = sessions.store.session_ends() {
-            tokio::spawn(hear_ends(Arc::downgrade(&sessions), ends));
-        }
+        let ends = sessions.store.session_ends();
+        tokio::spawn(hear_ends(Arc::downgrade(&sessions), ends));
         Ok(sessions)
     }
 
@@ -158,6 +159,7 @@ impl Sessions {
         let expires = now_ms() + self.ttl.as_millis() as i64;
         let stored = StoredSession {
             principal: principal.name().to_string(),
+            role: principal.role().as_str().to_string(),
             credential_kind: credential.kind.clone(),
             credential_fp: credential.fingerprint.clone(),
             expires_ms: expires,
@@ -273,6 +275,25 @@ impl Sessions {
         self.store
             .remove_sessions_made_with_other(current.kind.clone(), current.fingerprint.clone())
             .await
+    }
+
+    /// Ends here every session made with a credential of `kind` (a user's password, after the
+    /// user was removed or the password changed: the store has deleted their rows already),
+    /// and whatever they opened; returns how many ended.
+    pub fn end_of_kind(&self, kind: &str) -> usize {
+        let mut ended = 0;
+        self.live().retain(|_, s| {
+            let gone = s.credential.kind == kind;
+            if gone {
+                s.end.raise();
+                ended += 1;
+            }
+            !gone
+        });
+        if ended > 0 {
+            self.sink.sessions_ended();
+        }
+        ended
     }
 
     /// Logout: the session ends here, in the database, and for whatever it opened.

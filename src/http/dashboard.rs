@@ -13,7 +13,7 @@ use warp::{Filter, Reply};
 use super::auth::{client_addr, optional_auth, session_cookie};
 use super::error::AppError;
 use super::with;
-use crate::auth::{Auth, Gate, Refusal, SESSION_COOKIE};
+use crate::auth::{Auth, Gate, Login, Refusal, SESSION_COOKIE};
 
 pub(super) const INDEX_HTML: &str = include_str!("../../web/index.html");
 const LOGIN_HTML: &str = include_str!("../../web/login.html");
@@ -108,8 +108,22 @@ async fn log_in(
     form: HashMap<String, String>,
     ip: Option<IpAddr>,
 ) -> Response {
-    let token = form.get("token").map(String::as_str).unwrap_or("");
-    try_login(&ctx, token, ip, &view_query(&raw)).await
+    let view = view_query(&raw);
+    let field = |k: &str| form.get(k).map(String::as_str).unwrap_or("");
+    if !field("name").trim().is_empty() {
+        let login = match ctx
+            .gate
+            .log_in_user(field("name"), field("password"), ip)
+            .await
+        {
+            Ok(login) => login,
+            Err(e) => {
+                return AppError::Internal(format!("could not check a login: {e}")).into_response()
+            }
+        };
+        return start_session(&ctx, login, &view, "That name and password do not match.").await;
+    }
+    try_login(&ctx, field("token"), ip, &view).await
 }
 
 /// Wrong tokens are counted and logged by the gate (one line per address and minute).
@@ -119,8 +133,24 @@ async fn try_login(
     ip: Option<IpAddr>,
     view: &str,
 ) -> Response {
-    match ctx.gate.log_in(token, ip) {
-        Ok(()) => {}
+    start_session(
+        ctx,
+        ctx.gate.log_in(token, ip),
+        view,
+        "That token is not right.",
+    )
+    .await
+}
+
+/// A session for a login that succeeded, or the login page again saying why not.
+async fn start_session(
+    ctx: &DashboardContext,
+    login: Result<Login, Refusal>,
+    view: &str,
+    wrong: &str,
+) -> Response {
+    let login = match login {
+        Ok(login) => login,
         Err(Refusal::Limited(wait)) => {
             let mut page = login_page(
                 StatusCode::TOO_MANY_REQUESTS,
@@ -132,13 +162,12 @@ async fn try_login(
                 .insert(header::RETRY_AFTER, HeaderValue::from(secs));
             return page;
         }
-        Err(Refusal::Unauthorized) => {
-            return login_page(StatusCode::UNAUTHORIZED, "That token is not right.", view)
-        }
-    }
-    match ctx.gate.start_session().await {
+        Err(Refusal::Unauthorized) => return login_page(StatusCode::UNAUTHORIZED, wrong, view),
+    };
+    let who = crate::logging::escaped(login.principal().name().to_string());
+    match ctx.gate.start_session(login).await {
         Ok(session) => {
-            log::info!("dashboard login");
+            log::info!("dashboard login: {who}");
             let secure = if ctx.secure_cookie { "; Secure" } else { "" };
             let cookie = format!(
                 "{SESSION_COOKIE}={session}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}{secure}",

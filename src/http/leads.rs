@@ -26,7 +26,7 @@ pub fn routes(store: Store, gate: Gate) -> BoxedFilter<(Response,)> {
         .boxed()
 }
 
-/// GET /api/leads?q=&form_id=&page_id=&ad_id=&since=&until=&sort=&order=&limit=&offset=
+/// GET /api/leads?q=&form_id=&page_id=&ad_id=&since=&until=&status=&owner=&sort=&order=&limit=&offset=
 fn list(store: Store, gate: Gate) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
     warp::path!("api" / "leads")
         .and(warp::get())
@@ -37,13 +37,16 @@ fn list(store: Store, gate: Gate) -> impl Filter<Extract = (Response,), Error = 
         .map(respond)
 }
 
-async fn list_leads(store: Store, q: LeadQuery, _auth: Auth) -> Result<impl Reply, AppError> {
-    let (filter, limit, offset) = q.parse().map_err(AppError::BadRequest)?;
+async fn list_leads(store: Store, q: LeadQuery, auth: Auth) -> Result<impl Reply, AppError> {
+    let (filter, limit, offset) = q
+        .parse(auth.principal().name())
+        .map_err(AppError::BadRequest)?;
     let (leads, total) = store.list_leads(filter, limit, offset).await?;
     Ok(warp::reply::json(&json!({"leads": leads, "total": total})))
 }
 
-/// GET /api/leads/count — `{"count","last_id"}`, the dashboard's 3 s fallback check.
+/// GET /api/leads/count — `{"count","last_id","last_event_id"}`, the dashboard's 3 s
+/// fallback check.
 fn count(
     store: Store,
     gate: Gate,
@@ -57,10 +60,7 @@ fn count(
 }
 
 async fn count_leads(store: Store, _auth: Auth) -> Result<impl Reply, AppError> {
-    let (count, last_id) = store.count().await?;
-    Ok(warp::reply::json(
-        &json!({"count": count, "last_id": last_id}),
-    ))
+    Ok(warp::reply::json(&store.count().await?))
 }
 
 /// GET /api/stats?<filters> — today, 7 days, total, per form, per day (UTC).
@@ -77,8 +77,10 @@ fn stats(
         .map(respond)
 }
 
-async fn lead_stats(store: Store, q: LeadQuery, _auth: Auth) -> Result<impl Reply, AppError> {
-    let (filter, _, _) = q.parse().map_err(AppError::BadRequest)?;
+async fn lead_stats(store: Store, q: LeadQuery, auth: Auth) -> Result<impl Reply, AppError> {
+    let (filter, _, _) = q
+        .parse(auth.principal().name())
+        .map_err(AppError::BadRequest)?;
     Ok(warp::reply::json(&store.stats(filter, 30).await?))
 }
 

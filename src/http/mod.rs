@@ -9,7 +9,7 @@
 //! - [`stream`]: the one place that decides who gets a stream and what its answer's head says;
 //! - one file per area, each route a small function with a `/// METHOD /path` line and its
 //!   handler a plain `async fn`: [`webhook`], [`leads`], [`ops`] (health, status, sync, dead
-//!   letters), [`stream`], [`reports`], [`dashboard`] (the page and login), [`assets`],
+//!   letters), [`stream`], [`team`] (a lead's notes, history and changes; users), [`reports`], [`dashboard`] (the page and login), [`assets`],
 //!   [`demo`];
 //! - [`auth`]: credentials from the headers, and the filter that gives a handler its
 //!   [`Auth`](crate::auth::Auth) or answers 401;
@@ -40,6 +40,7 @@ mod replay;
 pub mod reports;
 pub mod server;
 pub mod stream;
+pub mod team;
 pub mod webhook;
 
 use std::convert::Infallible;
@@ -88,6 +89,11 @@ pub fn routes(areas: Areas) -> BoxedFilter<(Response,)> {
         .or(stream::routes(streams, gate.clone()))
         .unify()
         .or(ops::routes(ops, gate.clone()))
+        .unify()
+        .or(team::routes(team::TeamContext {
+            store: store.clone(),
+            gate: gate.clone(),
+        }))
         .unify()
         .or(leads::routes(store.clone(), gate.clone()))
         .unify()

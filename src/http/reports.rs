@@ -33,8 +33,10 @@ fn csv(store: Store, gate: Gate) -> impl Filter<Extract = (Response,), Error = R
         .map(respond)
 }
 
-async fn csv_export(store: Store, q: LeadQuery, _auth: Auth) -> Result<Response, AppError> {
-    let (filter, _, _) = q.parse().map_err(AppError::BadRequest)?;
+async fn csv_export(store: Store, q: LeadQuery, auth: Auth) -> Result<Response, AppError> {
+    let (filter, _, _) = q
+        .parse(auth.principal().name())
+        .map_err(AppError::BadRequest)?;
     let body = export::csv(store, filter)
         .await
         .map_err(|e| AppError::Internal(format!("CSV export failed: {e}")))?;
@@ -59,8 +61,10 @@ fn pdf(store: Store, gate: Gate) -> impl Filter<Extract = (Response,), Error = R
         .map(respond)
 }
 
-async fn pdf_report(store: Store, q: LeadQuery, _auth: Auth) -> Result<Response, AppError> {
-    let (filter, _, _) = q.parse().map_err(AppError::BadRequest)?;
+async fn pdf_report(store: Store, q: LeadQuery, auth: Auth) -> Result<Response, AppError> {
+    let (filter, _, _) = q
+        .parse(auth.principal().name())
+        .map_err(AppError::BadRequest)?;
     let started = std::time::Instant::now();
     let (pdf, total) = export::pdf(&store, filter)
         .await

@@ -8,16 +8,27 @@
 
 use bytes::{BufMut, Bytes, BytesMut};
 
-use crate::model::Lead;
+use crate::model::{Event, Lead};
 
-/// `id: 42\nevent: lead\ndata: {…}\n\n`. JSON has no raw newlines, so one `data:` line.
+/// `id: 42\nevent: lead\ndata: {…}\n\n` for a new lead, `event: update` for a change (the
+/// id is the event's, the data the whole lead as it is after it). JSON has no raw newlines,
+/// so one `data:` line.
+pub fn event_frame(event: &Event) -> Bytes {
+    let json = serde_json::to_string(&event.lead).expect("a lead serialises");
+    Bytes::from(format!(
+        "id: {}\nevent: {}\ndata: {json}\n\n",
+        event.id,
+        event.kind.sse_name()
+    ))
+}
+
+/// The frame of a new lead.
 pub fn lead_frame(lead: &Lead) -> Bytes {
-    let json = serde_json::to_string(lead).expect("a lead serialises");
-    Bytes::from(format!("id: {}\nevent: lead\ndata: {json}\n\n", lead.id))
+    event_frame(&Event::created(lead.clone()))
 }
 
 /// Tells a client to reload its list instead of waiting for a replay, and moves its
-/// `Last-Event-ID` to `last_id`, the newest lead at that moment; live leads follow.
+/// `Last-Event-ID` to `last_id`, the newest event at that moment; live events follow.
 pub fn refresh_frame(last_id: i64) -> Bytes {
     Bytes::from(format!(
         "id: {last_id}\nevent: refresh\ndata: {{\"last_id\":{last_id}}}\n\n"

@@ -1,5 +1,5 @@
-//! The hub: one broadcast channel that carries every committed lead (with its frame, made
-//! once), the keep-alive beat of one clock shared by every stream, word that sessions have
+//! The hub: one broadcast channel that carries every committed event, a new lead or a change
+//! to one (with its frame, made once), the keep-alive beat of one clock shared by every stream, word that sessions have
 //! ended, and the closing signal at shutdown.
 
 use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
@@ -10,16 +10,19 @@ use bytes::Bytes;
 use tokio::sync::broadcast;
 use tokio::time::{Instant, MissedTickBehavior};
 
-use super::frames::{chunk, lead_frame};
+use super::frames::{chunk, event_frame};
 use crate::auth::EndedSink;
-use crate::model::Lead;
+use crate::model::{Event, EventKind, Lead};
 use crate::shutdown::Shutdown;
 use crate::store::LeadSink;
 
-/// A saved lead and its ready-made SSE frame, bare and as an HTTP/1.1 chunk.
+/// A committed event (a new lead, or a change to one, with the lead as it is after it) and
+/// its ready-made SSE frame, bare and as an HTTP/1.1 chunk.
 #[derive(Debug)]
 pub struct LeadEvent {
+    /// The event's id (for a new lead, the lead's).
     pub id: i64,
+    pub kind: EventKind,
     pub lead: Lead,
     pub frame: Bytes,
     /// `frame` as one chunk, for the chunked streams the fan-out writes.
@@ -53,7 +56,7 @@ pub struct Hub {
     tx: broadcast::Sender<Signal>,
     /// The clock that sends `Beat` and `Close`; started by the first stream.
     clock: Arc<OnceLock<()>>,
-    /// The id of the newest lead published, set before it is sent.
+    /// The id of the newest event published, set before it is sent.
     last_published: Arc<AtomicI64>,
     /// Streams open now (the channel also has the fan-out's receiver).
     pub(super) open_streams: Arc<AtomicUsize>,
@@ -70,22 +73,32 @@ impl Hub {
         }
     }
 
-    /// Called by the database writer only (through [`LeadSink`]), after the lead's commit.
-    pub fn publish(&self, lead: Lead) {
-        log::info!(
-            "lead {} saved as #{} (form {}, via {})",
-            lead.leadgen_id,
-            lead.id,
-            lead.form_id.as_deref().unwrap_or("?"),
-            lead.source
-        );
-        let frame = lead_frame(&lead);
+    /// Called by the database writer only (through [`LeadSink`]), after the event's commit.
+    pub fn publish(&self, event: Event) {
+        let lead = &event.lead;
+        match event.kind {
+            EventKind::Created => log::info!(
+                "lead {} saved as #{} (form {}, via {})",
+                lead.leadgen_id,
+                lead.id,
+                lead.form_id.as_deref().unwrap_or("?"),
+                lead.source
+            ),
+            EventKind::Updated => log::info!(
+                "lead #{} changed (version {}, event #{})",
+                lead.id,
+                lead.version,
+                event.id
+            ),
+        }
+        let frame = event_frame(&event);
         let chunk = chunk(&frame);
-        self.last_published.fetch_max(lead.id, Ordering::AcqRel);
+        self.last_published.fetch_max(event.id, Ordering::AcqRel);
         // No receivers is fine: nobody has a dashboard open.
         let _ = self.tx.send(Signal::Lead(Arc::new(LeadEvent {
-            id: lead.id,
-            lead,
+            id: event.id,
+            kind: event.kind,
+            lead: event.lead,
             frame,
             chunk,
         })));
@@ -95,7 +108,7 @@ impl Hub {
         self.tx.subscribe()
     }
 
-    /// The newest lead id published so far (0 before the first).
+    /// The newest event id published so far (0 before the first).
     pub fn last_published(&self) -> i64 {
         self.last_published.load(Ordering::Acquire)
     }
@@ -133,11 +146,11 @@ impl Hub {
     }
 }
 
-/// The database writer's sink: every committed lead goes out here, once, in id order.
+/// The database writer's sink: every committed event goes out here, once, in id order.
 impl LeadSink for Hub {
-    fn committed(&self, leads: Vec<Lead>) {
-        for lead in leads {
-            self.publish(lead);
+    fn committed(&self, events: Vec<Event>) {
+        for event in events {
+            self.publish(event);
         }
     }
 }
@@ -178,6 +191,7 @@ mod tests {
             );
             last = ev.id;
         }
-        assert_eq!(store.count().await.unwrap(), (300, last));
+        let counts = store.count().await.unwrap();
+        assert_eq!((counts.count, counts.last_event_id), (300, last));
     }
 }

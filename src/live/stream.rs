@@ -1,6 +1,9 @@
 //! One open `/api/stream`: the hello, then replayed and live frames, in id order, once each,
 //! and `logout` when the session it was opened with ends.
 //!
+//! A stream carries events: new leads (`event: lead`) and changes to leads (`event: update`),
+//! which share one id sequence; "lead" below means either.
+//!
 //! Ordering and completeness rest on one fact: the writer publishes a lead only after its
 //! COMMIT. A stream therefore subscribes *first* and reads the database *second*: whatever that
 //! read does not see is committed later, hence published later, hence waiting on the receiver.
@@ -22,7 +25,7 @@ use bytes::Bytes;
 use futures_util::Stream;
 use tokio::sync::broadcast;
 
-use super::frames::{lead_frame, refresh_frame, HELLO, KEEPALIVE, LOGOUT};
+use super::frames::{event_frame, refresh_frame, HELLO, KEEPALIVE, LOGOUT};
 use super::hub::{Hub, Signal};
 use super::Counted;
 use crate::auth::SessionEnd;
@@ -146,7 +149,7 @@ impl State {
         // Subscribe before reading: see the module comment.
         let rx = hub.subscribe();
         hub.start_clock(params.keepalive, shutdown.clone());
-        let (last_sent, phase) = match store.max_lead_id().await {
+        let (last_sent, phase) = match store.max_event_id().await {
             Err(e) => {
                 log::warn!("cannot open a stream: {e}");
                 (0, Phase::Done)
@@ -198,7 +201,7 @@ async fn next_frame(s: &mut State) -> Option<Bytes> {
                 }
                 let after = s.last_sent;
                 // Boxed: only a replaying stream pays for this future, not every idle one.
-                let read = Box::pin(s.store.leads_after(after, REPLAY_BATCH));
+                let read = Box::pin(s.store.events_after(after, REPLAY_BATCH));
                 let batch = match read.await {
                     Ok(b) => b,
                     Err(e) => {
@@ -217,8 +220,8 @@ async fn next_frame(s: &mut State) -> Option<Bytes> {
                 let Some(last) = batch.last() else { continue };
                 s.last_sent = last.id;
                 let mut buf = Vec::new();
-                for lead in &batch {
-                    buf.extend_from_slice(&lead_frame(lead));
+                for event in &batch {
+                    buf.extend_from_slice(&event_frame(event));
                 }
                 return Some(Bytes::from(buf));
             }
@@ -249,7 +252,7 @@ async fn next_frame(s: &mut State) -> Option<Bytes> {
                     Err(broadcast::error::RecvError::Lagged(missed)) => {
                         // The channel dropped `missed` signals for this client; the database
                         // has every lead. `rx` now points at the oldest signal it still holds.
-                        let newest = match Box::pin(s.store.max_lead_id()).await {
+                        let newest = match Box::pin(s.store.max_event_id()).await {
                             Ok(n) => n,
                             Err(e) => {
                                 log::warn!("stream catch-up failed: {e}");

@@ -3,6 +3,7 @@
 use chrono::{DateTime, NaiveDate, TimeZone, Utc};
 use serde::Deserialize;
 
+use super::team::LeadStatus;
 use super::time::parse_graph_time;
 
 /// Column a listing is sorted by.
@@ -26,9 +27,20 @@ pub struct LeadFilter {
     pub since: Option<i64>,
     /// Inclusive upper bound on `created_time`, unix seconds.
     pub until: Option<i64>,
+    pub status: Option<LeadStatus>,
+    pub owner: Option<OwnerFilter>,
     pub sort: SortKey,
     /// `true` for ascending; the default is newest first.
     pub ascending: bool,
+}
+
+/// Whose leads: one person's (by name, any case; `me` is resolved to a name when parsed), or
+/// nobody's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OwnerFilter {
+    /// The name, lower-cased.
+    Named(String),
+    Nobody,
 }
 
 /// Raw query string values, as they arrive; [`LeadQuery::parse`] checks them.
@@ -40,6 +52,8 @@ pub struct LeadQuery {
     pub ad_id: Option<String>,
     pub since: Option<String>,
     pub until: Option<String>,
+    pub status: Option<String>,
+    pub owner: Option<String>,
     pub sort: Option<String>,
     pub order: Option<String>,
     pub limit: Option<String>,
@@ -57,8 +71,9 @@ pub const MAX_SEARCH_CHARS: usize = 200;
 pub const MAX_SEARCH_WORDS: usize = 20;
 
 impl LeadQuery {
-    /// Checks every value; the error names the parameter so the caller can fix it.
-    pub fn parse(&self) -> Result<(LeadFilter, usize, usize), String> {
+    /// Checks every value; the error names the parameter so the caller can fix it. `me` is
+    /// who asks (the owner filter's `me`).
+    pub fn parse(&self, me: &str) -> Result<(LeadFilter, usize, usize), String> {
         let non_empty = |v: &Option<String>| {
             v.as_ref()
                 .map(|s| s.trim().to_string())
@@ -131,8 +146,19 @@ impl LeadQuery {
                 ));
             }
         }
+        let status = match non_empty(&self.status) {
+            None => None,
+            Some(s) => Some(LeadStatus::parse(&s).ok_or_else(|| LeadStatus::unknown(&s))?),
+        };
+        let owner = non_empty(&self.owner).map(|o| match o.to_ascii_lowercase().as_str() {
+            "none" => OwnerFilter::Nobody,
+            "me" => OwnerFilter::Named(me.to_ascii_lowercase()),
+            name => OwnerFilter::Named(name.to_string()),
+        });
         let filter = LeadFilter {
             q,
+            status,
+            owner,
             form_id: non_empty(&self.form_id),
             page_id: non_empty(&self.page_id),
             ad_id: non_empty(&self.ad_id),
@@ -191,12 +217,12 @@ mod tests {
             sort: Some("price".into()),
             ..Default::default()
         };
-        assert!(q.parse().unwrap_err().contains("sort"));
+        assert!(q.parse("admin").unwrap_err().contains("sort"));
         let q = LeadQuery {
             limit: Some("1000".into()),
             ..Default::default()
         };
-        assert_eq!(q.parse().unwrap().1, MAX_LIMIT);
+        assert_eq!(q.parse("admin").unwrap().1, MAX_LIMIT);
     }
 
     #[test]
@@ -208,7 +234,7 @@ mod tests {
                 q: Some(q.into()),
                 ..Default::default()
             }
-            .parse()
+            .parse("admin")
         };
         assert!(parse("1", "0", "ada").is_ok());
         assert!(parse("1000", &i64::MAX.to_string(), "ada").is_ok());

@@ -5,6 +5,8 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use super::team::LeadStatus;
+
 /// One answer of a lead form, exactly as Graph returns it (`values` is always a list).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FieldData {
@@ -37,6 +39,18 @@ pub struct Lead {
     pub field_data: Vec<FieldData>,
     /// `webhook`, `sync` or `demo`: which door the lead came through.
     pub source: String,
+    /// Where the team is with the lead.
+    pub status: LeadStatus,
+    /// The user who works the lead (a name), or `None` while nobody does.
+    pub owner: Option<String>,
+    /// The first move away from `new`, or the first note (UTC, RFC 3339, milliseconds, `Z`).
+    pub first_contact_at: Option<String>,
+    /// The last change, or when the lead was saved (UTC, RFC 3339, milliseconds, `Z`).
+    pub updated_at: String,
+    /// Grows by one with every change: a change names the version it was made on, and one
+    /// made on an older version is refused (someone else changed the lead meanwhile).
+    pub version: i64,
+    pub notes_count: i64,
 }
 
 impl Lead {
@@ -130,6 +144,12 @@ impl Lead {
             fields: Default::default(),
             field_data: Vec::new(),
             source: "webhook".into(),
+            status: LeadStatus::New,
+            owner: None,
+            first_contact_at: None,
+            updated_at: "2026-11-28T12:00:00.000Z".into(),
+            version: 1,
+            notes_count: 0,
         }
     }
 }

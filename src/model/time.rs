@@ -19,6 +19,15 @@ pub fn format_millis(t: DateTime<Utc>) -> String {
     t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
 }
 
+/// `2026-11-28T14:02:12.345Z` of unix milliseconds.
+pub fn format_unix_ms(ms: i64) -> String {
+    use chrono::TimeZone;
+    Utc.timestamp_millis_opt(ms)
+        .single()
+        .map(format_millis)
+        .unwrap_or_default()
+}
+
 /// Milliseconds since the epoch, now.
 pub fn now_ms() -> i64 {
     Utc::now().timestamp_millis()

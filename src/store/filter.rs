@@ -1,7 +1,7 @@
 //! The filter every listing and export shares, as SQL: one builder for both engines, which
 //! differ only in how a parameter is written and how text is folded for search and sorting.
 
-use crate::model::{LeadFilter, SortKey};
+use crate::model::{LeadFilter, OwnerFilter, SortKey};
 
 /// A parameter of a filter's SQL.
 #[derive(Debug, Clone, PartialEq)]
@@ -68,6 +68,19 @@ pub(super) fn where_clause(filter: &LeadFilter, d: &Dialect) -> (String, Vec<Arg
             let p = next(&mut args, Arg::Text(v.clone()));
             sql.push_str(&format!(" AND {col} = {p}"));
         }
+    }
+    if let Some(status) = filter.status {
+        let p = next(&mut args, Arg::Text(status.as_str().to_string()));
+        sql.push_str(&format!(" AND l.status = {p}"));
+    }
+    match &filter.owner {
+        // User names are ASCII, so lower() folds them alike on both engines.
+        Some(OwnerFilter::Named(name)) => {
+            let p = next(&mut args, Arg::Text(name.to_ascii_lowercase()));
+            sql.push_str(&format!(" AND lower(l.owner) = {p}"));
+        }
+        Some(OwnerFilter::Nobody) => sql.push_str(" AND l.owner IS NULL"),
+        None => {}
     }
     if let Some(s) = filter.since {
         let p = next(&mut args, Arg::Int(s));
@@ -167,4 +180,24 @@ pub(super) fn per_day(
             count,
         })
         .collect()
+}
+
+/// The last `days` days of speed to lead start here (unix ms): the widest window.
+pub(super) fn speed_since(now_ms: i64) -> i64 {
+    let widest = crate::model::SPEED_WINDOWS
+        .iter()
+        .max()
+        .copied()
+        .unwrap_or(30);
+    now_ms - widest * 86_400_000
+}
+
+/// The leads still waiting, from their count and the oldest one's receipt (unix ms).
+pub(super) fn waiting(count: i64, oldest_ms: Option<i64>, now_ms: i64) -> crate::model::Waiting {
+    crate::model::Waiting {
+        count,
+        oldest_received_at: oldest_ms.map(crate::model::format_unix_ms),
+        oldest_wait_minutes: oldest_ms
+            .map(|ms| ((now_ms - ms).max(0) as f64 / 6_000.0).round() / 10.0),
+    }
 }

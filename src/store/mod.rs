@@ -18,6 +18,7 @@
 //! Nothing outside this folder sees a connection, a row or a statement, and the store knows
 //! nothing of who listens for leads (it is given a sink).
 
+mod changes;
 mod filter;
 mod migrate;
 mod postgres;
@@ -32,13 +33,14 @@ use std::time::Duration;
 use bytes::Bytes;
 use tokio::sync::broadcast;
 
-use crate::model::{LastSync, Lead, LeadFilter, LeadgenChange, NewLead};
+use crate::model::{Event, LastSync, Lead, LeadFilter, LeadgenChange, NewLead};
 pub use migrate::migrate_to_postgres;
 pub use postgres::{PostgresSettings, SyncLeadership, SyncTurn};
 pub use sqlite::{backup_file, BackupReport};
+pub use team::password_kind;
 pub use values::{
-    DayCount, DeadLetter, DueJobs, FormCount, FormInfo, Job, Overview, PageCount, SharedHealth,
-    Stats, Stored, StoredSession, WalkError,
+    Counts, DayCount, DeadLetter, DueJobs, FormCount, FormInfo, Job, Overview, PageCount,
+    SharedHealth, Stats, Stored, StoredSession, UserLogin, WalkError,
 };
 
 /// The `state` key of the random salt credential fingerprints are made with.
@@ -103,18 +105,19 @@ impl From<tokio_postgres::Error> for StoreError {
     }
 }
 
-/// Where committed leads go. The store calls it with committed leads only, each once, in id
-/// order, from one task at a time (SQLite: its writer thread after each COMMIT; PostgreSQL:
-/// the feed, which reads them back by id). It is the only way leads leave the store as they
-/// are saved (`live::Hub` implements it to publish them).
+/// Where committed events go: new leads and changes to leads, each with the lead as it is
+/// after it. The store calls it with committed events only, each once, in event id order,
+/// from one task at a time (SQLite: its writer thread after each COMMIT; PostgreSQL: the
+/// feed, which reads them back by id). It is the only way events leave the store as they are
+/// committed (`live::Hub` implements it to publish them).
 pub trait LeadSink: Send + 'static {
-    fn committed(&self, leads: Vec<Lead>);
+    fn committed(&self, events: Vec<Event>);
 }
 
-/// Any function of the committed leads is a sink (tools and tests that need no hub).
-impl<F: Fn(Vec<Lead>) + Send + 'static> LeadSink for F {
-    fn committed(&self, leads: Vec<Lead>) {
-        self(leads)
+/// Any function of the committed events is a sink (tools and tests that need no hub).
+impl<F: Fn(Vec<Event>) + Send + 'static> LeadSink for F {
+    fn committed(&self, events: Vec<Event>) {
+        self(events)
     }
 }
 
@@ -211,20 +214,21 @@ impl Store {
         on_engine!(self.save_leads(leads))
     }
 
-    /// `(count, last_id)` of all leads.
-    pub async fn count(&self) -> Result<(i64, i64), StoreError> {
+    /// How many leads there are, the newest lead id and the newest event id.
+    pub async fn count(&self) -> Result<Counts, StoreError> {
         on_engine!(self.count())
     }
 
-    /// The newest committed lead id (0 when there is none). With PostgreSQL this is the
+    /// The newest committed event id (0 when there is none). With PostgreSQL this is the
     /// database's, which may be ahead of what this instance has published yet.
-    pub async fn max_lead_id(&self) -> Result<i64, StoreError> {
-        on_engine!(self.max_lead_id())
+    pub async fn max_event_id(&self) -> Result<i64, StoreError> {
+        on_engine!(self.max_event_id())
     }
 
-    /// Up to `limit` leads with an id above `after`, oldest first: the stream's replay.
-    pub async fn leads_after(&self, after: i64, limit: usize) -> Result<Vec<Lead>, StoreError> {
-        on_engine!(self.leads_after(after, limit))
+    /// Up to `limit` events with an id above `after`, oldest first, each with its lead as it
+    /// is now: the stream's replay.
+    pub async fn events_after(&self, after: i64, limit: usize) -> Result<Vec<Event>, StoreError> {
+        on_engine!(self.events_after(after, limit))
     }
 
     /// Calls `visit(&mut state, lead)` for every lead matching `filter`, in listing order, one
@@ -383,13 +387,15 @@ impl Store {
         on_engine!(self.remove_session(token_hash))
     }
 
-    /// Sessions ended on any instance (PostgreSQL): each token hash as it is removed, and
-    /// [`ALL_SESSIONS`] after the connection that hears them was lost, since ends may have
-    /// been missed meanwhile. `None` with SQLite, where this process ends every session itself.
-    pub fn session_ends(&self) -> Option<broadcast::Receiver<String>> {
+    /// Sessions ended elsewhere. PostgreSQL: each token hash as another instance removes it,
+    /// and [`ALL_SESSIONS`] when a user was removed or changed their password, or after the
+    /// connection that hears them was lost. SQLite: [`ALL_SESSIONS`] when another process
+    /// wrote to the database (`leadstream users` removing a user or changing a password while
+    /// the server runs).
+    pub fn session_ends(&self) -> broadcast::Receiver<String> {
         match &self.engine {
-            Engine::Sqlite(_) => None,
-            Engine::Postgres(db) => Some(db.session_ends()),
+            Engine::Sqlite(db) => db.session_ends(),
+            Engine::Postgres(db) => db.session_ends(),
         }
     }
 
@@ -491,3 +497,6 @@ impl Store {
 
 /// What [`Store::session_ends`] sends when every session may have ended unheard.
 pub const ALL_SESSIONS: &str = "*";
+
+// After the macro it uses.
+mod team;

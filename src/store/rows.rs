@@ -3,7 +3,10 @@
 
 use chrono::{TimeZone, Utc};
 
-use crate::model::{flatten_fields, format_millis, format_seconds, FieldData, Lead, NewLead};
+use crate::model::{
+    flatten_fields, format_millis, format_seconds, format_unix_ms, FieldData, Lead, LeadStatus,
+    NewLead,
+};
 
 /// A new lead as its row holds it: the lead as it will be served (id still 0), and the
 /// derived columns.
@@ -39,6 +42,12 @@ impl LeadRow {
             fields: flatten_fields(&lead.field_data),
             field_data: lead.field_data.clone(),
             source: lead.source.as_str().to_string(),
+            status: LeadStatus::New,
+            owner: None,
+            first_contact_at: None,
+            updated_at: format_millis(received),
+            version: 1,
+            notes_count: 0,
         };
         LeadRow {
             // Derived columns drop NUL, which PostgreSQL's text cannot hold; the answers
@@ -80,11 +89,19 @@ fn search_text(l: &Lead) -> String {
 }
 
 /// The columns a lead is read from, in the order [`LeadColumns`] expects, for
-/// `SELECT {LEAD_COLUMNS} {LEAD_FROM} …`.
+/// `SELECT {LEAD_COLUMNS} {LEAD_FROM} …`. (`updated_ms` is empty for leads saved before leads
+/// could change.)
 pub(super) const LEAD_COLUMNS: &str =
     "l.id, l.leadgen_id, l.page_id, l.form_id, f.name, l.ad_id, l.adgroup_id, \
-     l.campaign_id, l.created_time, l.received_at, l.field_data, l.source";
+     l.campaign_id, l.created_time, l.received_at, l.field_data, l.source, \
+     l.status, l.owner, l.first_contact_ms, coalesce(l.updated_ms, l.received_ms), l.version, \
+     l.notes_count";
+/// How many columns [`LEAD_COLUMNS`] names.
+pub(super) const LEAD_COLUMN_COUNT: usize = 18;
 pub(super) const LEAD_FROM: &str = "FROM leads l LEFT JOIN forms f ON f.form_id = l.form_id";
+/// The stream's events with their leads: `SELECT {LEAD_COLUMNS}, e.id, e.kind {EVENT_FROM}`.
+pub(super) const EVENT_FROM: &str = "FROM events e JOIN leads l ON l.id = e.lead_id \
+     LEFT JOIN forms f ON f.form_id = l.form_id";
 
 /// The values of [`LEAD_COLUMNS`], as either engine's row hands them over.
 pub(super) struct LeadColumns {
@@ -100,6 +117,12 @@ pub(super) struct LeadColumns {
     pub received_at: String,
     pub field_data: String,
     pub source: String,
+    pub status: String,
+    pub owner: Option<String>,
+    pub first_contact_ms: Option<i64>,
+    pub updated_ms: i64,
+    pub version: i64,
+    pub notes_count: i64,
 }
 
 impl LeadColumns {
@@ -119,6 +142,12 @@ impl LeadColumns {
             fields: flatten_fields(&field_data),
             field_data,
             source: self.source,
+            status: LeadStatus::parse(&self.status).unwrap_or_default(),
+            owner: self.owner,
+            first_contact_at: self.first_contact_ms.map(format_unix_ms),
+            updated_at: format_unix_ms(self.updated_ms),
+            version: self.version,
+            notes_count: self.notes_count,
         })
     }
 }

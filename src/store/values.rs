@@ -61,6 +61,30 @@ pub struct Stats {
     pub per_form: Vec<FormCount>,
     /// The last 30 days, oldest first, days without leads included.
     pub per_day: Vec<DayCount>,
+    /// Minutes from receipt to first contact, over the last 7 and 30 days.
+    pub speed_to_lead: Vec<crate::model::SpeedWindow>,
+    /// The leads nobody has contacted yet.
+    pub waiting: crate::model::Waiting,
+}
+
+/// How many leads there are, and the newest ids.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct Counts {
+    pub count: i64,
+    /// The newest lead's id (0 without leads).
+    pub last_id: i64,
+    /// The newest event's id: where a stream opened now would start.
+    pub last_event_id: i64,
+}
+
+/// What logging in as a user needs: the name as it was given, the role, and the hash to
+/// check the password against.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserLogin {
+    pub name: String,
+    pub role: crate::model::Role,
+    /// Argon2id, in the PHC string format.
+    pub password_hash: String,
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -98,6 +122,8 @@ pub struct Overview {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredSession {
     pub principal: String,
+    /// `admin` or `member`, as when the session was made.
+    pub role: String,
     pub credential_kind: String,
     pub credential_fp: String,
     /// Unix ms.

@@ -5,7 +5,7 @@ use tokio::net::tcp::OwnedReadHalf;
 use tokio::net::{TcpListener, TcpStream};
 
 use super::*;
-use crate::model::Lead;
+use crate::model::{Event, Lead};
 use crate::shutdown::ShutdownSwitch;
 
 /// A fan-out with `writers` threads; it runs until the returned switch is started or
@@ -94,7 +94,7 @@ async fn members_get_each_lead_once_as_a_chunk_and_skip_the_ones_they_have() {
     // B already has lead 2 (say, from its replay).
     let _b = join(&fanout, b.write, 2).await;
     for id in 1..=3 {
-        hub.publish(Lead::sample(id));
+        hub.publish(Event::created(Lead::sample(id)));
     }
     let (text, _) = received(&mut a.client).await;
     let frame = crate::live::frames::lead_frame(&Lead::sample(1));
@@ -130,7 +130,7 @@ async fn writers_share_the_blocks_and_each_member_gets_every_lead_once_in_order(
     let (mut gone, _) = clients.swap_remove(BLOCK + 7);
     tokio::time::sleep(Duration::from_millis(50)).await;
     for id in 1..=60 {
-        hub.publish(Lead::sample(id));
+        hub.publish(Event::created(Lead::sample(id)));
     }
     let received =
         futures_util::future::join_all(clients.iter_mut().map(|(c, _)| ids_received(c))).await;
@@ -152,7 +152,7 @@ async fn received_nothing_but_the_end(client: &mut TcpStream) {
 async fn a_stream_behind_the_fan_out_may_not_join_and_gets_its_socket_back() {
     let hub = Hub::new(16);
     let (_stop, fanout) = start(&hub);
-    hub.publish(Lead::sample(1));
+    hub.publish(Event::created(Lead::sample(1)));
     let mut p = pair().await;
     // The fan-out has sent lead 1 (to nobody); joining with only lead 0 would skip it.
     let write = match fanout.join(p.write, 0, None).await {
@@ -160,7 +160,7 @@ async fn a_stream_behind_the_fan_out_may_not_join_and_gets_its_socket_back() {
         _ => panic!("joined while behind"),
     };
     let _member = join(&fanout, write, 1).await;
-    hub.publish(Lead::sample(2));
+    hub.publish(Event::created(Lead::sample(2)));
     assert_eq!(ids_received(&mut p.client).await, [2]);
 }
 
@@ -173,7 +173,7 @@ async fn a_join_given_up_on_leaves_no_member_behind() {
     let gave_up = futures_util::FutureExt::now_or_never(fanout.join(p.write, 0, None));
     assert!(gave_up.is_none(), "answered at once");
     tokio::time::sleep(Duration::from_millis(50)).await;
-    hub.publish(Lead::sample(1));
+    hub.publish(Event::created(Lead::sample(1)));
     received_nothing_but_the_end(&mut p.client).await;
 }
 
@@ -186,7 +186,7 @@ async fn a_full_socket_is_handed_back_with_itself_and_without_the_lead() {
     let chunk = vec![b':'; 65536];
     while p.write.try_write(&chunk).is_ok() {}
     let member = join(&fanout, p.write, 0).await;
-    hub.publish(Lead::sample(1));
+    hub.publish(Event::created(Lead::sample(1)));
     let eviction = handed_back(member).await;
     assert_eq!(eviction.last_sent, 0, "lead 1 was not sent");
     assert!(eviction.rest.is_empty());
@@ -249,7 +249,7 @@ async fn a_fan_out_that_lags_hands_every_member_back_and_admits_only_the_caught_
     let member = join(&fanout, p.write, 0).await;
     // Published without yielding: the fan-out cannot keep up with a channel of two.
     for id in 1..=5 {
-        hub.publish(Lead::sample(id));
+        hub.publish(Event::created(Lead::sample(id)));
     }
     let eviction = handed_back(member).await;
     assert_eq!(

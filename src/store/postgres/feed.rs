@@ -1,10 +1,11 @@
 //! The feed: the only publish point in PostgreSQL mode.
 //!
-//! Why not the writer, as with SQLite: instance A could publish its lead #12 before B's #11
+//! Why not the writer, as with SQLite: instance A could publish its event #12 before B's #11
 //! is visible, and every stream on A would then skip #11 for good. So each instance reads the
-//! committed leads back, in id order, from a cursor: `id > cursor ORDER BY id LIMIT 500`, and
-//! hands them to its sink. The ordering lock the writers take makes committed ids grow in
-//! commit order, so nothing the cursor passed can appear later.
+//! committed events (new leads and changes) back, in id order, from a cursor:
+//! `id > cursor ORDER BY id LIMIT 500`, and hands them to its sink. The ordering lock every
+//! event-writing transaction takes makes committed ids grow in commit order, so nothing the
+//! cursor passed can appear later.
 //!
 //! It reads when woken: by a NOTIFY from any instance's lead-saving transaction (on its own
 //! connection, which LISTENs), by a nudge from this instance's writer, and once a second as a
@@ -21,13 +22,12 @@ use futures_util::StreamExt;
 use tokio::sync::{broadcast, mpsc, watch, Notify};
 use tokio_postgres::{AsyncMessage, NoTls};
 
-use super::leads::lead_from_row;
+use super::events::{event_from_row, events_after_sql};
 use super::{pool_error, CHANNEL_LEADS, CHANNEL_SESSIONS};
 use crate::backoff::backoff;
-use crate::store::rows::{LEAD_COLUMNS, LEAD_FROM};
 use crate::store::{LeadSink, StoreError, ALL_SESSIONS};
 
-/// Leads read per query.
+/// Events read per query.
 const PAGE: i64 = 500;
 /// The safety net: a read this often even without a notification.
 const TICK: Duration = Duration::from_secs(1);
@@ -35,7 +35,7 @@ const TICK: Duration = Duration::from_secs(1);
 pub(super) struct Feed<S> {
     direct: tokio_postgres::Config,
     sink: S,
-    /// The newest lead id handed to the sink.
+    /// The newest event id handed to the sink.
     cursor: i64,
     nudge: Arc<Notify>,
     session_ends: broadcast::Sender<String>,
@@ -43,7 +43,7 @@ pub(super) struct Feed<S> {
 }
 
 impl<S: LeadSink> Feed<S> {
-    /// A feed that starts after the newest lead committed now: older leads are the streams'
+    /// A feed that starts after the newest event committed now: older ones are the streams'
     /// replay, read from the database.
     pub async fn start(
         pool: &Pool,
@@ -55,7 +55,7 @@ impl<S: LeadSink> Feed<S> {
     ) -> Result<Feed<S>, StoreError> {
         let client = pool.get().await.map_err(pool_error)?;
         let cursor: i64 = client
-            .query_one("SELECT coalesce(max(id), 0) FROM leads", &[])
+            .query_one("SELECT coalesce(max(id), 0) FROM events", &[])
             .await?
             .get(0);
         Ok(Feed {
@@ -137,11 +137,7 @@ impl<S: LeadSink> Feed<S> {
             let _ = self.session_ends.send(ALL_SESSIONS.to_string());
         }
         *failures = 0;
-        let read = client
-            .prepare(&format!(
-                "SELECT {LEAD_COLUMNS} {LEAD_FROM} WHERE l.id > $1 ORDER BY l.id LIMIT {PAGE}"
-            ))
-            .await?;
+        let read = client.prepare(&events_after_sql(&PAGE.to_string())).await?;
         let mut tick = tokio::time::interval(TICK);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -160,7 +156,7 @@ impl<S: LeadSink> Feed<S> {
         }
     }
 
-    /// Hands every lead above the cursor to the sink, page by page.
+    /// Hands every event above the cursor to the sink, page by page.
     async fn catch_up(
         &mut self,
         client: &tokio_postgres::Client,
@@ -169,15 +165,15 @@ impl<S: LeadSink> Feed<S> {
         loop {
             let rows = client.query(read, &[&self.cursor]).await?;
             let full = rows.len() as i64 == PAGE;
-            let leads = rows
+            let events = rows
                 .iter()
-                .map(lead_from_row)
+                .map(event_from_row)
                 .collect::<Result<Vec<_>, _>>()?;
-            let Some(last) = leads.last() else {
+            let Some(last) = events.last() else {
                 return Ok(());
             };
             self.cursor = last.id;
-            self.sink.committed(leads);
+            self.sink.committed(events);
             if !full {
                 return Ok(());
             }

@@ -1,5 +1,4 @@
-//! Leads: saving (through the ordering writer), reading back by id, listing, statistics and
-//! the exports' walk.
+//! Leads: saving (through the ordering writer), listing, statistics and the exports' walk.
 
 use futures_util::StreamExt;
 use tokio::sync::oneshot;
@@ -8,8 +7,10 @@ use tokio_postgres::Row;
 
 use super::writer::{Queued, SaveLeads};
 use super::Postgres;
-use crate::model::{now_ms, Lead, LeadFilter, NewLead};
-use crate::store::filter::{order_clause, per_day, stats_window, where_clause, Arg, POSTGRES};
+use crate::model::{now_ms, Lead, LeadFilter, NewLead, SpeedBuilder};
+use crate::store::filter::{
+    order_clause, per_day, speed_since, stats_window, waiting, where_clause, Arg, POSTGRES,
+};
 use crate::store::rows::{LeadColumns, LEAD_COLUMNS, LEAD_FROM};
 use crate::store::{FormCount, PageCount, Stats, StoreError, WalkError};
 
@@ -49,6 +50,12 @@ pub(super) fn lead_from_row(r: &Row) -> Result<Lead, StoreError> {
         received_at: r.try_get(9)?,
         field_data: r.try_get(10)?,
         source: r.try_get(11)?,
+        status: r.try_get(12)?,
+        owner: r.try_get(13)?,
+        first_contact_ms: r.try_get(14)?,
+        updated_ms: r.try_get(15)?,
+        version: r.try_get(16)?,
+        notes_count: r.try_get(17)?,
     }
     .into_lead()
     .map_err(|e| StoreError::Commit(format!("a stored lead's field_data is not JSON: {e}")))
@@ -74,37 +81,6 @@ impl Postgres {
 
     pub async fn save_leads(&self, leads: Vec<NewLead>) -> Result<u64, StoreError> {
         Ok(self.save(leads).await?.len() as u64)
-    }
-
-    pub async fn count(&self) -> Result<(i64, i64), StoreError> {
-        let row = self
-            .client()
-            .await?
-            .query_one("SELECT count(*), coalesce(max(id), 0) FROM leads", &[])
-            .await?;
-        Ok((row.get(0), row.get(1)))
-    }
-
-    pub async fn max_lead_id(&self) -> Result<i64, StoreError> {
-        let c = self.client().await?;
-        let stmt = c
-            .prepare_cached("SELECT coalesce(max(id), 0) FROM leads")
-            .await?;
-        Ok(c.query_one(&stmt, &[]).await?.get(0))
-    }
-
-    pub async fn leads_after(&self, after: i64, limit: usize) -> Result<Vec<Lead>, StoreError> {
-        let c = self.client().await?;
-        let stmt = c
-            .prepare_cached(&format!(
-                "SELECT {LEAD_COLUMNS} {LEAD_FROM} WHERE l.id > $1 ORDER BY l.id LIMIT $2"
-            ))
-            .await?;
-        c.query(&stmt, &[&after, &(limit as i64)])
-            .await?
-            .iter()
-            .map(lead_from_row)
-            .collect()
     }
 
     pub async fn each_lead<S, E, V>(
@@ -218,12 +194,39 @@ impl Postgres {
             .iter()
             .map(|r| (r.get::<_, i64>(0), r.get::<_, i64>(1)))
             .collect::<Vec<_>>();
+        let now = now_ms();
+        let mut speed = SpeedBuilder::new(now);
+        for r in c
+            .query(
+                &format!(
+                    "SELECT l.form_id, f.name, l.received_ms, l.first_contact_ms {LEAD_FROM} {wh}
+                     AND l.first_contact_ms IS NOT NULL AND l.received_ms >= {}",
+                    speed_since(now)
+                ),
+                &args,
+            )
+            .await?
+        {
+            let form_id: Option<String> = r.get(0);
+            let form_name: Option<String> = r.get(1);
+            speed.add(form_id.as_deref(), form_name.as_deref(), r.get(2), r.get(3));
+        }
+        let w = c
+            .query_one(
+                &format!(
+                    "SELECT count(*), min(l.received_ms) {LEAD_FROM} {wh} AND l.status = 'new'"
+                ),
+                &args,
+            )
+            .await?;
         Ok(Stats {
             total: row.get(0),
             today: row.get(1),
             last_7_days: row.get(2),
             per_form,
             per_day: per_day(first_day, days, counts),
+            speed_to_lead: speed.finish(),
+            waiting: waiting(w.get(0), w.get(1), now),
         })
     }
 

@@ -4,7 +4,9 @@
 //!   lock so instances starting together take turns;
 //! - `writer`: lead saves and webhook deliveries, each queue committed in groups, lead saves
 //!   under the one ordering lock that makes ids appear in commit order;
-//! - `feed`: LISTEN plus a cursor over `leads.id`, the only caller of the [`LeadSink`];
+//! - `feed`: LISTEN plus a cursor over `events.id`, the only caller of the [`LeadSink`];
+//! - `events`, `team`, `users`: the stream's events read back, changes to leads (each in a
+//!   transaction of its own under the ordering lock), and the users;
 //! - `leads`, `jobs`, `shared`: the queries of each family of tables (`shared` holds what the
 //!   instances share besides leads and jobs: sessions, forms, the sync's state, Meta's health);
 //! - `turns`: the session locks that elect the periodic sync's leader and let one sync run at
@@ -13,12 +15,15 @@
 //! Everything goes through a pool of connections, except the feed's listener and the
 //! session locks, which need a connection of their own for as long as they live.
 
+mod events;
 mod feed;
 mod jobs;
 mod leads;
 mod schema;
 mod shared;
+mod team;
 mod turns;
+mod users;
 mod writer;
 
 use std::sync::Arc;
@@ -82,6 +87,8 @@ struct Inner {
     leads: mpsc::UnboundedSender<writer::Queued<writer::SaveLeads>>,
     deliveries: mpsc::UnboundedSender<writer::Queued<writer::StoreDelivery>>,
     session_ends: broadcast::Sender<String>,
+    /// Wakes this instance's feed (after a change is committed).
+    nudge: Arc<Notify>,
     /// Dropped with the last handle on the store: the feed then stops.
     _stop: watch::Sender<()>,
 }
@@ -156,7 +163,7 @@ impl Postgres {
             &pool,
             direct.clone(),
             sink,
-            nudge,
+            nudge.clone(),
             session_ends.clone(),
             stopped,
         )
@@ -173,6 +180,7 @@ impl Postgres {
                 leads,
                 deliveries,
                 session_ends,
+                nudge,
                 _stop: stop,
             }),
         })

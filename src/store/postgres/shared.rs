@@ -9,13 +9,15 @@ use crate::store::{
     FormInfo, Overview, SharedHealth, StoreError, StoredSession, ALL_SESSIONS, CREDENTIAL_SALT,
 };
 
-/// A session from `principal, credential_kind, credential_fp, expires_ms` at column `at`.
+/// A session from `principal, credential_kind, credential_fp, expires_ms, role` at column
+/// `at`.
 fn stored_session(r: &tokio_postgres::Row, at: usize) -> StoredSession {
     StoredSession {
         principal: r.get(at),
         credential_kind: r.get(at + 1),
         credential_fp: r.get(at + 2),
         expires_ms: r.get(at + 3),
+        role: r.get(at + 4),
     }
 }
 
@@ -31,7 +33,7 @@ impl Postgres {
             .await?;
         let rows = c
             .query(
-                "SELECT token_hash, principal, credential_kind, credential_fp, expires_ms
+                "SELECT token_hash, principal, credential_kind, credential_fp, expires_ms, role
                  FROM sessions",
                 &[],
             )
@@ -46,7 +48,7 @@ impl Postgres {
         let c = self.client().await?;
         let stmt = c
             .prepare_cached(
-                "SELECT principal, credential_kind, credential_fp, expires_ms
+                "SELECT principal, credential_kind, credential_fp, expires_ms, role
                  FROM sessions WHERE token_hash = $1",
             )
             .await?;
@@ -64,8 +66,8 @@ impl Postgres {
             .await?
             .execute(
                 "INSERT INTO sessions (token_hash, created_ms, expires_ms, principal,
-                                       credential_kind, credential_fp)
-                 VALUES ($1, $2, $3, $4, $5, $6)",
+                                       credential_kind, credential_fp, role)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
                 &[
                     &token_hash,
                     &now_ms(),
@@ -73,6 +75,7 @@ impl Postgres {
                     &session.principal,
                     &session.credential_kind,
                     &session.credential_fp,
+                    &session.role,
                 ],
             )
             .await?;

@@ -204,9 +204,11 @@ impl Batched for SaveLeads {
     }
 }
 
-/// One lead, unless its `leadgen_id` is saved already, and its job marked done, in one
-/// statement. The existence check comes first so a lead fetched twice does not use up an id
-/// (ON CONFLICT alone would draw one from the sequence and throw it away).
+/// One lead, unless its `leadgen_id` is saved already, with its `created` event (whose id is
+/// the lead's: one sequence for the stream), and its job marked done, in one statement. The
+/// existence check comes first so a lead fetched twice does not use up an id (ON CONFLICT
+/// alone would draw one from the sequence and throw it away). Whatever must happen once per
+/// event (a delivery to forward) belongs in this transaction, as for changes (`team`).
 async fn insert_lead(
     c: &Client,
     lead: &NewLead,
@@ -215,14 +217,21 @@ async fn insert_lead(
     let row = LeadRow::new(lead, received_ms);
     let stmt = c
         .prepare_cached(
-            "WITH ins AS (
-                 INSERT INTO leads (leadgen_id, page_id, form_id, ad_id, adgroup_id, campaign_id,
-                                    created_time, created_ts, received_at, received_ms, source,
-                                    name, field_data, search_text)
-                 SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14
-                 WHERE NOT EXISTS (SELECT 1 FROM leads WHERE leadgen_id = $1)
+            "WITH fresh AS (
+                 SELECT nextval(pg_get_serial_sequence('events', 'id')) AS id
+                 WHERE NOT EXISTS (SELECT 1 FROM leads WHERE leadgen_id = $1)),
+             ins AS (
+                 INSERT INTO leads (id, leadgen_id, page_id, form_id, ad_id, adgroup_id,
+                                    campaign_id, created_time, created_ts, received_at,
+                                    received_ms, source, name, field_data, search_text,
+                                    updated_ms)
+                 SELECT fresh.id, $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $10
+                 FROM fresh
                  ON CONFLICT (leadgen_id) DO NOTHING
                  RETURNING id),
+             ev AS (
+                 INSERT INTO events (id, lead_id, kind, at_ms)
+                 SELECT id, id, 'created', $10 FROM ins),
              done AS (
                  UPDATE jobs SET state = 'done', updated_ms = $10, last_error = NULL,
                                  locked_by = NULL, locked_until = NULL

@@ -1,16 +1,17 @@
-//! The `leads` table: saving a lead exactly once, and reading leads back by id (the stream's
-//! replay) or one by one in listing order (the exports).
+//! The `leads` table: saving a lead exactly once (with its `created` event), and reading leads
+//! back one by one in listing order (the exports).
 
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
+use super::events::new_lead_event;
 use super::search::sql_args;
 use super::writer::Written;
 use super::Sqlite;
-use crate::model::{now_ms, Lead, LeadFilter, NewLead};
+use crate::model::{now_ms, Event, Lead, LeadFilter, NewLead};
 use rusqlite::types::Value as SqlValue;
 
 use crate::store::filter::{after_clause, order_clause, sort_key, where_clause, AfterArg, SQLITE};
-use crate::store::rows::{LeadColumns, LeadRow, LEAD_COLUMNS, LEAD_FROM};
+use crate::store::rows::{LeadColumns, LeadRow, LEAD_COLUMNS, LEAD_COLUMN_COUNT, LEAD_FROM};
 use crate::store::{StoreError, WalkError};
 
 impl Sqlite {
@@ -21,7 +22,7 @@ impl Sqlite {
         self.write(move |c| {
             let saved = insert_lead(c, &lead, now_ms())?;
             Ok(Written {
-                inserted: saved.iter().cloned().collect(),
+                inserted: saved.iter().cloned().map(Event::created).collect(),
                 value: saved,
             })
         })
@@ -35,44 +36,12 @@ impl Sqlite {
             let now = now_ms();
             let mut inserted = Vec::new();
             for lead in &leads {
-                inserted.extend(insert_lead(c, lead, now)?);
+                inserted.extend(insert_lead(c, lead, now)?.map(Event::created));
             }
             Ok(Written {
                 value: inserted.len() as u64,
                 inserted,
             })
-        })
-        .await
-    }
-
-    /// `(count, last_id)` of all leads.
-    pub async fn count(&self) -> Result<(i64, i64), StoreError> {
-        self.read(|c| {
-            c.query_row(
-                "SELECT count(*), coalesce(max(id), 0) FROM leads",
-                [],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
-        })
-        .await
-    }
-
-    /// The newest lead id (0 when there is none).
-    pub async fn max_lead_id(&self) -> Result<i64, StoreError> {
-        self.read(|c| c.query_row("SELECT coalesce(max(id), 0) FROM leads", [], |r| r.get(0)))
-            .await
-    }
-
-    /// Up to `limit` leads with an id above `after`, oldest first: the stream's replay.
-    pub async fn leads_after(&self, after: i64, limit: usize) -> Result<Vec<Lead>, StoreError> {
-        self.read(move |c| {
-            let sql =
-                format!("SELECT {LEAD_COLUMNS} {LEAD_FROM} WHERE l.id > ?1 ORDER BY l.id LIMIT ?2");
-            let mut stmt = c.prepare_cached(&sql)?;
-            let leads = stmt
-                .query_map(params![after, limit as i64], lead_from_row)?
-                .collect();
-            leads
         })
         .await
     }
@@ -105,9 +74,6 @@ impl Sqlite {
 /// export to a slow client) never holds one snapshot of the database open for minutes: that
 /// would keep the WAL from being checkpointed, and it would grow for as long.
 const WALK_BATCH: usize = 1000;
-
-/// How many columns [`LEAD_COLUMNS`] names.
-const LEAD_COLUMN_COUNT: usize = 12;
 
 /// Calls `f` for every lead matching `filter`, in listing order, a batch at a time: each batch
 /// starts after the last row of the one before (by sort key and id), so no row is read twice
@@ -155,45 +121,46 @@ fn walk<E>(
     }
 }
 
-/// Inserts a lead (once per `leadgen_id`) and closes its job. `None` for a duplicate.
+/// Inserts a lead (once per `leadgen_id`) and closes its job. `None` for a duplicate. The
+/// lead's id is its `created` event's, so new leads and changes share one id sequence.
 fn insert_lead(c: &Connection, lead: &NewLead, received_ms: i64) -> rusqlite::Result<Option<Lead>> {
     let row = LeadRow::new(lead, received_ms);
     let mut out = row.lead;
-    let id: Option<i64> = c
-        .prepare_cached(
-            "INSERT INTO leads (leadgen_id, page_id, form_id, ad_id, adgroup_id, campaign_id,
-                                created_time, created_ts, received_at, received_ms, source, name,
-                                field_data, search_text)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)
-             ON CONFLICT(leadgen_id) DO NOTHING
-             RETURNING id",
-        )?
-        .query_row(
-            params![
-                out.leadgen_id,
-                out.page_id,
-                out.form_id,
-                out.ad_id,
-                out.adgroup_id,
-                out.campaign_id,
-                out.created_time,
-                row.created_ts,
-                out.received_at,
-                row.received_ms,
-                out.source,
-                row.name,
-                row.field_data,
-                row.search_text,
-            ],
-            |r| r.get(0),
-        )
-        .optional()?;
     c.prepare_cached(
         "UPDATE jobs SET state = 'done', updated_ms = ?2, last_error = NULL
          WHERE leadgen_id = ?1 AND state <> 'done'",
     )?
     .execute(params![out.leadgen_id, received_ms])?;
-    let Some(id) = id else { return Ok(None) };
+    // Checked first, so a duplicate takes no event id (one writer: nobody inserts meanwhile).
+    if c.prepare_cached("SELECT 1 FROM leads WHERE leadgen_id = ?1")?
+        .exists([&out.leadgen_id])?
+    {
+        return Ok(None);
+    }
+    let id = new_lead_event(c, received_ms)?;
+    c.prepare_cached(
+        "INSERT INTO leads (id, leadgen_id, page_id, form_id, ad_id, adgroup_id, campaign_id,
+                            created_time, created_ts, received_at, received_ms, source, name,
+                            field_data, search_text, updated_ms)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?11)",
+    )?
+    .execute(params![
+        id,
+        out.leadgen_id,
+        out.page_id,
+        out.form_id,
+        out.ad_id,
+        out.adgroup_id,
+        out.campaign_id,
+        out.created_time,
+        row.created_ts,
+        out.received_at,
+        row.received_ms,
+        out.source,
+        row.name,
+        row.field_data,
+        row.search_text,
+    ])?;
     out.id = id;
     if let Some(form_id) = &out.form_id {
         out.form_name = c
@@ -220,6 +187,12 @@ pub(crate) fn lead_from_row(r: &Row<'_>) -> rusqlite::Result<Lead> {
         received_at: r.get(9)?,
         field_data: r.get(10)?,
         source: r.get(11)?,
+        status: r.get(12)?,
+        owner: r.get(13)?,
+        first_contact_ms: r.get(14)?,
+        updated_ms: r.get(15)?,
+        version: r.get(16)?,
+        notes_count: r.get(17)?,
     }
     .into_lead()
     .map_err(|e| {

@@ -6,6 +6,7 @@
 //! rusqlite is blocking, so it never runs on the async runtime.
 
 mod backup;
+mod events;
 mod forms;
 mod health;
 mod jobs;
@@ -15,13 +16,15 @@ mod schema;
 mod search;
 mod sessions;
 mod state;
+mod team;
+mod users;
 mod writer;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use rusqlite::Connection;
-use tokio::sync::oneshot;
+use tokio::sync::{broadcast, oneshot};
 
 use super::{LeadSink, StoreError};
 pub use backup::{backup_file, BackupReport};
@@ -40,6 +43,8 @@ pub(super) struct Sqlite {
     /// What the writer knows of its writes and its file.
     health: Arc<Health>,
     verdicts: Arc<Verdicts>,
+    /// [`crate::store::ALL_SESSIONS`] when another process wrote to the database.
+    external: broadcast::Sender<String>,
 }
 
 impl Sqlite {
@@ -51,11 +56,13 @@ impl Sqlite {
         let conn = schema::open_writer(path).map_err(|e| cannot(&e))?;
         let watch = FileWatch::new(path).map_err(|e| cannot(&e))?;
         let health = Arc::new(Health::default());
+        let (external, _) = broadcast::channel(16);
         let writer = Writer {
             conn,
             sink,
             watch,
             health: health.clone(),
+            external: external.clone(),
         };
         Ok(Sqlite {
             writer: writer::start(writer)?,
@@ -63,7 +70,13 @@ impl Sqlite {
             path: path.to_path_buf(),
             health,
             verdicts: Arc::default(),
+            external,
         })
+    }
+
+    /// See [`crate::store::Store::session_ends`].
+    pub fn session_ends(&self) -> broadcast::Receiver<String> {
+        self.external.subscribe()
     }
 
     /// Queues `f` for the writer; resolves once the batch holding it is committed.

@@ -20,6 +20,65 @@ const MIGRATIONS: &[&str] = &[
      ALTER TABLE sessions ADD COLUMN principal TEXT NOT NULL DEFAULT 'admin';
      ALTER TABLE sessions ADD COLUMN credential_kind TEXT NOT NULL DEFAULT '';
      ALTER TABLE sessions ADD COLUMN credential_fp TEXT NOT NULL DEFAULT '';",
+    // 3: working the leads as a team.
+    //
+    // `events` is the stream's one id sequence: a new lead's id is its `created` event's id,
+    // and every change to a lead is an `updated` event. Every lead saved before gets its
+    // `created` event with its own id, and the sequence goes on after the highest id the
+    // leads ever had, so a stream resuming with a Last-Event-ID from before the upgrade
+    // replays exactly what came after it.
+    //
+    // Leads gain a status, an owner (a user's name), the time of their first contact, the
+    // time of their last change (empty for leads saved before: their receipt counts), a
+    // version and their number of notes; users, notes and the history of changes get tables
+    // of their own, and sessions remember their role.
+    "CREATE TABLE events (
+         id       INTEGER PRIMARY KEY AUTOINCREMENT,
+         lead_id  INTEGER NOT NULL,
+         kind     TEXT    NOT NULL,    -- 'created' | 'updated' | 'erased'
+         at_ms    INTEGER NOT NULL
+     );
+     CREATE INDEX events_lead ON events(lead_id);
+     INSERT INTO events (id, lead_id, kind, at_ms)
+         SELECT id, id, 'created', received_ms FROM leads ORDER BY id;
+     DELETE FROM sqlite_sequence WHERE name = 'events';
+     INSERT INTO sqlite_sequence (name, seq)
+         SELECT 'events', max(coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'leads'), 0),
+                              coalesce((SELECT max(id) FROM events), 0));
+     ALTER TABLE leads ADD COLUMN status TEXT NOT NULL DEFAULT 'new';
+     ALTER TABLE leads ADD COLUMN owner TEXT;
+     ALTER TABLE leads ADD COLUMN first_contact_ms INTEGER;
+     ALTER TABLE leads ADD COLUMN updated_ms INTEGER;
+     ALTER TABLE leads ADD COLUMN version INTEGER NOT NULL DEFAULT 1;
+     ALTER TABLE leads ADD COLUMN notes_count INTEGER NOT NULL DEFAULT 0;
+     CREATE INDEX leads_status ON leads(status, received_ms);
+     CREATE TABLE users (
+         name_key       TEXT    PRIMARY KEY,   -- the name in lower case: names are unique in any case
+         name           TEXT    NOT NULL,      -- as it was given
+         password_hash  TEXT    NOT NULL,      -- Argon2id, PHC string
+         role           TEXT    NOT NULL,      -- 'admin' | 'member'
+         created_ms     INTEGER NOT NULL,
+         updated_ms     INTEGER NOT NULL
+     );
+     CREATE TABLE notes (
+         id          INTEGER PRIMARY KEY AUTOINCREMENT,
+         lead_id     INTEGER NOT NULL REFERENCES leads(id),
+         author      TEXT    NOT NULL,
+         text        TEXT    NOT NULL,
+         created_ms  INTEGER NOT NULL
+     );
+     CREATE INDEX notes_lead ON notes(lead_id, id);
+     CREATE TABLE history (
+         id          INTEGER PRIMARY KEY AUTOINCREMENT,
+         lead_id     INTEGER NOT NULL REFERENCES leads(id),
+         at_ms       INTEGER NOT NULL,
+         changed_by  TEXT    NOT NULL,
+         field       TEXT    NOT NULL,         -- 'status' | 'owner'
+         from_value  TEXT,
+         to_value    TEXT
+     );
+     CREATE INDEX history_lead ON history(lead_id, id);
+     ALTER TABLE sessions ADD COLUMN role TEXT NOT NULL DEFAULT 'admin';",
 ];
 
 /// The version a database has once every migration ran.

@@ -6,8 +6,10 @@ use rusqlite::{Connection, Row};
 
 use super::leads::lead_from_row;
 use super::Sqlite;
-use crate::model::{Lead, LeadFilter};
-use crate::store::filter::{order_clause, per_day, stats_window, where_clause, Arg, SQLITE};
+use crate::model::{now_ms, Lead, LeadFilter, SpeedBuilder};
+use crate::store::filter::{
+    order_clause, per_day, speed_since, stats_window, waiting, where_clause, Arg, SQLITE,
+};
 use crate::store::rows::{LEAD_COLUMNS, LEAD_FROM};
 use crate::store::{FormCount, PageCount, Stats, StoreError};
 
@@ -102,12 +104,37 @@ fn stats(c: &Connection, filter: &LeadFilter, days: i64) -> rusqlite::Result<Sta
             Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?))
         })?
         .collect::<rusqlite::Result<Vec<_>>>()?;
+    let now = now_ms();
+    let mut speed = SpeedBuilder::new(now);
+    let mut stmt = c.prepare(&format!(
+        "SELECT l.form_id, f.name, l.received_ms, l.first_contact_ms {LEAD_FROM} {wh}
+         AND l.first_contact_ms IS NOT NULL AND l.received_ms >= {}",
+        speed_since(now)
+    ))?;
+    let mut rows = stmt.query(rusqlite::params_from_iter(args.iter()))?;
+    while let Some(r) = rows.next()? {
+        let form_id: Option<String> = r.get(0)?;
+        let form_name: Option<String> = r.get(1)?;
+        speed.add(
+            form_id.as_deref(),
+            form_name.as_deref(),
+            r.get(2)?,
+            r.get(3)?,
+        );
+    }
+    let (count, oldest): (i64, Option<i64>) = c.query_row(
+        &format!("SELECT count(*), min(l.received_ms) {LEAD_FROM} {wh} AND l.status = 'new'"),
+        rusqlite::params_from_iter(args.iter()),
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?;
     Ok(Stats {
         today,
         last_7_days: week,
         total,
         per_form,
         per_day: per_day(first_day, days, counts),
+        speed_to_lead: speed.finish(),
+        waiting: waiting(count, oldest, now),
     })
 }
 

@@ -20,7 +20,7 @@ impl Sqlite {
         self.write(move |c| {
             c.execute("DELETE FROM sessions WHERE expires_ms <= ?1", [now_ms])?;
             let mut stmt = c.prepare(
-                "SELECT token_hash, principal, credential_kind, credential_fp, expires_ms
+                "SELECT token_hash, principal, credential_kind, credential_fp, expires_ms, role
                  FROM sessions",
             )?;
             let rows = stmt
@@ -32,6 +32,7 @@ impl Sqlite {
                             credential_kind: r.get(2)?,
                             credential_fp: r.get(3)?,
                             expires_ms: r.get(4)?,
+                            role: r.get(5)?,
                         },
                     ))
                 })?
@@ -44,7 +45,7 @@ impl Sqlite {
     pub async fn session(&self, token_hash: String) -> Result<Option<StoredSession>, StoreError> {
         self.read(move |c| {
             c.query_row(
-                "SELECT principal, credential_kind, credential_fp, expires_ms
+                "SELECT principal, credential_kind, credential_fp, expires_ms, role
                  FROM sessions WHERE token_hash = ?1",
                 [token_hash],
                 |r| {
@@ -53,6 +54,7 @@ impl Sqlite {
                         credential_kind: r.get(1)?,
                         credential_fp: r.get(2)?,
                         expires_ms: r.get(3)?,
+                        role: r.get(4)?,
                     })
                 },
             )
@@ -70,15 +72,17 @@ impl Sqlite {
         self.write(move |c| {
             c.execute(
                 "INSERT INTO sessions
-                   (token_hash, created_ms, expires_ms, principal, credential_kind, credential_fp)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                   (token_hash, created_ms, expires_ms, principal, credential_kind, credential_fp,
+                    role)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
                 rusqlite::params![
                     token_hash,
                     now_ms(),
                     session.expires_ms,
                     session.principal,
                     session.credential_kind,
-                    session.credential_fp
+                    session.credential_fp,
+                    session.role
                 ],
             )?;
             Ok(Written::value(()))

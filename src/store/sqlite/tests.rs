@@ -4,12 +4,12 @@ use super::state::{get_state, set_state};
 use super::*;
 use crate::model::{Lead, LeadFilter, NewLead, SortKey};
 
-/// A store on a fresh file, whose sink passes every committed lead to the receiver.
+/// A store on a fresh file, whose sink passes every committed event's lead to the receiver.
 fn open(dir: &tempfile::TempDir) -> (Sqlite, mpsc::Receiver<Lead>) {
     let (tx, rx) = mpsc::channel();
-    let sink = move |leads: Vec<Lead>| {
-        for lead in leads {
-            let _ = tx.send(lead);
+    let sink = move |events: Vec<crate::model::Event>| {
+        for event in events {
+            let _ = tx.send(event.lead);
         }
     };
     (Sqlite::open(&dir.path().join("t.db"), sink).unwrap(), rx)
@@ -28,7 +28,7 @@ async fn a_lead_is_saved_once_and_published_once() {
         rx.try_recv().is_err(),
         "the duplicate must not be published"
     );
-    assert_eq!(store.count().await.unwrap().0, 1);
+    assert_eq!(store.count().await.unwrap().count, 1);
 }
 
 #[tokio::test]

@@ -6,19 +6,25 @@
 //! Each operation runs inside its own SAVEPOINT, so one failing operation does not take the
 //! others of its batch down with it.
 //!
-//! The writer is also the one place that hands out committed leads: an operation returns the
-//! leads it inserted, and they go to the [`LeadSink`] right after the COMMIT succeeded, in id
-//! order. A lead is therefore never published before it is durable, and never twice.
+//! The writer is also the one place that hands out committed events: an operation returns the
+//! events it wrote (new leads, changes to leads), and they go to the [`LeadSink`] right after
+//! the COMMIT succeeded, in id order. An event is therefore never published before it is
+//! durable, and never twice.
+//!
+//! It also notices writes by other processes (`leadstream users` removing a user while the
+//! server runs): SQLite's `data_version` of its connection moves only then, and the writer
+//! says so on `external`, where the sessions listen.
 
 use std::sync::{mpsc, Arc};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rusqlite::Connection;
-use tokio::sync::oneshot;
+use tokio::sync::{broadcast, oneshot};
 
 use super::health::{storage_trouble, FileWatch, Health, FILE_GONE};
 use super::{LeadSink, StoreError};
-use crate::model::Lead;
+use crate::model::Event;
+use crate::store::ALL_SESSIONS;
 
 /// Most operations one group commit takes from the queue.
 const MAX_BATCH: usize = 1024;
@@ -26,10 +32,10 @@ const MAX_BATCH: usize = 1024;
 /// How often an idle writer looks whether its database file is still there.
 const WATCH_EVERY: Duration = Duration::from_secs(1);
 
-/// What a write operation gives back: its result, and the leads it inserted (to publish).
+/// What a write operation gives back: its result, and the events it wrote (to publish).
 pub(super) struct Written<T> {
     pub value: T,
-    pub inserted: Vec<Lead>,
+    pub inserted: Vec<Event>,
 }
 
 impl<T> Written<T> {
@@ -56,9 +62,9 @@ pub(super) enum BatchEnd {
 
 /// A type-erased queued write: `run` inside the batch transaction, `complete` after COMMIT.
 pub(super) trait QueuedWrite: Send {
-    /// Runs inside a SAVEPOINT; returns the leads to publish if the batch commits, or `None`
+    /// Runs inside a SAVEPOINT; returns the events to publish if the batch commits, or `None`
     /// when the operation failed (its savepoint is then rolled back).
-    fn run(&mut self, conn: &Connection) -> Option<Vec<Lead>>;
+    fn run(&mut self, conn: &Connection) -> Option<Vec<Event>>;
     /// Words for the failure of `run`, when the storage failed it (a full disk, say) rather
     /// than the operation itself.
     fn storage_trouble(&self) -> Option<String>;
@@ -88,7 +94,7 @@ where
     T: Send + 'static,
     F: FnOnce(&Connection) -> rusqlite::Result<Written<T>> + Send + 'static,
 {
-    fn run(&mut self, conn: &Connection) -> Option<Vec<Lead>> {
+    fn run(&mut self, conn: &Connection) -> Option<Vec<Event>> {
         let f = self.f.take().expect("run once");
         match f(conn) {
             Ok(w) => {
@@ -129,6 +135,8 @@ pub(super) struct Writer<S> {
     /// The database file as opened, to notice it being removed or replaced.
     pub watch: FileWatch,
     pub health: Arc<Health>,
+    /// Told [`ALL_SESSIONS`] when another process wrote to the database.
+    pub external: broadcast::Sender<String>,
 }
 
 /// Starts the writer thread; it runs until every [`Queue`] handle is dropped.
@@ -143,7 +151,8 @@ pub(super) fn start<S: LeadSink>(writer: Writer<S>) -> Result<Queue, String> {
 
 fn writer_loop<S: LeadSink>(w: Writer<S>, rx: mpsc::Receiver<Box<dyn QueuedWrite>>) {
     let mut batch: Vec<Box<dyn QueuedWrite>> = Vec::with_capacity(MAX_BATCH);
-    let mut inserted: Vec<Lead> = Vec::new();
+    let mut inserted: Vec<Event> = Vec::new();
+    let mut others = OtherWriters::new(&w.conn);
     loop {
         // Disconnected once every Store handle is dropped: the process is shutting down and
         // every queued write has been committed. A quiet writer still looks at its file.
@@ -151,10 +160,12 @@ fn writer_loop<S: LeadSink>(w: Writer<S>, rx: mpsc::Receiver<Box<dyn QueuedWrite
             Ok(op) => op,
             Err(mpsc::RecvTimeoutError::Timeout) => {
                 watch(&w);
+                others.look(&w);
                 continue;
             }
             Err(mpsc::RecvTimeoutError::Disconnected) => break,
         };
+        others.look_now_and_then(&w);
         batch.push(first);
         while batch.len() < MAX_BATCH {
             match rx.try_recv() {
@@ -194,6 +205,43 @@ fn writer_loop<S: LeadSink>(w: Writer<S>, rx: mpsc::Receiver<Box<dyn QueuedWrite
     log::debug!("database writer stopped");
 }
 
+/// Notices commits by other processes through `PRAGMA data_version`, which moves for every
+/// commit on the file except this connection's own.
+struct OtherWriters {
+    version: Option<i64>,
+    looked: Instant,
+}
+
+impl OtherWriters {
+    fn new(conn: &Connection) -> OtherWriters {
+        OtherWriters {
+            version: data_version(conn),
+            looked: Instant::now(),
+        }
+    }
+
+    /// Looks if it has not for a second (a busy writer may never be idle).
+    fn look_now_and_then<S>(&mut self, w: &Writer<S>) {
+        if self.looked.elapsed() >= WATCH_EVERY {
+            self.look(w);
+        }
+    }
+
+    fn look<S>(&mut self, w: &Writer<S>) {
+        self.looked = Instant::now();
+        let now = data_version(&w.conn);
+        if now.is_some() && now != self.version {
+            self.version = now;
+            // Nobody listening is fine: no sessions to end.
+            let _ = w.external.send(ALL_SESSIONS.to_string());
+        }
+    }
+}
+
+fn data_version(conn: &Connection) -> Option<i64> {
+    conn.query_row("PRAGMA data_version", [], |r| r.get(0)).ok()
+}
+
 /// `true` while the database file is the one the writer opened; the first time it is not,
 /// says so in the log and in the health.
 fn watch<S>(w: &Writer<S>) -> bool {
@@ -215,7 +263,7 @@ fn watch<S>(w: &Writer<S>) -> bool {
 fn run_batch(
     conn: &Connection,
     batch: &mut [Box<dyn QueuedWrite>],
-    inserted: &mut Vec<Lead>,
+    inserted: &mut Vec<Event>,
 ) -> rusqlite::Result<()> {
     exec(conn, "BEGIN IMMEDIATE")?;
     for op in batch.iter_mut() {
