@@ -22,7 +22,9 @@ use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use crate::store::{Database, PostgresSettings};
 
 mod limits;
+mod users;
 pub use limits::{LimitArgs, Limits};
+pub use users::{UsersArgs, UsersCommand};
 
 /// A secret string whose `Debug` never shows the value, so a `{:?}` of the settings in a log
 /// line cannot leak a token.
@@ -182,6 +184,9 @@ pub enum Command {
     /// leads with their ids, jobs, dead letters, deliveries, forms, the sync's state and
     /// sessions. Refuses a database that already holds any of these.
     MigrateToPostgres,
+    /// Manage the people who log in to the dashboard (on the database --db or
+    /// --database-url names).
+    Users(UsersArgs),
 }
 
 #[derive(Debug, Clone, Args)]
@@ -206,6 +211,11 @@ pub enum Invocation {
     MigrateToPostgres {
         db: PathBuf,
         to: PostgresSettings,
+    },
+    /// `leadstream users …` on `database`.
+    Users {
+        database: Database,
+        command: UsersCommand,
     },
 }
 
@@ -399,6 +409,20 @@ impl Cli {
                 Ok(Invocation::MigrateToPostgres {
                     to: postgres_settings(&url, listen.as_ref(), &Tuning::default()),
                     db: self.db_path(),
+                })
+            }
+            Some(Command::Users(args)) => {
+                let database = match given(self.database_url.take()) {
+                    Some(url) => Database::Postgres(postgres_settings(
+                        &url,
+                        given(self.database_listen_url.take()).as_ref(),
+                        &Tuning::default(),
+                    )),
+                    None => Database::Sqlite(self.db_path()),
+                };
+                Ok(Invocation::Users {
+                    database,
+                    command: args.command,
                 })
             }
             None => Ok(Invocation::Serve(Box::new(self.into_settings()?))),

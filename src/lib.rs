@@ -35,6 +35,7 @@
 
 pub mod auth;
 pub mod backoff;
+pub mod commands;
 pub mod config;
 pub mod demo;
 pub mod http;

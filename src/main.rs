@@ -1,5 +1,5 @@
 //! The `leadstream` binary: settings → logger → bind → [`leadstream::run`] until SIGINT/SIGTERM,
-//! or one of its commands ([`leadstream::backup`], `migrate-to-postgres`).
+//! or one of its commands ([`leadstream::backup`], `migrate-to-postgres`, `users`).
 
 use std::process::ExitCode;
 
@@ -33,6 +33,18 @@ async fn main() -> ExitCode {
                 Err(e) => {
                     eprintln!("leadstream: {e}");
                     ExitCode::FAILURE
+                }
+            };
+        }
+        Ok(Invocation::Users { database, command }) => {
+            return match leadstream::commands::users(&database, command).await {
+                Ok(done) => {
+                    println!("{done}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("leadstream: {}", e.message);
+                    ExitCode::from(e.code)
                 }
             };
         }
