@@ -23,3 +23,4 @@ mod service;
 mod settings;
 mod stream;
 mod sync;
+mod team;
