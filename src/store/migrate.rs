@@ -1,7 +1,8 @@
 //! `leadstream migrate-to-postgres`: copies a SQLite database into an empty PostgreSQL one,
 //! in one transaction (an interrupted copy leaves nothing behind, so it can simply be run
-//! again). Lead and delivery ids are kept, and the sequences are set past them, so streams
-//! resuming with a `Last-Event-ID` from before the move find their place.
+//! again). Lead, event and delivery ids are kept (users, notes and history too), and the
+//! sequences are set past them, so streams resuming with a `Last-Event-ID` from before the
+//! move find their place.
 //!
 //! A target that already holds leads, jobs, deliveries or sessions is refused: merging two
 //! histories would renumber one of them.
@@ -82,11 +83,43 @@ const TABLES: &[Table] = &[
     Table {
         name: "leads",
         columns: "id, leadgen_id, page_id, form_id, ad_id, adgroup_id, campaign_id, created_time, \
-                  created_ts, received_at, received_ms, source, name, field_data, search_text",
+                  created_ts, received_at, received_ms, source, name, field_data, search_text, \
+                  status, owner, first_contact_ms, updated_ms, version, notes_count",
         insert: "INSERT INTO leads (id, leadgen_id, page_id, form_id, ad_id, adgroup_id,
                                     campaign_id, created_time, created_ts, received_at,
-                                    received_ms, source, name, field_data, search_text)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
+                                    received_ms, source, name, field_data, search_text,
+                                    status, owner, first_contact_ms, updated_ms, version,
+                                    notes_count)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15,
+                         $16, $17, $18, $19, $20, $21)",
+        fixup: |_| {},
+    },
+    // The stream's one id sequence, kept as it is: a dashboard resumes with the same ids.
+    Table {
+        name: "events",
+        columns: "id, lead_id, kind, at_ms",
+        insert: "INSERT INTO events (id, lead_id, kind, at_ms) VALUES ($1, $2, $3, $4)",
+        fixup: |_| {},
+    },
+    Table {
+        name: "users",
+        columns: "name_key, name, password_hash, role, created_ms, updated_ms",
+        insert: "INSERT INTO users (name_key, name, password_hash, role, created_ms, updated_ms)
+                 VALUES ($1, $2, $3, $4, $5, $6)",
+        fixup: |_| {},
+    },
+    Table {
+        name: "notes",
+        columns: "id, lead_id, author, text, created_ms",
+        insert: "INSERT INTO notes (id, lead_id, author, text, created_ms)
+                 VALUES ($1, $2, $3, $4, $5)",
+        fixup: |_| {},
+    },
+    Table {
+        name: "history",
+        columns: "id, lead_id, at_ms, changed_by, field, from_value, to_value",
+        insert: "INSERT INTO history (id, lead_id, at_ms, changed_by, field, from_value, to_value)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
         fixup: |_| {},
     },
     Table {
@@ -102,10 +135,11 @@ const TABLES: &[Table] = &[
     },
     Table {
         name: "sessions",
-        columns: "token_hash, created_ms, expires_ms, principal, credential_kind, credential_fp",
+        columns: "token_hash, created_ms, expires_ms, principal, credential_kind, credential_fp, \
+                  role",
         insert: "INSERT INTO sessions (token_hash, created_ms, expires_ms, principal,
-                                       credential_kind, credential_fp)
-                 VALUES ($1, $2, $3, $4, $5, $6)",
+                                       credential_kind, credential_fp, role)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
         fixup: |_| {},
     },
 ];
@@ -249,7 +283,7 @@ pub async fn migrate_to_postgres(db: &Path, to: &PostgresSettings) -> Result<Str
         .map_err(pg)?;
     }
     // New rows continue after the copied ids.
-    for table in ["leads", "deliveries"] {
+    for table in ["leads", "deliveries", "events", "notes", "history"] {
         tx.execute(
             &format!(
                 "SELECT setval(pg_get_serial_sequence('{table}', 'id'),
