@@ -1,5 +1,7 @@
 // Where leads come from. Knows nothing of the page: it tells whoever listens
 //   "lead"    (lead)              a lead not passed on before, oldest first;
+//   "update"  (lead)              a lead someone changed (status, owner, a note): the whole
+//                                 lead as it is now, to replace the one shown;
 //   "refresh" ({full, missed})    what is shown may be out of date: reload the list and the
 //                                 statistics (full: everything else too; missed: how many
 //                                 arrived that were too many to pass on one by one);
@@ -13,8 +15,12 @@
 //      reopen the stream from the last id seen on every check that reaches the server
 //      (checking; offline when the check cannot reach it).
 //   3. A full refresh every 60 s whatever happens.
-// The highest id passed on (`#lastId`) keeps a lead from being passed on twice, whichever path
-// brought it: the stream's replay overlaps the catch-up, and a check can race the stream.
+// New leads and changes share one id sequence on the stream (a new lead's event id is its id;
+// a change takes the next number). The highest event id passed on (`#lastId`) keeps an event
+// from being passed on twice, whichever path brought it: the stream's replay overlaps the
+// catch-up, and a check can race the stream. `#lastLeadId` does the same for leads the checks
+// fetch. Ids have gaps where changes took numbers, so how many leads arrived is counted from
+// /api/leads/count's `count`, never from the difference of ids.
 
 import { api } from './api.js';
 import { Emitter } from './events.js';
@@ -29,7 +35,8 @@ export class LiveSource extends Emitter {
   #EventSource;
   #timers;
 
-  #lastId = 0;         // highest lead id passed on, or known to predate this page
+  #lastId = 0;         // highest event id passed on, or known to predate this page
+  #lastLeadId = 0;     // highest lead id passed on, or known to predate this page
   #primed = false;     // #lastId has been set from /api/leads/count at least once
   #lastCount = null;   // the last /api/leads/count answer's count
   #es = null;          // the open (or opening) stream, if any
@@ -93,13 +100,23 @@ export class LiveSource extends Emitter {
     this.emit('state', state);
   }
 
-  #arrive(lead) {
+  // A new lead, from the stream (with its event id) or a check (its id is its event id).
+  #arrive(lead, eventId = Number(lead && lead.id)) {
     if (this.#stopped || !lead || lead.id === undefined || lead.id === null) return;
     const id = Number(lead.id);
     // Not newer than the newest seen: a replay overlap or a check that raced the stream.
-    if (!Number.isFinite(id) || id <= this.#lastId) return;
-    this.#lastId = id;
+    if (!Number.isFinite(id) || id <= this.#lastLeadId || eventId <= this.#lastId) return;
+    this.#lastLeadId = id;
+    if (Number.isFinite(eventId)) this.#lastId = Math.max(this.#lastId, eventId);
     this.emit('lead', lead);
+  }
+
+  // A change to a lead, from the stream.
+  #changed(lead, eventId) {
+    if (this.#stopped || !lead || lead.id === undefined || lead.id === null) return;
+    if (!Number.isFinite(eventId) || eventId <= this.#lastId) return;
+    this.#lastId = eventId;
+    this.emit('update', lead);
   }
 
   #refresh(detail) {
@@ -121,15 +138,21 @@ export class LiveSource extends Emitter {
       this.#setState('live');
       this.#stopPolling();
     };
-    src.addEventListener('lead', (ev) => {
-      if (this.#es !== src) return;
-      let lead;
+    const parse = (ev) => {
+      if (this.#es !== src) return null;
       try {
-        lead = JSON.parse(ev.data);
+        return JSON.parse(ev.data);
       } catch (_) {
-        return;
+        return null;
       }
-      this.#arrive(lead);
+    };
+    src.addEventListener('lead', (ev) => {
+      const lead = parse(ev);
+      if (lead) this.#arrive(lead, Number(ev.lastEventId || lead.id));
+    });
+    src.addEventListener('update', (ev) => {
+      const lead = parse(ev);
+      if (lead) this.#changed(lead, Number(ev.lastEventId));
     });
     src.addEventListener('refresh', () => {
       if (this.#es !== src) return;
@@ -189,37 +212,53 @@ export class LiveSource extends Emitter {
     } catch (e) {
       return false;
     }
-    const lastId = Number(c.last_id) || 0;
+    const lastLeadId = Number(c.last_id) || 0;
+    // A server from before changes existed has no event ids: its lead ids are its event ids.
+    const lastId = Number(c.last_event_id) || lastLeadId;
     const count = Number(c.count) || 0;
-    const countDropped = this.#lastCount !== null && count < this.#lastCount;
-    this.#lastCount = count;
+    const before = this.#lastCount;
+    const countDropped = before !== null && count < before;
     if (!this.#primed) {
+      this.#lastCount = count;
       // First answer: everything up to here existed before this page; nothing to announce.
       this.#primed = true;
       if (lastId > this.#lastId) this.#lastId = lastId;
+      if (lastLeadId > this.#lastLeadId) this.#lastLeadId = lastLeadId;
       return true;
     }
     if (lastId > this.#lastId) {
-      const missed = lastId - this.#lastId;
+      // New leads are counted, not told from the ids (changes took numbers in between).
+      const missed = before === null ? 0 : Math.max(0, count - before);
+      const changedToo = lastId - this.#lastId > missed;
       if (missed > MAX_CATCH_UP) {
-        // Too many to announce one by one; take the newest id and reload what is shown.
+        // Too many to announce one by one; take the newest ids and reload what is shown.
+        this.#lastCount = count;
         this.#lastId = lastId;
+        this.#lastLeadId = Math.max(this.#lastLeadId, lastLeadId);
         this.#refresh({ full: false, missed });
         return true;
       }
-      try {
-        const data = await this.#request('/api/leads?' + new URLSearchParams({
-          sort: 'received_at', order: 'desc', limit: String(Math.min(MAX_CATCH_UP, missed + 10)),
-        }));
-        const fresh = (Array.isArray(data.leads) ? data.leads : [])
-          .filter((l) => Number(l.id) > this.#lastId)
-          .sort((a, b) => Number(a.id) - Number(b.id));
-        for (const lead of fresh) this.#arrive(lead);
-      } catch (e) {
-        // An answer, even an error, means the server is there.
-        return Boolean(e && e.status);
+      if (missed > 0) {
+        try {
+          const data = await this.#request('/api/leads?' + new URLSearchParams({
+            sort: 'received_at', order: 'desc', limit: String(Math.min(MAX_CATCH_UP, missed + 10)),
+          }));
+          const fresh = (Array.isArray(data.leads) ? data.leads : [])
+            .filter((l) => Number(l.id) > this.#lastLeadId)
+            .sort((a, b) => Number(a.id) - Number(b.id));
+          for (const lead of fresh) this.#arrive(lead, Number(lead.id));
+        } catch (e) {
+          // Not caught up: the next check (or the stream's replay) tries again. An answer,
+          // even an error, means the server is there.
+          return Boolean(e && e.status);
+        }
       }
+      this.#lastCount = count;
+      this.#lastId = Math.max(this.#lastId, lastId);
+      // Changes cannot be fetched one by one: what is shown is reloaded instead.
+      if (changedToo) this.#refresh({ full: false, missed: 0 });
     } else if (countDropped) {
+      this.#lastCount = count;
       // Leads were deleted: what is shown may hold some of them.
       this.#refresh({ full: false, missed: 0 });
     }

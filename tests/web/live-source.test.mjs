@@ -43,9 +43,10 @@ class FakeEventSource {
     if (!this.closed && this.onopen) this.onopen({ type: 'open' });
   }
 
-  send(type, data) {
+  // `id` is the SSE id (a browser's MessageEvent.lastEventId); a new lead's is its own id.
+  send(type, data, id = data && data.id) {
     if (this.closed) return;
-    const ev = { type, data: typeof data === 'string' ? data : JSON.stringify(data) };
+    const ev = { type, data: typeof data === 'string' ? data : JSON.stringify(data), lastEventId: id === undefined ? '' : String(id) };
     for (const fn of this.listeners.get(type) || []) fn(ev);
   }
 
@@ -60,6 +61,7 @@ class FakeEventSource {
 class FakeServer {
   constructor(lastId = 0) {
     this.leads = [];
+    this.lastEvent = 0; // new leads and changes share one id sequence
     for (let id = 1; id <= lastId; id++) this.save(id);
     this.down = false;
     this.broken = new Map();
@@ -72,7 +74,11 @@ class FakeServer {
       if (broken) return { ok: false, status: broken, json: async () => ({ error: 'broken' }) };
       let body;
       if (url.pathname === '/api/leads/count') {
-        body = { count: this.leads.length, last_id: this.leads.reduce((m, l) => Math.max(m, l.id), 0) };
+        body = {
+          count: this.leads.length,
+          last_id: this.leads.reduce((m, l) => Math.max(m, l.id), 0),
+          last_event_id: this.lastEvent,
+        };
       } else if (url.pathname === '/api/leads') {
         const limit = Number(url.searchParams.get('limit'));
         const newest = [...this.leads].sort((a, b) => b.id - a.id).slice(0, limit);
@@ -85,9 +91,18 @@ class FakeServer {
   }
 
   save(id) {
-    const lead = { id, fields: { full_name: `Lead ${id}` } };
+    const lead = { id, fields: { full_name: `Lead ${id}` }, status: 'new', version: 1 };
     this.leads.push(lead);
+    this.lastEvent = Math.max(this.lastEvent, id);
     return lead;
+  }
+
+  // Someone changes lead `id`: it takes the next event id. The lead as it is now, and that id.
+  change(id, patch) {
+    const lead = this.leads.find((l) => l.id === id);
+    Object.assign(lead, patch, { version: lead.version + 1 });
+    this.lastEvent += 1;
+    return { lead: structuredClone(lead), eventId: this.lastEvent };
   }
 
   // How many requests to `pathname` since the last forget().
@@ -157,9 +172,10 @@ beforeEach(() => {
   globalThis.fetch = server.fetch; // the real api.js calls it
   clock = new FakeClock();
   source = new LiveSource({ EventSource: FakeEventSource, timers: clock });
-  got = { leads: [], refreshes: [], states: [], logouts: 0 };
+  got = { leads: [], updates: [], refreshes: [], states: [], logouts: 0 };
   source.on('logout', () => got.logouts++);
   source.on('lead', (lead) => got.leads.push(lead.id));
+  source.on('update', (lead) => got.updates.push([lead.id, lead.status]));
   source.on('refresh', (r) => got.refreshes.push(r));
   source.on('state', (s) => got.states.push(s));
 });
@@ -232,6 +248,33 @@ describe('while the stream is live', () => {
     assert.deepEqual(got.leads, [6]);
     es.send('lead', server.save(7));
     assert.deepEqual(got.leads, [6, 7]);
+  });
+
+  test('"event: update" passes on the changed lead once, and the stream resumes after it', async () => {
+    const es = await live();
+    const first = server.change(3, { status: 'contacted', owner: 'ada' });
+    es.send('update', first.lead, first.eventId);
+    assert.deepEqual(got.updates, [[3, 'contacted']]);
+    // The same event again (a replay overlap) is not passed on twice.
+    es.send('update', first.lead, first.eventId);
+    // A new lead after it takes the next id; an update of an older lead after that still counts.
+    es.send('lead', server.save(7));
+    const second = server.change(3, { status: 'won' });
+    es.send('update', second.lead, second.eventId);
+    es.send('update', 'not json', 9);
+    assert.deepEqual(got.leads, [7]);
+    assert.deepEqual(got.updates, [[3, 'contacted'], [3, 'won']]);
+    es.fail();
+    await clock.advance(POLL_MS);
+    assert.equal(stream().lastEventId, '8', 'resumes after the newest event, not the newest lead');
+  });
+
+  test('a client that only knows leads is unaffected by updates in between', async () => {
+    const es = await live();
+    const change = server.change(2, { status: 'lost' });
+    es.send('update', change.lead, change.eventId);
+    es.send('lead', server.save(7));
+    assert.deepEqual(got.leads, [7]);
   });
 
   test('no count checks run while the stream is live', async () => {
@@ -361,6 +404,25 @@ describe('when the stream drops', () => {
     stream().connect();
     stream().send('lead', server.leads.at(-1));
     assert.deepEqual(got.leads, [6]);
+  });
+
+  test('the checks count new leads, not id gaps, and reload what is shown when leads changed', async () => {
+    const es = await live();
+    es.fail();
+    server.change(2, { status: 'contacted' }); // event 6
+    server.change(4, { status: 'won' }); // event 7
+    server.save(8);
+    await clock.advance(POLL_MS);
+    assert.deepEqual(got.leads, [8], 'one new lead, whatever the ids');
+    assert.deepEqual(got.refreshes, [{ full: false, missed: 0 }], 'the changes: a reload of the list');
+    assert.equal(stream().lastEventId, '8');
+    // Only a change, no new lead: a reload, nothing announced.
+    stream().fail();
+    server.change(8, { status: 'lost' });
+    await clock.advance(POLL_MS);
+    assert.deepEqual(got.leads, [8]);
+    assert.equal(got.refreshes.length, 2);
+    assert.equal(server.took('/api/leads'), 1, 'no list fetch for a change alone');
   });
 
   test('more missed leads than one answer holds: one reload that says how many, not a flood', async () => {
