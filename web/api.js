@@ -2,9 +2,10 @@
 // taken as "the session has ended". Knows nothing of the page beyond reloading it then.
 
 class ApiError extends Error {
-  constructor(message, status) {
+  constructor(message, status, body = null) {
     super(message);
     this.status = status; // 0: the server could not be reached
+    this.body = body; // the answer's JSON, if any (a 409 carries the lead as it is now)
   }
 }
 
@@ -49,7 +50,7 @@ export async function api(path, options) {
     const msg = body && typeof body.error === 'string' && body.error
       ? body.error
       : 'The server answered ' + res.status + '.';
-    throw new ApiError(msg, res.status);
+    throw new ApiError(msg, res.status, body);
   }
   return body || {};
 }

@@ -1,4 +1,4 @@
-// The controls that choose the view (search box, form, page and date filters, sortable column
+// The controls that choose the view (search box, form, page, status, owner and date filters, sortable column
 // headers) and the export links that follow it. Input goes to view-state.js; showView() puts the
 // view back into the controls.
 
@@ -14,6 +14,8 @@ const el = {
   search: byId('search'),
   formSel: byId('filter-form'),
   pageSel: byId('filter-page'),
+  statusSel: byId('filter-status'),
+  ownerSel: byId('filter-owner'),
   since: byId('since'),
   until: byId('until'),
   clear: byId('clear-filters'),
@@ -27,6 +29,8 @@ export function showView() {
   if (el.search.value.trim() !== view.q) el.search.value = view.q;
   choose(el.formSel, view.form_id);
   choose(el.pageSel, view.page_id);
+  choose(el.statusSel, view.status);
+  choose(el.ownerSel, view.owner);
   el.since.value = view.since;
   el.until.value = view.until;
   el.clear.hidden = !viewState.filtersActive();
@@ -88,6 +92,17 @@ el.form.addEventListener('submit', (ev) => {
 });
 el.formSel.addEventListener('change', () => viewState.set({ form_id: el.formSel.value }));
 el.pageSel.addEventListener('change', () => viewState.set({ page_id: el.pageSel.value }));
+el.statusSel.addEventListener('change', () => viewState.set({ status: el.statusSel.value }));
+el.ownerSel.addEventListener('change', () => viewState.set({ owner: el.ownerSel.value }));
+
+// The owner filter: anyone, mine, nobody's, or one person's.
+export function showPeople(names) {
+  el.ownerSel.replaceChildren(
+    option('', 'Anyone'), option('me', 'Mine'), option('none', "Nobody's"),
+    ...names.map((n) => option(n, n)),
+  );
+  choose(el.ownerSel, viewState.view().owner);
+}
 for (const [input, key] of [[el.since, 'since'], [el.until, 'until']]) {
   input.addEventListener('change', () => viewState.set({ [key]: viewState.isDay(input.value) ? input.value : '' }));
 }

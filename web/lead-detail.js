@@ -1,10 +1,13 @@
-// One lead in full: every answer Meta sent, and where it came from. A <dialog>.
+// One lead in full: where the team is with it (status, owner, notes, history), every answer
+// Meta sent, and where it came from. A <dialog>.
 
 import { formLabel } from './catalog.js';
 import { byId, make } from './dom.js';
+import { Emitter } from './events.js';
 import { fmtFullTime, humanize, str } from './format.js';
-import { leadEmail, leadName } from './leads.js';
+import { knownLead, leadEmail, leadName, remember } from './leads.js';
 import { linkFor } from './links.js';
+import * as team from './team.js';
 
 const el = {
   detail: byId('lead-detail'),
@@ -12,7 +15,22 @@ const el = {
   answers: byId('detail-answers'),
   meta: byId('detail-meta'),
   close: byId('detail-close'),
+  conflict: byId('detail-conflict'),
+  status: byId('detail-status'),
+  owner: byId('detail-owner'),
+  claim: byId('detail-claim'),
+  notes: byId('detail-notes'),
+  history: byId('detail-history'),
+  noteForm: byId('note-form'),
+  noteText: byId('note-text'),
 };
+
+const events = new Emitter();
+// A change made here: the lead as it is now (the list draws it again).
+export const onChanged = (fn) => events.on('changed', fn);
+
+let current = null; // the lead shown, as the page last knew it
+let loadSeq = 0;
 
 
 // One <div class="kv-row"><dt>key</dt><dd>value</dd>…</div>; several values, several <dd>s.
@@ -41,8 +59,118 @@ function kv(dl, key, value, opts = {}) {
   dl.appendChild(wrap);
 }
 
+// The people a lead can go to, in the owner picker.
+export function showPeople(names) {
+  const keep = el.owner.value;
+  el.owner.replaceChildren(new Option('Nobody', ''), ...names.map((n) => new Option(n, n)));
+  if (current) setOwner(current.owner);
+  else el.owner.value = keep;
+}
+
+function setOwner(owner) {
+  const name = owner ? String(owner) : '';
+  if (name && ![...el.owner.options].some((o) => o.value === name)) el.owner.appendChild(new Option(name, name));
+  el.owner.value = name;
+}
+
+// Status, owner and the claim button as `lead` has them.
+function showWork(lead) {
+  current = lead;
+  el.status.value = String(lead.status || 'new');
+  setOwner(lead.owner);
+  el.claim.hidden = Boolean(lead.owner) && lead.owner === team.whoAmI().name;
+}
+
+function showConflict(msg) {
+  el.conflict.textContent = msg || '';
+  el.conflict.hidden = !msg;
+}
+
+// Notes and history come with GET /api/leads/{id}.
+async function loadDetail(id) {
+  const mine = ++loadSeq;
+  let d;
+  try {
+    d = await team.detail(id);
+  } catch (_) {
+    return;
+  }
+  if (mine !== loadSeq || !current || Number(current.id) !== Number(id)) return;
+  const notes = Array.isArray(d.notes) ? d.notes : [];
+  el.notes.replaceChildren(...notes.map((n) => {
+    const li = make('li');
+    li.appendChild(make('p', 'note-text', str(n.text)));
+    li.appendChild(make('span', 'muted small', str(n.author) + ' · ' + fmtFullTime(n.created_at)));
+    return li;
+  }));
+  if (!notes.length) el.notes.appendChild(make('li', 'muted small', 'No notes yet.'));
+  const history = Array.isArray(d.history) ? d.history : [];
+  el.history.replaceChildren(...history.map((h) => {
+    const what = h.field === 'status'
+      ? 'status ' + team.statusLabel(h.from) + ' → ' + team.statusLabel(h.to)
+      : (h.to ? 'owner → ' + str(h.to) : 'released');
+    return make('li', 'small', fmtFullTime(h.at) + ' · ' + str(h.by) + ': ' + what);
+  }));
+  if (!history.length) el.history.appendChild(make('li', 'muted small', 'No changes yet.'));
+}
+
+// A lead changed (here, or by someone else on the stream): what is shown follows it.
+export function leadChanged(lead) {
+  if (!current || Number(current.id) !== Number(lead.id) || !el.detail.open) return;
+  showWork(lead);
+  loadDetail(lead.id);
+}
+
+async function apply(patch) {
+  if (!current) return;
+  const before = current;
+  try {
+    const lead = await team.change(before, patch);
+    showConflict('');
+    remember(lead);
+    showWork(lead);
+    events.emit('changed', lead);
+    loadDetail(lead.id);
+  } catch (e) {
+    if (e instanceof team.Conflict) {
+      // Someone else got there first: show their version, say what it was; the user may retry.
+      remember(e.lead);
+      showWork(e.lead);
+      events.emit('changed', e.lead);
+      loadDetail(e.lead.id);
+      showConflict('Not saved: someone else changed this lead meanwhile (' + team.whatChanged(before, e.lead) + '). Choose again to retry.');
+    } else if (e && e.status !== 401) {
+      showWork(before);
+      showConflict('Not saved: ' + e.message);
+    }
+  }
+}
+
+el.status.addEventListener('change', () => apply({ status: el.status.value }));
+el.owner.addEventListener('change', () => apply({ owner: el.owner.value || null }));
+el.claim.addEventListener('click', () => apply({ owner: team.whoAmI().name }));
+el.noteForm.addEventListener('submit', async (ev) => {
+  ev.preventDefault();
+  const text = el.noteText.value;
+  if (!current || !text.trim()) return;
+  try {
+    await team.addNote(current, text);
+    el.noteText.value = '';
+    showConflict('');
+    loadDetail(current.id);
+  } catch (e) {
+    if (e && e.status !== 401) showConflict('The note was not saved: ' + e.message);
+  }
+});
+
 export function openDetail(lead) {
   if (!lead) return;
+  lead = knownLead(lead.id) || lead;
+  showConflict('');
+  showWork(lead);
+  el.notes.replaceChildren();
+  el.history.replaceChildren();
+  loadDetail(lead.id);
   el.detail.dataset.leadId = String(lead.id);
   el.title.textContent = leadName(lead) || leadEmail(lead) || 'Lead ' + str(lead.id);
 

@@ -9,6 +9,7 @@ import { byId, fillCell, fromTemplate } from './dom.js';
 import { soon } from './events.js';
 import { fmtFullTime, fmtNum, fmtTime } from './format.js';
 import { knownLead, leadEmail, leadName, leadPhone, remember } from './leads.js';
+import { claim, Conflict, statusLabel, whatChanged } from './team.js';
 import { toast } from './toasts.js';
 import * as viewState from './view-state.js';
 
@@ -46,6 +47,14 @@ function renderRow(lead, fresh) {
   fillCell(tr.querySelector('.col-email'), leadEmail(lead), '—');
   fillCell(tr.querySelector('.col-phone'), leadPhone(lead), '—');
   fillCell(tr.querySelector('.col-form'), formLabel(lead), '—');
+  const status = String(lead.status || 'new');
+  const chip = tr.querySelector('.chip');
+  chip.textContent = statusLabel(status);
+  chip.dataset.status = status;
+  tr.querySelector('.owner-name').textContent = lead.owner ? String(lead.owner) : '';
+  const claimBtn = tr.querySelector('.claim');
+  claimBtn.hidden = Boolean(lead.owner);
+  claimBtn.setAttribute('aria-label', 'Claim ' + (leadName(lead) || 'this lead'));
   fillTime(tr.querySelector('.col-created'), lead.created_time);
   fillTime(tr.querySelector('.col-received'), lead.received_at);
   return tr;
@@ -145,6 +154,42 @@ export function add(lead) {
   }
 }
 
+// A lead someone changed (here or elsewhere): its row is drawn again in place. A view filtered
+// by status or owner is asked again of the server, which knows whether the lead still belongs.
+export function update(lead) {
+  const id = Number(lead.id);
+  remember(lead);
+  const view = viewState.view();
+  if (view.status || view.owner) {
+    reloadSoon();
+    return;
+  }
+  if (!shown.has(id)) return;
+  const i = rows.findIndex((r) => Number(r.id) === id);
+  if (i >= 0) rows[i] = lead;
+  const old = el.leads.querySelector('tr[data-lead-id="' + id + '"]');
+  if (!old) return;
+  const hadFocus = old.contains(document.activeElement);
+  const tr = renderRow(lead, false);
+  old.replaceWith(tr);
+  if (hadFocus) tr.focus();
+}
+
+async function claimRow(id) {
+  const lead = knownLead(id);
+  if (!lead) return;
+  try {
+    update(await claim(lead));
+  } catch (e) {
+    if (e instanceof Conflict) {
+      update(e.lead);
+      toast('Not claimed: ' + whatChanged(lead, e.lead) + '. Look again and retry.', 'error');
+    } else if (e && e.status !== 401) {
+      toast('Could not claim the lead: ' + e.message, 'error');
+    }
+  }
+}
+
 // Rows drawn before the form names were known show ids; fills the names in.
 export function refreshFormLabels() {
   for (const tr of el.leads.children) {
@@ -160,7 +205,12 @@ export function refreshFormLabels() {
 // Calls fn(id) when a row is clicked or chosen with Enter or Space.
 export function onOpenLead(fn) {
   el.leads.addEventListener('click', (ev) => {
-    if (ev.target.closest('a')) return;
+    const claimBtn = ev.target.closest('button.claim');
+    if (claimBtn) {
+      claimRow(claimBtn.closest('tr[data-lead-id]').dataset.leadId);
+      return;
+    }
+    if (ev.target.closest('a, button')) return;
     const tr = ev.target.closest('tr[data-lead-id]');
     if (tr) fn(tr.dataset.leadId);
   });

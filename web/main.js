@@ -13,7 +13,8 @@
 //   catalog.js      the forms and pages the server knows: filter menus, form names
 //   leads.js        reading a lead (name, email, phone), and the leads seen so far, by id
 //   lead-list.js    the table of leads (<template id="lead-row">), "Load more", arrivals
-//   lead-detail.js  one lead in full, in a <dialog>
+//   lead-detail.js  one lead in full, in a <dialog>: status, owner, notes, history, answers
+//   team.js         who is signed in, the people, changes to a lead (409 → Conflict)
 //   stats.js        today, 7 days, total, per form (<template id="per-form-item">)
 //   chart.js        leads per day as SVG bars
 //   filters.js      the controls that set the view, and the export links that follow it
@@ -33,11 +34,12 @@ import { soon } from './events.js';
 import * as filters from './filters.js';
 import { fmtNum } from './format.js';
 import * as health from './health.js';
-import { openDetail } from './lead-detail.js';
+import { leadChanged, onChanged, openDetail, showPeople } from './lead-detail.js';
 import * as list from './lead-list.js';
 import { knownLead, leadWho } from './leads.js';
 import { LiveSource } from './live-source.js';
 import * as stats from './stats.js';
+import * as team from './team.js';
 import * as toasts from './toasts.js';
 import * as viewState from './view-state.js';
 
@@ -58,6 +60,21 @@ live.on('lead', (lead) => {
   if (lead.form_id && !catalog.knowsForm(lead.form_id)) loadCatalogSoon();
   list.add(lead);
 });
+// Someone changed a lead (here or elsewhere): its row and an open detail follow at once.
+live.on('update', (lead) => {
+  list.update(lead);
+  leadChanged(lead);
+  stats.loadSoon();
+});
+onChanged((lead) => {
+  list.update(lead);
+  stats.loadSoon();
+});
+team.onPeople((names) => {
+  showPeople(names);
+  filters.showPeople(names);
+});
+
 live.on('refresh', ({ full, missed }) => {
   if (missed) toasts.toast(fmtNum(missed) + ' new leads arrived.', 'lead');
   list.reload({ keepSize: true });
@@ -96,6 +113,7 @@ viewState.loadFromUrl();
 filters.showView();
 showConnection(live.state);
 catalog.load();
+team.load();
 health.load();
 stats.load();
 live.start(list.reload());

@@ -12,6 +12,8 @@ const el = {
   today: byId('stats-today'),
   week: byId('stats-week'),
   total: byId('stats-total'),
+  waiting: byId('stats-waiting'),
+  oldest: byId('stats-oldest'),
   scope: byId('stats-scope'),
   perForm: byId('per-form'),
 };
@@ -32,8 +34,19 @@ export async function load() {
   el.today.textContent = fmtNum(s.today);
   el.week.textContent = fmtNum(s.last_7_days);
   el.total.textContent = fmtNum(s.total);
+  const waiting = s.waiting || {};
+  el.waiting.textContent = fmtNum(waiting.count || 0);
+  el.oldest.textContent = waiting.count ? 'oldest waits ' + fmtWait(waiting.oldest_wait_minutes) : '';
   renderPerForm(Array.isArray(s.per_form) ? s.per_form : []);
   renderChart(Array.isArray(s.per_day) ? s.per_day : []);
+}
+
+// Minutes as "12 min", "3 h 5 min" or "2 d 4 h".
+function fmtWait(minutes) {
+  const m = Math.max(0, Math.round(Number(minutes) || 0));
+  if (m < 60) return m + ' min';
+  if (m < 1440) return Math.floor(m / 60) + ' h ' + (m % 60) + ' min';
+  return Math.floor(m / 1440) + ' d ' + Math.floor((m % 1440) / 60) + ' h';
 }
 
 // Once for a burst of arrivals.

@@ -6,7 +6,8 @@
 import { Emitter } from './events.js';
 
 const SORT_KEYS = ['created_time', 'received_at', 'name'];
-const FILTER_KEYS = ['q', 'form_id', 'page_id', 'since', 'until'];
+const FILTER_KEYS = ['q', 'form_id', 'page_id', 'since', 'until', 'status', 'owner'];
+export const STATUSES = ['new', 'contacted', 'qualified', 'won', 'lost'];
 const DATE_RE = /^\d{4}-\d{2}-\d{2}$/;
 const DEFAULT_SORT = 'received_at';
 
@@ -14,7 +15,7 @@ export const isDay = (s) => DATE_RE.test(s || '');
 
 const defaultOrder = (sort) => (sort === 'name' ? 'asc' : 'desc');
 
-const current = { q: '', form_id: '', page_id: '', since: '', until: '', sort: DEFAULT_SORT, order: 'desc' };
+const current = { q: '', form_id: '', page_id: '', since: '', until: '', status: '', owner: '', sort: DEFAULT_SORT, order: 'desc' };
 const events = new Emitter();
 
 // The view as it is now. Read it; change it through set(), sortBy() or clearFilters().
@@ -22,7 +23,7 @@ export const view = () => current;
 
 export const onChange = (fn) => events.on('change', fn);
 
-// Sets some of q, form_id, page_id, since, until; tells the listeners if anything changed.
+// Sets some of q, form_id, page_id, since, until, status, owner; tells the listeners if anything changed.
 export function set(patch) {
   let changed = false;
   for (const k of FILTER_KEYS) {
@@ -93,6 +94,8 @@ export function loadFromUrl() {
   current.page_id = p.get('page_id') || '';
   current.since = isDay(p.get('since')) ? p.get('since') : '';
   current.until = isDay(p.get('until')) ? p.get('until') : '';
+  current.status = STATUSES.includes(p.get('status')) ? p.get('status') : '';
+  current.owner = (p.get('owner') || '').trim();
   const sort = p.get('sort');
   current.sort = SORT_KEYS.includes(sort) ? sort : DEFAULT_SORT;
   const order = p.get('order');

@@ -36,6 +36,7 @@ const ASSETS: &[(&str, &str, &str)] = &[
     asset!("links.js", JS),
     asset!("live-source.js", JS),
     asset!("stats.js", JS),
+    asset!("team.js", JS),
     asset!("toasts.js", JS),
     asset!("view-state.js", JS),
 ];

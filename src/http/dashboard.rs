@@ -40,7 +40,9 @@ pub fn routes(ctx: Ctx) -> warp::filters::BoxedFilter<(Response,)> {
 /// The dashboard's own URL parameters (web/view-state.js): a shared link to a filtered view
 /// keeps them through signing in. Nothing else is carried, so a redirect can only ever go to
 /// `/` with these, never elsewhere.
-const VIEW_KEYS: [&str; 7] = ["q", "form_id", "page_id", "since", "until", "sort", "order"];
+const VIEW_KEYS: [&str; 9] = [
+    "q", "form_id", "page_id", "since", "until", "status", "owner", "sort", "order",
+];
 /// Longer view parameters are not carried (a search box does not need more).
 const MAX_VIEW_VALUE: usize = 500;
 
