@@ -11,8 +11,16 @@ use crate::model::Lead;
 ///
 /// Named like the lead JSON where the value is the same; `form` is the form's name when known,
 /// else its id, as the dashboard shows it.
-pub const CSV_FIXED_COLUMNS: [&str; 5] =
-    ["received_at", "created_time", "page_id", "form", "ad_id"];
+pub const CSV_FIXED_COLUMNS: [&str; 8] = [
+    "received_at",
+    "created_time",
+    "page_id",
+    "form",
+    "ad_id",
+    "status",
+    "owner",
+    "first_contact_at",
+];
 
 /// UTF-8 byte order mark written first in every CSV; see [`CsvExport::new`].
 pub const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
@@ -136,6 +144,9 @@ impl<W: Write> CsvExport<W> {
             lead.page_id.as_deref().unwrap_or(""),
             form_label(lead).unwrap_or(""),
             lead.ad_id.as_deref().unwrap_or(""),
+            lead.status.as_str(),
+            lead.owner.as_deref().unwrap_or(""),
+            lead.first_contact_at.as_deref().unwrap_or(""),
         ];
         let answers = self
             .questions
@@ -223,6 +234,9 @@ mod tests {
                 "page_id",
                 "form",
                 "ad_id",
+                "status",
+                "owner",
+                "first_contact_at",
                 "full_name",
                 "email",
                 "city"
@@ -235,6 +249,9 @@ mod tests {
                 "2026-11-28T14:02:11Z",
                 "111",
                 "Spring promo",
+                "",
+                "new",
+                "",
                 "",
                 "Zoë Ström",
                 "zoe@example.com",
@@ -257,7 +274,7 @@ mod tests {
             values: vec!["golf".into(), "tennis".into()],
         }];
         l.fields = flatten_fields(&l.field_data);
-        assert_eq!(parse(&export(&[l]))[1][5], "golf, tennis");
+        assert_eq!(parse(&export(&[l]))[1][8], "golf, tennis");
     }
 
     #[test]
@@ -310,10 +327,10 @@ mod tests {
             ],
         )];
         let rows = parse(&export(&leads));
-        assert_eq!(rows[0][6], "'=evil_question");
+        assert_eq!(rows[0][9], "'=evil_question");
         assert_eq!(rows[1][3], "'=cmd|' /C calc'!A0");
         assert_eq!(
-            &rows[1][5..],
+            &rows[1][8..],
             [
                 r#"'=HYPERLINK("http://x","y")"#,
                 "'-5",
@@ -348,10 +365,10 @@ mod tests {
             ),
         ];
         let rows = parse(&export(&leads));
-        assert_eq!(&rows[0][5..], ["email", "full_name", "phone_number", "zip"]);
-        assert_eq!(&rows[1][5..], ["a@x", "A", "", ""]);
-        assert_eq!(&rows[2][5..], ["b@x", "", "'+33 1", ""]);
-        assert_eq!(&rows[3][5..], ["", "C", "", "75001"]);
-        assert!(rows.iter().all(|r| r.len() == 9));
+        assert_eq!(&rows[0][8..], ["email", "full_name", "phone_number", "zip"]);
+        assert_eq!(&rows[1][8..], ["a@x", "A", "", ""]);
+        assert_eq!(&rows[2][8..], ["b@x", "", "'+33 1", ""]);
+        assert_eq!(&rows[3][8..], ["", "C", "", "75001"]);
+        assert!(rows.iter().all(|r| r.len() == 12));
     }
 }

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, HashMap};
 use chrono::{DateTime, NaiveDate, Utc};
 
 use super::form_label;
-use crate::model::{parse_graph_time, Lead};
+use crate::model::{parse_graph_time, Lead, SpeedBuilder, SpeedWindow};
 
 /// What the first page of the PDF says about the whole set.
 #[derive(Debug, Clone, PartialEq)]
@@ -21,6 +21,8 @@ pub struct ReportSummary {
     pub per_form: Vec<(String, u64)>,
     /// Day (UTC, of `created_time`) and count, oldest first; days without leads are absent.
     pub per_day: Vec<(NaiveDate, u64)>,
+    /// Minutes from receipt to first contact, over the last 7 and 30 days (as `/api/stats`).
+    pub speed_to_lead: Vec<SpeedWindow>,
 }
 
 /// Counts leads per form and per day in the same pass that collects the report rows.
@@ -30,6 +32,8 @@ pub struct SummaryBuilder {
     /// Keyed by form id (falling back to the label), so two forms that share a name stay apart.
     forms: HashMap<String, (String, u64)>,
     days: BTreeMap<NaiveDate, u64>,
+    /// Receipt and first contact (unix ms) of each contacted lead, with its form.
+    contacted: Vec<(Option<String>, Option<String>, i64, i64)>,
 }
 
 impl SummaryBuilder {
@@ -39,6 +43,17 @@ impl SummaryBuilder {
 
     pub fn add(&mut self, lead: &Lead) {
         self.total += 1;
+        if let (Ok(received), Some(Ok(first))) = (
+            parse_graph_time(&lead.received_at),
+            lead.first_contact_at.as_deref().map(parse_graph_time),
+        ) {
+            self.contacted.push((
+                lead.form_id.clone(),
+                lead.form_name.clone(),
+                received.timestamp_millis(),
+                first.timestamp_millis(),
+            ));
+        }
         let label = form_label(lead).unwrap_or("(no form)");
         let key = lead.form_id.as_deref().unwrap_or(label);
         let entry = self
@@ -64,6 +79,10 @@ impl SummaryBuilder {
         filter_description: impl Into<String>,
         generated_at: DateTime<Utc>,
     ) -> ReportSummary {
+        let mut speed = SpeedBuilder::new(generated_at.timestamp_millis());
+        for (form_id, form_name, received, first) in &self.contacted {
+            speed.add(form_id.as_deref(), form_name.as_deref(), *received, *first);
+        }
         let mut per_form: Vec<(String, u64)> = self.forms.into_values().collect();
         per_form.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
         ReportSummary {
@@ -73,11 +92,12 @@ impl SummaryBuilder {
             total: self.total,
             per_form,
             per_day: self.days.into_iter().collect(),
+            speed_to_lead: speed.finish(),
         }
     }
 }
 
-/// The five values the PDF table shows for one lead; all a report keeps per lead.
+/// The values the PDF table shows for one lead; all a report keeps per lead.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ReportRow {
     pub name: String,
@@ -86,6 +106,10 @@ pub struct ReportRow {
     pub form: String,
     /// `YYYY-MM-DD HH:MM` in UTC, or the stored string if it does not parse.
     pub created: String,
+    pub status: String,
+    pub owner: String,
+    /// `YYYY-MM-DD HH:MM` in UTC, or empty before the first contact.
+    pub first_contact: String,
 }
 
 impl From<&Lead> for ReportRow {
@@ -95,11 +119,23 @@ impl From<&Lead> for ReportRow {
             email: lead.email().to_owned(),
             phone: lead.phone().to_owned(),
             form: form_label(lead).unwrap_or("").to_owned(),
-            created: parse_graph_time(&lead.created_time)
-                .map(|t| t.format("%Y-%m-%d %H:%M").to_string())
-                .unwrap_or_else(|_| lead.created_time.clone()),
+            created: minute(&lead.created_time),
+            status: lead.status.as_str().to_owned(),
+            owner: lead.owner.clone().unwrap_or_default(),
+            first_contact: lead
+                .first_contact_at
+                .as_deref()
+                .map(minute)
+                .unwrap_or_default(),
         }
     }
+}
+
+/// `YYYY-MM-DD HH:MM` in UTC, or `t` as it is if it does not parse.
+fn minute(t: &str) -> String {
+    parse_graph_time(t)
+        .map(|t| t.format("%Y-%m-%d %H:%M").to_string())
+        .unwrap_or_else(|_| t.to_owned())
 }
 
 #[cfg(test)]

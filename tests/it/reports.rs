@@ -103,8 +103,17 @@ async fn csv_round_trips_with_accents_question_union_and_neutralised_formulas() 
     let app = app_with_leads().await;
     let (header, rows) = csv_rows(&app, "sort=created_time&order=asc").await;
     assert_eq!(
-        &header[..5],
-        ["received_at", "created_time", "page_id", "form", "ad_id"]
+        &header[..8],
+        [
+            "received_at",
+            "created_time",
+            "page_id",
+            "form",
+            "ad_id",
+            "status",
+            "owner",
+            "first_contact_at"
+        ]
     );
     for q in [
         "full_name",

@@ -35,7 +35,7 @@ const CONTENT_W: f32 = PAGE_W - 2.0 * MARGIN;
 /// The table never goes below this line; the footer lives under it.
 const BODY_BOTTOM: f32 = PAGE_H - MARGIN - 16.0;
 
-const TABLE_FONT: f32 = 8.0;
+const TABLE_FONT: f32 = 7.0;
 const TABLE_HEADER_H: f32 = 18.0;
 const ROW_H: f32 = 14.0;
 const CELL_PAD: f32 = 4.0;
@@ -45,14 +45,17 @@ const MAX_FORM_ROWS: usize = 10;
 const CHART_H: f32 = 130.0;
 
 /// Lead table columns: heading and width in points (they add up to [`CONTENT_W`]).
-const COLUMNS: [(&str, f32); 5] = [
-    ("Name", 112.0),
-    ("Email", 140.0),
+const COLUMNS: [(&str, f32); 7] = [
+    ("Name", 86.0),
+    ("Email", 112.0),
     // Room for "+33 6 12 34 56 78" and "2026-11-28 14:02" whole: a cut phone number or time
     // is useless, a cut email still identifies the lead.
-    ("Phone", 90.0),
-    ("Form", 87.28),
-    ("Created (UTC)", 82.0),
+    ("Phone", 70.0),
+    ("Form", 49.28),
+    ("Created (UTC)", 60.0),
+    // "qualified · grace": where the team is with it, and who works it.
+    ("Status · owner", 74.0),
+    ("First contact", 60.0),
 ];
 
 const INK: (u8, u8, u8) = (0x1f, 0x29, 0x37);
@@ -91,11 +94,23 @@ pub fn render_pdf_rows(
     };
     // Cut every cell to its column as it arrives, so memory is bounded by what gets printed,
     // not by how long the stored answers are.
-    let cells: Vec<[String; 5]> = rows
+    let cells: Vec<[String; 7]> = rows
         .into_iter()
         .map(|r| {
             let mut i = 0;
-            [r.name, r.email, r.phone, r.form, r.created].map(|v| {
+            [
+                r.name,
+                r.email,
+                r.phone,
+                r.form,
+                r.created,
+                match r.owner.as_str() {
+                    "" => r.status,
+                    owner => format!("{} · {owner}", r.status),
+                },
+                r.first_contact,
+            ]
+            .map(|v| {
                 let w = COLUMNS[i].1 - 2.0 * CELL_PAD;
                 i += 1;
                 let mut s = fonts.regular.fit(one_line(v), w, TABLE_FONT);
@@ -309,8 +324,8 @@ mod tests {
                 "Zoë Ström",
                 "José Ñúñez",
                 "Łukasz Żółć",
-                "<script>alert(1)</script>",
-                // Cut to fit the name column; in full in the filter line below.
+                // Both cut to fit the name column; the formula in full in the filter line below.
+                "<script>alert(",
                 "=HYPERLINK(\"http://x",
                 r#"search =HYPERLINK("http://x","y")"#,
                 "All forms · 2026-11-01 to 2026-11-30",

@@ -75,7 +75,12 @@ pub(super) fn draw_summary(s: &mut Surface, fonts: &Fonts, summary: &ReportSumma
         let value = fonts.bold.fit(value.clone(), card_w - 16.0, size);
         text(s, &fonts.bold, size, x + 10.0, y + 36.0, &value, INK);
     }
-    y += 46.0 + 30.0;
+    y += 46.0 + 18.0;
+    for line in speed_lines(summary) {
+        text(s, &fonts.regular, 9.0, MARGIN, y, &line, MUTED);
+        y += 12.0;
+    }
+    y += 12.0;
 
     heading(s, fonts, y, "Leads per form");
     y += 8.0;
@@ -84,6 +89,25 @@ pub(super) fn draw_summary(s: &mut Surface, fonts: &Fonts, summary: &ReportSumma
 
     y = draw_chart(s, fonts, y, &summary.per_day);
     y
+}
+
+/// Speed to lead in words, one line per window: the median and 90th percentile minutes from
+/// receipt to first contact of the leads in the report.
+fn speed_lines(summary: &ReportSummary) -> Vec<String> {
+    let minutes = |m: Option<f64>| m.map_or("–".to_string(), |m| format!("{m} min"));
+    summary
+        .speed_to_lead
+        .iter()
+        .map(|w| {
+            format!(
+                "Speed to lead, last {} days: median {}, 90th percentile {} ({} contacted)",
+                w.days,
+                minutes(w.all.median_minutes),
+                minutes(w.all.p90_minutes),
+                group_digits(w.all.contacted)
+            )
+        })
+        .collect()
 }
 
 pub(super) fn draw_form_table(
@@ -206,7 +230,7 @@ pub(super) fn draw_form_table(
 }
 
 /// Header row plus `rows`, starting at `top`.
-pub(super) fn draw_table(s: &mut Surface, fonts: &Fonts, top: f32, rows: &[[String; 5]]) {
+pub(super) fn draw_table(s: &mut Surface, fonts: &Fonts, top: f32, rows: &[[String; 7]]) {
     fill_rect(s, MARGIN, top, CONTENT_W, TABLE_HEADER_H, HEADER_BG);
     let mut x = MARGIN;
     for (title, w) in COLUMNS {

@@ -305,3 +305,30 @@ async fn replay_after_last_event_id_interleaves_leads_and_updates_in_id_order() 
     assert_eq!(seen[0].3, "lost");
     assert_eq!(seen[2].3, "won");
 }
+
+#[tokio::test]
+async fn the_csv_carries_status_owner_and_first_contact() {
+    let app = TestApp::spawn().await;
+    let id = saved_leads(&app, 1, 1).await[0]["id"].as_i64().unwrap();
+    let r = app
+        .client
+        .patch(app.url(&format!("/api/leads/{id}")))
+        .bearer_auth(DASHBOARD_TOKEN)
+        .json(&json!({"status": "contacted", "owner": "admin", "version": 1}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let lead: Value = r.json().await.unwrap();
+    let csv = app.get_authed("/api/leads.csv").await.text().await.unwrap();
+    let mut lines = csv.trim_start_matches('\u{feff}').lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    let row: Vec<&str> = lines.next().unwrap().split(',').collect();
+    let cell = |name: &str| row[header.iter().position(|h| *h == name).unwrap()];
+    assert_eq!(cell("status"), "contacted");
+    assert_eq!(cell("owner"), "admin");
+    assert_eq!(
+        cell("first_contact_at"),
+        lead["first_contact_at"].as_str().unwrap()
+    );
+}
