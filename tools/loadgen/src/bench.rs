@@ -562,6 +562,24 @@ async fn fan_out_rows(
             ok,
         );
     }
+    // A change's way out is the new lead's, from the commit on: the same range is expected.
+    for f in &fan {
+        let Some((update, cpu)) = f.update else {
+            continue;
+        };
+        let ratio = update.p99.as_secs_f64() / f.spread.p99.as_secs_f64().max(1e-9);
+        t.row(
+            format!(
+                "update → last of {} subscribers, {} ({events} changes)",
+                thousands(f.n),
+                Via::Browser.words()
+            ),
+            format!("{} · server CPU {} per event", spread_text(update), ms(cpu)),
+            None,
+            "p99 ≤ 2 × the new lead's",
+            Some(ratio <= 2.0),
+        );
+    }
     for (i, m) in mem.iter().enumerate() {
         let theirs = peer.as_ref().and_then(|(_, pm)| pm.get(i));
         t.row(

@@ -148,6 +148,17 @@ pub(crate) fn stream_request(addr: SocketAddr, path: &str) -> Vec<u8> {
     .into_bytes()
 }
 
+/// `PATCH /api/leads/{id}`: a change of status on `version`, as a dashboard makes it.
+pub(crate) fn change_request(addr: SocketAddr, id: i64, version: i64, status: &str) -> Vec<u8> {
+    let body = json!({"status": status, "version": version}).to_string();
+    format!(
+        "PATCH /api/leads/{id} HTTP/1.1\r\nhost: {addr}\r\ncontent-type: application/json\r\n\
+         authorization: Bearer {DASHBOARD_TOKEN}\r\ncontent-length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+}
+
 /// Meta's lead ids are 16 digits; `n` makes them distinct.
 pub(crate) fn lead_id(n: u64) -> String {
     (1_000_000_000_000_000u64 + n).to_string()

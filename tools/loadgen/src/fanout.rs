@@ -1,7 +1,8 @@
 //! The fan-out: many idle streams, their cost in server memory, and the time from one
 //! publication to its arrival at the last of them. For leadstream, a publication is a signed
-//! webhook (so the time covers the whole path: signature, commits, Graph, push); for the peer
-//! it is a `POST` to its publisher.
+//! webhook (so the time covers the whole path: signature, commits, Graph, push), and then a
+//! change to a lead (`PATCH`, pushed as `event: update`); for the peer it is a `POST` to its
+//! publisher.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -10,7 +11,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tokio::sync::{mpsc, Notify, Semaphore};
 
-use crate::client::{post_webhook, webhook_request, Conn};
+use crate::client::{change_request, lead_count, post_webhook, webhook_request, Conn};
 use crate::measure::{spread, Ids, Spread};
 use crate::nchan::publish_request;
 use crate::sse::{Peer, Sse, Via};
@@ -62,6 +63,15 @@ pub(crate) struct Publisher<'a> {
     addr: SocketAddr,
     peer: Peer,
     ids: &'a Ids,
+    /// What the next publication is.
+    kind: Publish,
+}
+
+/// A new lead, or a change to one lead (its id and current version).
+#[derive(Clone, Copy)]
+enum Publish {
+    NewLead,
+    Change { id: i64, version: i64 },
 }
 
 impl<'a> Publisher<'a> {
@@ -76,11 +86,49 @@ impl<'a> Publisher<'a> {
             addr,
             peer,
             ids,
+            kind: Publish::NewLead,
         })
     }
 
-    /// Publishes a new lead; returns when it started.
+    /// From now on, each publication changes the newest lead (leadstream only).
+    async fn change_newest(&mut self) -> Result<(), String> {
+        let (_, id) = lead_count(&mut self.conn, self.addr).await?;
+        let (status, body) = self
+            .conn
+            .roundtrip(&crate::client::get_request(
+                self.addr,
+                &format!("/api/leads/{id}"),
+            ))
+            .await
+            .map_err(|e| format!("reading lead {id}: {e}"))?;
+        let v: serde_json::Value = serde_json::from_slice(&body).map_err(|e| e.to_string())?;
+        let version = v["version"].as_i64().filter(|_| status == 200);
+        let version = version.ok_or_else(|| format!("lead {id} answered {status}"))?;
+        self.kind = Publish::Change { id, version };
+        Ok(())
+    }
+
+    /// Publishes a new lead, or a change; returns when it started.
     async fn publish(&mut self) -> Result<SystemTime, String> {
+        if let Publish::Change { id, version } = self.kind {
+            // Back and forth, so every change is one.
+            let status = if version % 2 == 1 {
+                "contacted"
+            } else {
+                "qualified"
+            };
+            let req = change_request(self.addr, id, version, status);
+            let started = SystemTime::now();
+            match self.conn.roundtrip(&req).await {
+                Ok((200, _)) => {}
+                other => return Err(format!("change of lead {id}: {:?}", other.map(|r| r.0))),
+            }
+            self.kind = Publish::Change {
+                id,
+                version: version + 1,
+            };
+            return Ok(started);
+        }
         let leadgen_id = self.ids.next();
         let req = match self.peer {
             Peer::Leadstream => webhook_request(self.addr, &leadgen_id),
@@ -234,6 +282,8 @@ pub(crate) struct FanOut {
     pub(crate) spread: Spread,
     /// Server CPU time per event (all threads and processes, user and kernel).
     pub(crate) cpu: Duration,
+    /// The same for a change to a lead (`event: update`), leadstream only.
+    pub(crate) update: Option<(Spread, Duration)>,
 }
 
 /// Resident memory with `n` idle streams open, and before.
@@ -301,6 +351,24 @@ pub(crate) async fn settled_rss(server: &dyn Measured) -> Result<u64, String> {
     Ok(last)
 }
 
+/// `events` publications timed to the last of `subs`: their spread and server CPU per event.
+async fn timed_events(
+    server: &dyn Measured,
+    subs: &Subscribers,
+    publisher: &mut Publisher<'_>,
+    events: usize,
+) -> Result<(Spread, Duration), String> {
+    let mut times = Vec::with_capacity(events);
+    let cpu_before = server.cpu();
+    for _ in 0..events {
+        times.push(subs.one_event(publisher).await?);
+    }
+    Ok((
+        spread(times),
+        server.cpu().saturating_sub(cpu_before) / events as u32,
+    ))
+}
+
 /// Streams opened and closed before the baseline is read: as many as open at once.
 const WARM_UP: usize = 64;
 
@@ -334,15 +402,21 @@ pub(crate) async fn fan_out(
         }
         // One untimed lead, so every new stream has been polled once with a lead in flight.
         subs.one_event(&mut publisher).await?;
-        let mut times = Vec::with_capacity(events);
-        let cpu_before = server.cpu();
-        for _ in 0..events {
-            times.push(subs.one_event(&mut publisher).await?);
-        }
+        let (spread_new, cpu_new) = timed_events(server, &subs, &mut publisher, events).await?;
+        // Then as many changes to the newest lead, pushed as `event: update`.
+        let update = if server.peer() == Peer::Leadstream {
+            publisher.change_newest().await?;
+            let r = timed_events(server, &subs, &mut publisher, events).await?;
+            publisher.kind = Publish::NewLead;
+            Some(r)
+        } else {
+            None
+        };
         fan.push(FanOut {
             n,
-            spread: spread(times),
-            cpu: server.cpu().saturating_sub(cpu_before) / events as u32,
+            spread: spread_new,
+            cpu: cpu_new,
+            update,
         });
     }
     subs.close().await;

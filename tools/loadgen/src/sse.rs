@@ -200,7 +200,8 @@ impl Sse {
         }
     }
 
-    /// The next lead (leadstream's `event: lead`, Nchan's unnamed message). Comments and the
+    /// The next lead (leadstream's `event: lead` or `event: update`, Nchan's unnamed
+    /// message). Comments and the
     /// `retry:` line are read as EventSource reads them (they dispatch nothing); any other
     /// event, or an empty one, is an error.
     pub(crate) async fn next_lead(&mut self) -> Result<Seen, String> {
@@ -212,7 +213,7 @@ impl Sse {
                 if line.is_empty() {
                     let (id, name, data) = std::mem::take(&mut self.event);
                     match (name.as_str(), data) {
-                        ("" | "lead" | "message", Some(data)) => {
+                        ("" | "lead" | "update" | "message", Some(data)) => {
                             let leadgen_id = data
                                 .split_once("\"leadgen_id\":\"")
                                 .and_then(|(_, rest)| rest.split_once('"'))
