@@ -114,6 +114,18 @@ async fn a_stream_after_other_requests_on_the_same_connection_is_written_the_sam
 }
 
 #[tokio::test]
+async fn a_stream_asked_for_with_a_trailing_slash_is_written_the_same_way() {
+    let app = TestApp::spawn().await;
+    // The routes take `/api/stream/` for the stream too: it must not be the one stream that
+    // hyper-style framing, a kept-alive connection and no socket writer serve.
+    let req = stream_request("").replace("/api/stream ", "/api/stream/ ");
+    let (_s, buf) = exchange(&app, req.as_bytes(), "retry: 2000\n").await;
+    let (head, _) = split_head(&buf);
+    assert_stream_head(&head);
+    assert_eq!(written(&app).await, (1.into(), 0.into()));
+}
+
+#[tokio::test]
 async fn an_http_1_0_stream_runs_until_the_close_and_still_gets_every_lead() {
     let app = TestApp::spawn().await;
     let req = stream_request("").replace("HTTP/1.1", "HTTP/1.0");
