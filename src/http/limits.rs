@@ -102,8 +102,10 @@ impl ConnectionCap {
 
     /// Admits a connection from `ip`, or says why not.
     pub fn admit(self: &Arc<Self>, ip: IpAddr) -> Result<Admitted, Refused> {
-        // An IPv4 client of a dual-stack socket arrives as ::ffff:a.b.c.d.
-        let ip = ip.to_canonical();
+        // An IPv4 client of a dual-stack socket arrives as ::ffff:a.b.c.d; an IPv6 host has a
+        // whole /64 to pick source addresses from, so that is what is counted.
+        let loopback = ip.to_canonical().is_loopback();
+        let ip = crate::auth::client_key(ip);
         if self
             .open
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
@@ -113,7 +115,7 @@ impl ConnectionCap {
         {
             return Err(Refused::Full);
         }
-        let counted = self.per_ip > 0 && (self.limit_loopback || !ip.is_loopback());
+        let counted = self.per_ip > 0 && (self.limit_loopback || !loopback);
         if counted {
             let mut by_ip = self.by_ip.lock().unwrap_or_else(PoisonError::into_inner);
             let n = by_ip.entry(ip).or_insert(0);
@@ -249,11 +251,28 @@ mod tests {
         let direct = Arc::new(ConnectionCap::new(100, &limits(1, true)));
         let _one = direct.admit(lo).unwrap();
         assert_eq!(direct.admit(lo).err(), Some(Refused::TooManyFromAddress));
+        let v6: IpAddr = "::1".parse().unwrap();
+        let held: Vec<_> = (0..5).map(|_| proxy.admit(v6).unwrap()).collect();
+        assert_eq!(held.len(), 5);
         let mapped: IpAddr = "::ffff:127.0.0.1".parse().unwrap();
         assert_eq!(
             direct.admit(mapped).err(),
             Some(Refused::TooManyFromAddress)
         );
+    }
+
+    #[test]
+    fn ipv6_addresses_of_one_64_share_the_per_address_cap() {
+        let cap = Arc::new(ConnectionCap::new(100, &limits(2, false)));
+        // One host picking a fresh source address for every connection.
+        let _a = cap.admit("2001:db8:1:2::1".parse().unwrap()).unwrap();
+        let _b = cap.admit("2001:db8:1:2::2".parse().unwrap()).unwrap();
+        assert_eq!(
+            cap.admit("2001:db8:1:2:ffff::3".parse().unwrap()).err(),
+            Some(Refused::TooManyFromAddress)
+        );
+        // Another /64 is another client.
+        let _c = cap.admit("2001:db8:1:3::1".parse().unwrap()).unwrap();
     }
 
     #[test]
