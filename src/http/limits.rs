@@ -55,9 +55,23 @@ pub fn cap_for_fd_limit(fd_limit: u64) -> usize {
     fd_limit.saturating_sub(reserve).max(1) as usize
 }
 
+/// Refused connections answered at once, at most (each holds a descriptor for a moment).
+const MAX_REFUSALS: usize = 256;
+
+/// How many refused connections may be answered at once under `fd_limit`: half the reserve
+/// at most, so the database and Graph calls keep the other half however hard the cap is hit.
+pub fn refusals_for_fd_limit(fd_limit: Option<u64>) -> usize {
+    fd_limit.map_or(MAX_REFUSALS, |fds| {
+        let half = (FD_RESERVE.min(fds / 2) / 2) as usize;
+        half.clamp(1, MAX_REFUSALS)
+    })
+}
+
 /// Counts open connections, in all and per peer address.
 pub struct ConnectionCap {
     max: usize,
+    /// Refusals answered at once, at most.
+    refusals: usize,
     /// 0: no limit.
     per_ip: usize,
     limit_loopback: bool,
@@ -84,6 +98,7 @@ impl ConnectionCap {
     pub fn new(max: usize, limits: &Limits) -> ConnectionCap {
         ConnectionCap {
             max,
+            refusals: MAX_REFUSALS,
             per_ip: limits.max_connections_per_ip,
             limit_loopback: limits.limit_loopback,
             open: AtomicUsize::new(0),
@@ -91,8 +106,19 @@ impl ConnectionCap {
         }
     }
 
+    /// At most `n` refusals answered at once (see [`refusals_for_fd_limit`]).
+    pub fn with_refusals(mut self, n: usize) -> ConnectionCap {
+        self.refusals = n.max(1);
+        self
+    }
+
     pub fn max(&self) -> usize {
         self.max
+    }
+
+    /// Refused connections that may be answered at once; more are just closed.
+    pub fn refusals(&self) -> usize {
+        self.refusals
     }
 
     /// Connections open now.
@@ -280,6 +306,18 @@ mod tests {
         assert_eq!(cap_for_fd_limit(1024), 512);
         assert_eq!(cap_for_fd_limit(20_000), 19_488);
         assert_eq!(cap_for_fd_limit(1), 1);
+    }
+
+    #[test]
+    fn refusals_take_at_most_half_of_the_reserve() {
+        // At 512 descriptors the reserve is 256: refusals answered at once may not take all of
+        // it (the database and Graph calls would then get EMFILE, and so would accept).
+        assert_eq!(refusals_for_fd_limit(Some(512)), 128);
+        assert!(refusals_for_fd_limit(Some(512)) * 2 <= 512 - cap_for_fd_limit(512));
+        assert_eq!(refusals_for_fd_limit(Some(1024)), 256);
+        assert_eq!(refusals_for_fd_limit(Some(20_000)), 256);
+        assert_eq!(refusals_for_fd_limit(None), 256);
+        assert_eq!(refusals_for_fd_limit(Some(2)), 1);
     }
 
     #[tokio::test]
