@@ -3,6 +3,11 @@ CARGO ?= cargo
 
 .PHONY: run test test-rust test-web test-e2e bench lint fmt clean
 
+## The stores the integration tests run on. PostgreSQL needs its server binaries (Debian:
+## `apt-get install postgresql`): scripts/throwaway-postgres starts a throwaway server on a
+## unix socket for the run and removes it afterwards. Without them: `make test STORES=sqlite`.
+STORES ?= sqlite postgres
+
 ## Start the server (demo mode when no META_* settings are present).
 run:
 	$(CARGO) run --release --bin leadstream
@@ -20,6 +25,9 @@ endif
 
 test-rust:
 	$(CARGO) test --all-targets
+ifneq (,$(filter postgres,$(STORES)))
+	scripts/throwaway-postgres run -- $(CARGO) test --test it
+endif
 
 ## The dashboard's live-data source against a fake EventSource, fetch and clock: Node's own
 ## test runner, no browser, no npm packages.

@@ -19,6 +19,8 @@ use std::time::Duration;
 
 use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 
+use crate::store::{Database, PostgresSettings};
+
 mod limits;
 pub use limits::{LimitArgs, Limits};
 
@@ -70,7 +72,7 @@ impl AsRef<str> for Secret {
 #[command(
     name = "leadstream",
     version,
-    about = "Receives Meta Lead Ads webhooks, keeps every lead in SQLite and shows them live.",
+    about = "Receives Meta Lead Ads webhooks, keeps every lead in SQLite (or PostgreSQL, for several instances) and shows them live.",
     after_help = "Every setting can also come from the environment or from a .env file in the \
                   working directory; an empty value counts as unset. With no META_* settings at \
                   all, leadstream starts in demo mode."
@@ -87,6 +89,30 @@ pub struct Cli {
     /// SQLite file (the server creates it with schema.sql on first start).
     #[arg(long, env = "LEADS_DB", default_value = DEFAULT_DB, global = true)]
     pub db: String,
+
+    /// PostgreSQL (`postgres://…` or `host=… dbname=…`): when set, the store is PostgreSQL and
+    /// any number of instances may share it.
+    #[arg(
+        long = "database-url",
+        env = "DATABASE_URL",
+        hide_env_values = true,
+        global = true
+    )]
+    pub database_url: Option<Secret>,
+
+    /// A direct PostgreSQL URL for LISTEN and the sync's locks, when DATABASE_URL goes through
+    /// a pooler in transaction mode (PgBouncer); default: DATABASE_URL.
+    #[arg(
+        long = "database-listen-url",
+        env = "DATABASE_LISTEN_URL",
+        hide_env_values = true
+    )]
+    pub database_listen_url: Option<Secret>,
+
+    /// How long a job claimed by an instance stays its own (milliseconds; default: the Graph
+    /// timeout plus 30 s). Only tests shorten it.
+    #[arg(long = "job-lease-ms", env = "LEADSTREAM_JOB_LEASE_MS", hide = true)]
+    pub job_lease_ms: Option<u64>,
 
     /// HMAC key for X-Hub-Signature-256; also signs appsecret_proof.
     #[arg(
@@ -152,6 +178,10 @@ pub enum Command {
     /// Copy the database to FILE while the server runs: one consistent instant, checked with
     /// PRAGMA integrity_check, written as FILE.tmp and renamed when complete.
     Backup(BackupArgs),
+    /// Copy a SQLite database (--db) into an empty PostgreSQL database (--database-url):
+    /// leads with their ids, jobs, dead letters, deliveries, forms, the sync's state and
+    /// sessions. Refuses a database that already holds any of these.
+    MigrateToPostgres,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -171,6 +201,11 @@ pub enum Invocation {
     Backup {
         db: PathBuf,
         args: BackupArgs,
+    },
+    /// `leadstream migrate-to-postgres`: the SQLite file `db` into the database `to`.
+    MigrateToPostgres {
+        db: PathBuf,
+        to: PostgresSettings,
     },
 }
 
@@ -225,6 +260,9 @@ pub struct Tuning {
     pub guess_window: Duration,
     /// How long a dashboard session lasts (30 days; docs/settings.md).
     pub session_ttl: Duration,
+    /// With PostgreSQL: how long a claimed job stays this instance's; `None`: the Graph
+    /// timeout plus 30 s, so a claim never runs out under a call still waiting for Graph.
+    pub job_lease: Option<Duration>,
 }
 
 impl Default for Tuning {
@@ -245,6 +283,7 @@ impl Default for Tuning {
             guess_limit: crate::auth::GUESS_LIMIT,
             guess_window: crate::auth::GUESS_WINDOW,
             session_ttl: Duration::from_secs(30 * 24 * 3600),
+            job_lease: None,
         }
     }
 }
@@ -264,6 +303,10 @@ pub struct MetaSettings {
 pub struct Settings {
     pub listen: SocketAddr,
     pub db: PathBuf,
+    /// PostgreSQL instead of the SQLite file `db` (several instances may share it).
+    pub database_url: Option<Secret>,
+    /// For LISTEN and session locks, when `database_url` goes through a pooler.
+    pub database_listen_url: Option<Secret>,
     /// `None` in demo mode: the demo makes up its own secrets and points Graph at itself.
     pub meta: Option<MetaSettings>,
     pub dashboard_token: Secret,
@@ -281,6 +324,18 @@ pub struct Settings {
 }
 
 impl Settings {
+    /// The database these settings name.
+    pub fn database(&self) -> Database {
+        match &self.database_url {
+            Some(url) => Database::Postgres(postgres_settings(
+                url,
+                self.database_listen_url.as_ref(),
+                &self.tuning,
+            )),
+            None => Database::Sqlite(self.db.clone()),
+        }
+    }
+
     /// `true` when the session cookie must carry `Secure`.
     pub fn https(&self) -> bool {
         self.public_url
@@ -333,6 +388,19 @@ impl Cli {
                 db: self.db_path(),
                 args,
             }),
+            Some(Command::MigrateToPostgres) => {
+                let Some(url) = given(self.database_url.take()) else {
+                    return Err(
+                        "migrate-to-postgres needs --database-url (or DATABASE_URL): the database to copy into"
+                            .into(),
+                    );
+                };
+                let listen = given(self.database_listen_url.take());
+                Ok(Invocation::MigrateToPostgres {
+                    to: postgres_settings(&url, listen.as_ref(), &Tuning::default()),
+                    db: self.db_path(),
+                })
+            }
             None => Ok(Invocation::Serve(Box::new(self.into_settings()?))),
         }
     }
@@ -353,6 +421,25 @@ impl Cli {
             ("META_PAGE_ACCESS_TOKEN", page_access_token.is_some()),
         ];
         let any_meta = secrets.iter().any(|(_, set)| *set) || page_ids.is_some();
+        let database_url = given(self.database_url);
+        let database_listen_url = given(self.database_listen_url);
+        // The demo's simulated Meta is for one machine: it would post its leads to every
+        // instance sharing the database.
+        if database_url.is_some() {
+            if self.demo {
+                return Err(
+                    "--demo runs on SQLite only: drop --database-url (DATABASE_URL) to try the demo"
+                        .into(),
+                );
+            }
+            if !any_meta {
+                return Err(
+                    "a database URL needs a Meta app: set the META_* settings (see .env.example); \
+                            demo mode runs on SQLite only"
+                        .into(),
+                );
+            }
+        }
         let (meta, demo_reason) = if self.demo {
             (None, Some("--demo was given"))
         } else if !any_meta {
@@ -399,9 +486,15 @@ impl Cli {
             format!("LISTEN_ADDR must be an address and port like 127.0.0.1:8080 ({e}): {listen:?}")
         })?;
         let limits = self.limits.into_limits()?;
+        let tuning = Tuning {
+            job_lease: self.job_lease_ms.map(Duration::from_millis),
+            ..Tuning::default()
+        };
         Ok(Settings {
             listen,
             db,
+            database_url,
+            database_listen_url,
             demo: meta.is_none(),
             meta,
             dashboard_token,
@@ -410,8 +503,19 @@ impl Cli {
             public_url,
             trust_proxy_header,
             limits,
-            tuning: Tuning::default(),
+            tuning,
         })
+    }
+}
+
+/// PostgreSQL's settings from the URLs and the tuning.
+fn postgres_settings(url: &Secret, listen: Option<&Secret>, tuning: &Tuning) -> PostgresSettings {
+    PostgresSettings {
+        url: url.expose().to_string(),
+        listen_url: listen.map(|u| u.expose().to_string()),
+        job_lease: tuning
+            .job_lease
+            .unwrap_or(tuning.graph_timeout + Duration::from_secs(30)),
     }
 }
 
@@ -519,75 +623,4 @@ pub fn random_token(bytes: usize) -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn cli(args: &[&str]) -> Cli {
-        let mut all = vec!["leadstream"];
-        all.extend_from_slice(args);
-        Cli::parse_with_empty_unset(all).unwrap()
-    }
-
-    #[test]
-    fn secrets_never_show_in_debug() {
-        let s = format!("{:?}", Secret::new("hunter2"));
-        assert!(!s.contains("hunter2"));
-    }
-
-    #[test]
-    fn a_half_configured_app_is_a_one_line_error() {
-        let mut c = cli(&["--dashboard-token", "abcdefgh"]);
-        c.app_secret = Some(Secret::new("x"));
-        let err = c.into_settings().unwrap_err();
-        assert!(
-            err.contains("META_WEBHOOK_VERIFY_TOKEN is required"),
-            "{err}"
-        );
-        assert!(!err.contains('\n'));
-    }
-
-    #[test]
-    fn an_empty_value_is_unset_for_every_setting() {
-        let s = cli(&[
-            "--listen=",
-            "--db=",
-            "--meta-app-secret=",
-            "--meta-webhook-verify-token",
-            "",
-            "--meta-page-access-token=  ",
-            "--meta-page-id=",
-            "--meta-graph-url=",
-            "--dashboard-token=",
-            "--public-url=",
-            "--trust-proxy-header=",
-            "--max-connections=",
-            "--idle-timeout",
-            "",
-            "--head-timeout=",
-        ])
-        .into_settings()
-        .unwrap();
-        assert!(s.meta.is_none() && s.demo, "no Meta app: demo mode");
-        assert_eq!(s.demo_reason, Some("no META_* settings were found"));
-        assert!(s.token_generated && s.dashboard_token.expose().len() >= 8);
-        assert_eq!(s.listen, DEFAULT_LISTEN.parse().unwrap());
-        assert_eq!(s.db, PathBuf::from(DEFAULT_DB));
-        assert_eq!(s.public_url, None);
-        assert_eq!(s.trust_proxy_header, None);
-        assert_eq!(s.limits.max_connections, None);
-        assert_eq!(s.limits.idle_timeout, Limits::default().idle_timeout);
-        assert_eq!(s.limits.head_timeout, Limits::default().head_timeout);
-
-        // An empty line beside a real one is no reason to start half-configured.
-        let mut c = cli(&["--meta-app-secret=", "--meta-page-id="]);
-        c.verify_token = Some(Secret::new("verify"));
-        let err = c.into_settings().unwrap_err();
-        assert!(err.starts_with("META_APP_SECRET is required"), "{err}");
-    }
-
-    #[test]
-    fn page_ids_must_be_digits() {
-        assert_eq!(parse_page_ids("1, 2,").unwrap(), vec!["1", "2"]);
-        assert!(parse_page_ids("1,../x").is_err());
-    }
-}
+mod tests;

@@ -9,8 +9,10 @@
 //!   before the 200.
 //! - [`ingest::Worker`] takes due jobs and asks Graph for each lead ([`meta::graph`]),
 //!   retrying on the [`backoff`] schedule or setting a job aside as a dead letter.
-//! - [`store::Store`] is the only writer: its writer thread commits in groups and then hands
-//!   every inserted lead, in id order, to its sink, [`live::Hub`]: the single publish point.
+//! - [`store::Store`] is the only writer (SQLite, or PostgreSQL for several instances): its
+//!   writer commits in groups, and every committed lead then goes, in id order, to its sink,
+//!   [`live::Hub`]: the single publish point (with PostgreSQL the store's feed reads them back
+//!   by id, so leads saved by any instance reach it in one order).
 //! - [`live`] is push: [`live::LeadStream`] is one `/api/stream` body (replay from the
 //!   database after `Last-Event-ID` or lag, then live frames made once per lead), the
 //!   [`live::writer`] writes an HTTP/1.x stream straight to its socket, and once a stream is
@@ -86,13 +88,17 @@ pub async fn run(
         .map_err(|e| format!("listener has no address: {e}"))?;
     let tuning = &settings.tuning;
     let hub = Hub::new(tuning.broadcast_capacity);
-    let store = Store::open(&settings.db, hub.clone())?;
-    let status = Arc::new(Status::default());
+    let store = Store::connect(&settings.database(), hub.clone()).await?;
+    // Several instances on one database share Meta's health; one process keeps it in memory.
+    let status = if store.is_shared() {
+        Status::shared(store.clone())
+    } else {
+        Arc::new(Status::default())
+    };
     // A session that ends ends its streams: the hub tells them.
     let sessions = Sessions::load(store.clone(), tuning.session_ttl, Arc::new(hub.clone()))
         .await
         .map_err(|e| e.to_string())?;
-    let sessions = Arc::new(sessions);
     let gate = Gate::open(
         settings.dashboard_token.clone(),
         sessions.clone(),

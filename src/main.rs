@@ -1,5 +1,5 @@
 //! The `leadstream` binary: settings → logger → bind → [`leadstream::run`] until SIGINT/SIGTERM,
-//! or one of its commands ([`leadstream::backup`]).
+//! or one of its commands ([`leadstream::backup`], `migrate-to-postgres`).
 
 use std::process::ExitCode;
 
@@ -20,6 +20,18 @@ async fn main() -> ExitCode {
                 }
                 Err(e) => {
                     eprintln!("leadstream: backup failed: {e}");
+                    ExitCode::FAILURE
+                }
+            };
+        }
+        Ok(Invocation::MigrateToPostgres { db, to }) => {
+            return match leadstream::store::migrate_to_postgres(&db, &to).await {
+                Ok(done) => {
+                    println!("{done}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("leadstream: {e}");
                     ExitCode::FAILURE
                 }
             };

@@ -114,24 +114,26 @@ impl Gate {
     /// wrong one counts as a guess from the client's address; without one, a session cookie
     /// may (cookies are 256-bit random values: guessing them is hopeless, so they are not
     /// counted).
-    pub fn check(&self, creds: &Credentials) -> Result<Auth, Refusal> {
+    ///
+    /// Async: with several instances a session made on another one is read from the database.
+    pub async fn check(&self, creds: &Credentials) -> Result<Auth, Refusal> {
         match creds.authorization.as_deref().and_then(bearer_token) {
             Some(t) => {
                 self.try_token(t, creds.client, Door::Bearer)?;
                 Ok(self.token_auth())
             }
-            None => self.session_auth(creds).ok_or(Refusal::Unauthorized),
+            None => self.session_auth(creds).await.ok_or(Refusal::Unauthorized),
         }
     }
 
     /// What [`Gate::check`] would answer, without counting a wrong token: for a caller that
     /// hands a refused request on to one that calls `check` (so a guess counts once).
-    pub fn would_admit(&self, creds: &Credentials) -> Option<Auth> {
+    pub async fn would_admit(&self, creds: &Credentials) -> Option<Auth> {
         match creds.authorization.as_deref().and_then(bearer_token) {
             Some(t) => (!self.inner.guesses.is_limited(creds.client)
                 && secret_eq(t, self.inner.token.expose()))
             .then(|| self.token_auth()),
-            None => self.session_auth(creds),
+            None => self.session_auth(creds).await,
         }
     }
 
@@ -196,8 +198,9 @@ impl Gate {
         }
     }
 
-    fn session_auth(&self, creds: &Credentials) -> Option<Auth> {
-        let Admitted { principal, end } = self.inner.sessions.check(creds.session.as_deref()?)?;
+    async fn session_auth(&self, creds: &Credentials) -> Option<Auth> {
+        let Admitted { principal, end } =
+            self.inner.sessions.check(creds.session.as_deref()?).await?;
         Some(Auth {
             principal,
             session: Some(end),

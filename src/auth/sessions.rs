@@ -9,11 +9,17 @@
 //! A session belongs to a [`Principal`] and remembers the [`Credential`] that made it, so the
 //! credential can end it: [`Sessions::end_made_with_other`] ends every session the previous
 //! dashboard token made (at start-up: a changed `DASHBOARD_TOKEN` logs everyone out).
+//!
+//! With one process (SQLite) the map here mirrors the table and is the whole truth. With
+//! several instances (PostgreSQL) a session may be made or ended on another one, so the map is
+//! a short read cache: an unknown or stale entry is read from the database, and a logout on
+//! any instance ends the session here at once, streams included (the store hears it through
+//! LISTEN and passes it on).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::Duration;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
+use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
 use tokio::sync::Notify;
@@ -22,10 +28,13 @@ use super::credential::{Credential, Principal};
 use crate::config::random_token;
 use crate::model::now_ms;
 use crate::shutdown::Shutdown;
-use crate::store::{Store, StoreError, StoredSession};
+use crate::store::{Store, StoreError, StoredSession, ALL_SESSIONS};
 
 /// The name of the session cookie.
 pub const SESSION_COOKIE: &str = "leadstream_session";
+/// With several instances: how long a session read from the database is trusted before it is
+/// read again (a logout elsewhere ends it sooner; this covers a missed notification).
+const SHARED_CACHE_TTL: Duration = Duration::from_secs(5);
 
 fn hash(value: &str) -> String {
     hex::encode(Sha256::digest(value.as_bytes()))
@@ -56,6 +65,30 @@ struct Live {
     end: SessionEnd,
     principal: Principal,
     credential: Credential,
+    /// When this was read from (or written to) the database.
+    read_at: Instant,
+}
+
+impl Live {
+    fn stored(s: StoredSession) -> Live {
+        Live {
+            expires: s.expires_ms,
+            end: SessionEnd::default(),
+            principal: Principal::named(s.principal),
+            credential: Credential {
+                kind: s.credential_kind,
+                fingerprint: s.credential_fp,
+            },
+            read_at: Instant::now(),
+        }
+    }
+
+    fn admitted(&self) -> Option<Admitted> {
+        (self.expires > now_ms()).then(|| Admitted {
+            principal: self.principal.clone(),
+            end: self.end.clone(),
+        })
+    }
 }
 
 /// What a live session cookie opens: for whom, and the flag raised when the session ends.
@@ -73,39 +106,36 @@ pub struct Sessions {
     sink: Arc<dyn EndedSink>,
     /// A session was added: the sweeper looks at the earliest expiry again.
     added: Notify,
+    /// Other instances may make and end sessions too (PostgreSQL).
+    shared: bool,
 }
 
 impl Sessions {
     /// Loads the unexpired sessions and forgets the expired ones. New sessions last `ttl`.
+    /// With several instances, also starts hearing of the sessions others end.
     pub async fn load(
         store: Store,
         ttl: Duration,
         sink: Arc<dyn EndedSink>,
-    ) -> Result<Sessions, StoreError> {
+    ) -> Result<Arc<Sessions>, StoreError> {
         let now = now_ms();
         let rows = store.load_sessions(now).await?;
         let live = rows
             .into_iter()
-            .map(|(h, s)| {
-                let live = Live {
-                    expires: s.expires_ms,
-                    end: SessionEnd::default(),
-                    principal: Principal::named(s.principal),
-                    credential: Credential {
-                        kind: s.credential_kind,
-                        fingerprint: s.credential_fp,
-                    },
-                };
-                (h, live)
-            })
+            .map(|(h, s)| (h, Live::stored(s)))
             .collect();
-        Ok(Sessions {
+        let sessions = Arc::new(Sessions {
+            shared: store.is_shared(),
             store,
             ttl,
             live: Mutex::new(live),
             sink,
             added: Notify::new(),
-        })
+        });
+        if let Some(ends) = sessions.store.session_ends() {
+            tokio::spawn(hear_ends(Arc::downgrade(&sessions), ends));
+        }
+        Ok(sessions)
     }
 
     fn live(&self) -> MutexGuard<'_, HashMap<String, Live>> {
@@ -138,6 +168,7 @@ impl Sessions {
             end: SessionEnd::default(),
             principal,
             credential,
+            read_at: Instant::now(),
         };
         self.live().insert(h, live);
         self.added.notify_one();
@@ -146,18 +177,80 @@ impl Sessions {
 
     /// What a known, unexpired session cookie opens. Looking up the hash of the presented
     /// value in a map does not reveal anything about other sessions' values.
-    pub fn check(&self, cookie: &str) -> Option<Admitted> {
+    pub async fn check(&self, cookie: &str) -> Option<Admitted> {
         if cookie.is_empty() || cookie.len() > 128 {
             return None;
         }
         let h = hash(cookie);
-        let live = self.live();
-        live.get(&h)
-            .filter(|s| s.expires > now_ms())
-            .map(|s| Admitted {
-                principal: s.principal.clone(),
-                end: s.end.clone(),
-            })
+        {
+            let live = self.live();
+            match live.get(&h) {
+                Some(s) if !self.shared || s.read_at.elapsed() < SHARED_CACHE_TTL => {
+                    return s.admitted();
+                }
+                _ if !self.shared => return None,
+                _ => {}
+            }
+        }
+        // Made on another instance, or read too long ago: ask the database. Our cookies are
+        // hex: anything else is not worth a query.
+        if !cookie.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return None;
+        }
+        match self.store.session(h.clone()).await {
+            Ok(Some(stored)) => {
+                let mut live = self.live();
+                let known = live.contains_key(&h);
+                let s = live
+                    .entry(h)
+                    .or_insert_with(|| Live::stored(stored.clone()));
+                s.expires = stored.expires_ms;
+                s.read_at = Instant::now();
+                let admitted = s.admitted();
+                drop(live);
+                if !known {
+                    self.added.notify_one();
+                }
+                admitted
+            }
+            Ok(None) => {
+                // Ended elsewhere, and the word was missed.
+                self.ended_elsewhere(&h);
+                None
+            }
+            // No database: a session known before stands (no logout can have happened
+            // meanwhile: it needs the database too); an unknown one is refused.
+            Err(e) => {
+                log::warn!("cannot check a session: {e}");
+                self.live().get(&h).and_then(Live::admitted)
+            }
+        }
+    }
+
+    /// A session another instance ended: it ends here too, and what it opened.
+    fn ended_elsewhere(&self, token_hash: &str) {
+        let ended = self.live().remove(token_hash);
+        if let Some(s) = ended {
+            s.end.raise();
+            self.sink.sessions_ended();
+        }
+    }
+
+    /// After ends may have gone by unheard: the sessions known here that are gone from the
+    /// database end.
+    async fn recheck_all(&self) {
+        let Ok(rows) = self.store.load_sessions(now_ms()).await else {
+            return;
+        };
+        let gone: Vec<String> = self
+            .live()
+            .keys()
+            .filter(|h| !rows.contains_key(*h))
+            .cloned()
+            .collect();
+        for h in gone {
+            self.ended_elsewhere(&h);
+        }
     }
 
     /// Ends every session made with a credential `current` replaces (of its kind, but not
@@ -233,6 +326,27 @@ impl Sessions {
                 _ = added => {}
                 _ = stop.started() => return,
             }
+        }
+    }
+}
+
+/// Ends here the sessions other instances end, for as long as `sessions` lives.
+async fn hear_ends(sessions: Weak<Sessions>, mut ends: tokio::sync::broadcast::Receiver<String>) {
+    use tokio::sync::broadcast::error::RecvError;
+    loop {
+        let ended = match ends.recv().await {
+            Ok(hash) => hash,
+            // Missed some: look at them all.
+            Err(RecvError::Lagged(_)) => ALL_SESSIONS.to_string(),
+            Err(RecvError::Closed) => return,
+        };
+        let Some(sessions) = sessions.upgrade() else {
+            return;
+        };
+        if ended == ALL_SESSIONS {
+            sessions.recheck_all().await;
+        } else {
+            sessions.ended_elsewhere(&ended);
         }
     }
 }

@@ -25,8 +25,12 @@ impl warp::reject::Reject for Refused {}
 /// a 404 and a known private one without credentials is a 401, never the other way round.
 pub fn authenticated(gate: Gate) -> impl Filter<Extract = (Auth,), Error = Rejection> + Clone {
     credentials(gate.clone()).and_then(move |creds: Credentials| {
-        let auth = gate.check(&creds);
-        async move { auth.map_err(|r| warp::reject::custom(Refused(r))) }
+        let gate = gate.clone();
+        async move {
+            gate.check(&creds)
+                .await
+                .map_err(|r| warp::reject::custom(Refused(r)))
+        }
     })
 }
 
@@ -35,7 +39,10 @@ pub fn authenticated(gate: Gate) -> impl Filter<Extract = (Auth,), Error = Rejec
 pub fn optional_auth(
     gate: Gate,
 ) -> impl Filter<Extract = (Option<Auth>,), Error = Infallible> + Clone {
-    credentials(gate.clone()).map(move |creds: Credentials| gate.check(&creds).ok())
+    credentials(gate.clone()).then(move |creds: Credentials| {
+        let gate = gate.clone();
+        async move { gate.check(&creds).await.ok() }
+    })
 }
 
 /// The credentials a request carries; never rejects (a garbled header is just no credential).

@@ -95,6 +95,13 @@ impl std::error::Error for AppError {}
 
 impl From<crate::store::StoreError> for AppError {
     fn from(e: crate::store::StoreError) -> Self {
+        if e.is_unavailable() {
+            log::warn!("request failed: {e}");
+            return AppError::Unavailable(
+                "the database is unreachable; leadstream reconnects by itself, try again shortly"
+                    .into(),
+            );
+        }
         AppError::Internal(e.to_string())
     }
 }

@@ -68,7 +68,7 @@ fn query_of(parts: &request::Parts) -> HashMap<String, String> {
 /// `None`: anything else, which the routes answer (a refusal included: they count a wrong
 /// token, once, and refuse a limited address). `reused`: the connection carried another
 /// request first.
-pub fn for_socket(
+pub async fn for_socket(
     parts: &request::Parts,
     gate: &Gate,
     peer: SocketAddr,
@@ -80,7 +80,9 @@ pub fn for_socket(
     if parts.method != Method::GET || path.strip_suffix('/').unwrap_or(path) != PATH {
         return None;
     }
-    let auth = gate.would_admit(&credentials_of(&parts.headers, Some(peer), gate.proxy()))?;
+    let auth = gate
+        .would_admit(&credentials_of(&parts.headers, Some(peer), gate.proxy()))
+        .await?;
     let framing = match parts.version {
         Version::HTTP_10 => Framing::CloseDelimited,
         _ => Framing::Chunked,

@@ -111,7 +111,13 @@ impl Worker {
         slots: &Arc<Semaphore>,
         running: &Arc<Running>,
     ) -> Result<Duration, StoreError> {
-        let idle = Duration::from_secs(60);
+        // With several instances, jobs also arrive through the others (and are left behind by
+        // one that dies): look again every second. One process wakes on its own deliveries.
+        let idle = if self.store.is_shared() {
+            Duration::from_secs(1)
+        } else {
+            Duration::from_secs(60)
+        };
         let paused = self.status.graph_paused_for();
         if !paused.is_zero() {
             return Ok(paused);
@@ -128,7 +134,7 @@ impl Worker {
             .iter()
             .cloned()
             .collect();
-        let due = self.store.due_jobs(free + skip.len(), skip).await?;
+        let due = self.store.claim_jobs(free, skip).await?;
         for job in due.jobs {
             // The slot first: a job marked in flight without a task would never run again
             // (until a restart).

@@ -1,18 +1,31 @@
-//! What the process knows about its own health that is not in the database: Meta problems a
-//! person must fix (expired token, missing permission), and the rate-limit pause.
+//! What the process knows about Meta's health: problems a person must fix (expired token,
+//! missing permission), and the rate-limit pause.
+//!
+//! With one process (SQLite) this lives in memory only. With several instances (PostgreSQL)
+//! Meta's budget and its verdict on the token are the same for all of them, so every change
+//! is also written to the database, and each instance reads the database's view back once a
+//! second: a rate limit met by one instance pauses them all. Reads stay in memory either way
+//! (the worker asks before every claim).
 //!
 //! The words here are shown on `/api/status` and the dashboard as they are, so they say what
 //! to do, not just what went wrong.
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 use crate::logging::escaped;
 use crate::meta::graph::{ErrorClass, GraphError};
+use crate::model::now_ms;
+use crate::store::Store;
+
+/// How often an instance reads the shared view back.
+const SHARED_REFRESH: Duration = Duration::from_secs(1);
 
 #[derive(Default)]
 pub struct Status {
     inner: Mutex<Inner>,
+    /// Where the instances share it (PostgreSQL); `None` for one process.
+    shared: Option<Store>,
 }
 
 #[derive(Default)]
@@ -24,6 +37,38 @@ struct Inner {
 }
 
 impl Status {
+    /// Meta's health shared through `store` with every instance on the same database, read
+    /// back every second for as long as the returned value lives.
+    pub fn shared(store: Store) -> Arc<Status> {
+        let status = Arc::new(Status {
+            inner: Mutex::default(),
+            shared: Some(store),
+        });
+        tokio::spawn(refresh(Arc::downgrade(&status)));
+        status
+    }
+
+    /// Writes a change for the other instances, in the background: the caller (the worker,
+    /// the sync) never waits for it, and a failed write is healed by the next change.
+    fn share(&self, write: impl FnOnce(Store) -> futures_util::future::BoxFuture<'static, ()>) {
+        if let Some(store) = &self.shared {
+            tokio::spawn(write(store.clone()));
+        }
+    }
+
+    /// Takes the database's view: a longer pause, and the problem as it stands there.
+    fn merge(&self, health: crate::store::SharedHealth) {
+        let mut inner = self.inner.lock().expect("status lock");
+        let left = health.graph_paused_until_ms - now_ms();
+        if left > 0 {
+            let until = Instant::now() + Duration::from_millis(left as u64);
+            if inner.graph_paused_until.is_none_or(|t| t < until) {
+                inner.graph_paused_until = Some(until);
+            }
+        }
+        inner.meta_problem = health.meta_problem;
+    }
+
     /// How long Graph calls must still wait; zero when they may go ahead.
     pub fn graph_paused_for(&self) -> Duration {
         let inner = self.inner.lock().expect("status lock");
@@ -34,26 +79,50 @@ impl Status {
     }
 
     pub fn pause_graph(&self, d: Duration) {
-        let mut inner = self.inner.lock().expect("status lock");
-        let until = Instant::now() + d;
-        if inner.graph_paused_until.is_none_or(|t| t < until) {
-            inner.graph_paused_until = Some(until);
+        {
+            let mut inner = self.inner.lock().expect("status lock");
+            let until = Instant::now() + d;
+            if inner.graph_paused_until.is_none_or(|t| t < until) {
+                inner.graph_paused_until = Some(until);
+            }
         }
+        let until_ms = now_ms() + d.as_millis() as i64;
+        self.share(|store| {
+            Box::pin(async move {
+                if let Err(e) = store.pause_graph_until(until_ms).await {
+                    log::warn!("could not share the Graph pause with the other instances: {e}");
+                }
+            })
+        });
     }
 
     /// A Graph call succeeded: token and permissions are fine again.
     pub fn graph_ok(&self) {
-        self.inner.lock().expect("status lock").meta_problem = None;
+        let had = self.inner.lock().expect("status lock").meta_problem.take();
+        if had.is_some() {
+            self.share(|store| {
+                Box::pin(async move {
+                    let _ = store.set_meta_problem(None).await;
+                })
+            });
+        }
     }
 
     /// Remembers token and permission problems, which no retry will fix.
     pub fn graph_failed(&self, err: &GraphError) {
         if let Some(words) = problem_words(err) {
             let mut inner = self.inner.lock().expect("status lock");
-            if inner.meta_problem.as_deref() != Some(words.as_str()) {
-                log::error!("Meta problem: {}", escaped(&words));
+            if inner.meta_problem.as_deref() == Some(words.as_str()) {
+                return;
             }
-            inner.meta_problem = Some(words);
+            log::error!("Meta problem: {}", escaped(&words));
+            inner.meta_problem = Some(words.clone());
+            drop(inner);
+            self.share(|store| {
+                Box::pin(async move {
+                    let _ = store.set_meta_problem(Some(words)).await;
+                })
+            });
         }
     }
 
@@ -77,6 +146,22 @@ impl Status {
             ));
         }
         out
+    }
+}
+
+/// Reads the shared view into `status` every [`SHARED_REFRESH`] until it is dropped.
+async fn refresh(status: Weak<Status>) {
+    loop {
+        tokio::time::sleep(SHARED_REFRESH).await;
+        let Some(status) = status.upgrade() else {
+            return;
+        };
+        let Some(store) = &status.shared else { return };
+        match store.shared_health().await {
+            Ok(health) => status.merge(health),
+            // The database is away: what this instance knows stands until it is back.
+            Err(e) => log::debug!("could not read Meta's health from the database: {e}"),
+        }
     }
 }
 

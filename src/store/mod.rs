@@ -1,82 +1,95 @@
 //! The database: one [`Store`] whose public methods are domain operations ("save this lead",
 //! "which jobs are due", "the leads after id 42"), and every line of SQL in the crate.
 //!
-//! Today the engine is SQLite:
+//! Two engines stand behind it, chosen at start-up:
 //!
-//! - `writer`: one writer thread that commits queued writes in groups, each in its own
-//!   savepoint, and hands the leads a batch inserted to a [`LeadSink`] after the COMMIT;
-//! - `readers`: a small pool of read-only connections on the blocking pool;
-//! - `schema`: the pragmas, our SQL functions, the schema and its migrations;
-//! - one file per family of tables: `leads` (saving, reading back, replay, exports), `search`
-//!   (the filters, listing order and statistics), `jobs` (deliveries, jobs and dead letters:
-//!   the inbox), `sessions`, `forms` and `state`;
-//! - `health`: whether the database can be written (its file still there, the disk not full
-//!   or read-only), for `/healthz`;
-//! - `backup`: a consistent copy of a live database ([`backup_file`]).
+//! - `sqlite` (the default, one process): a writer thread that commits queued writes in
+//!   groups and hands the leads each batch inserted to the [`LeadSink`] after the COMMIT, and
+//!   a small pool of read-only connections on the blocking pool;
+//! - `postgres` (any number of instances on one database): a pool, lead saves batched under
+//!   one ordering lock, and a feed that reads committed leads back by id and is the sink's
+//!   only caller; jobs are claimed with a lease, and sessions, the Graph pause and Meta's
+//!   problems are shared through the database.
 //!
-//! rusqlite is blocking, so it never runs on the async runtime: writes go to the writer
-//! thread, reads to `spawn_blocking` with a pooled connection.
+//! Shared by both: the values the methods take and give ([`values`]), the filter as SQL
+//! (`filter`) and what a lead's row holds (`rows`). `migrate` copies a SQLite database into
+//! PostgreSQL.
 //!
 //! Nothing outside this folder sees a connection, a row or a statement, and the store knows
-//! nothing of who listens for leads (it is given a sink). That is the boundary a second
-//! engine (PostgreSQL, for several instances) implements: the same methods, with a job claim
-//! that takes a lease and a feed, not the writer, as the sink's caller.
+//! nothing of who listens for leads (it is given a sink).
 
-mod backup;
-mod forms;
-mod health;
-mod jobs;
-mod leads;
-mod readers;
-mod schema;
-mod search;
-mod sessions;
-mod state;
-mod writer;
+mod filter;
+mod migrate;
+mod postgres;
+mod rows;
+mod sqlite;
+mod values;
 
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::path::Path;
+use std::time::Duration;
 
-use rusqlite::Connection;
-use tokio::sync::oneshot;
+use bytes::Bytes;
+use tokio::sync::broadcast;
 
-use crate::model::Lead;
-pub use backup::{backup_file, BackupReport};
-pub use forms::FormInfo;
-pub use jobs::{DeadLetter, DueJobs, Job, Stored};
-pub use leads::WalkError;
-pub use search::{DayCount, FormCount, PageCount, Stats};
-pub use sessions::StoredSession;
-pub use state::Overview;
+use crate::model::{LastSync, Lead, LeadFilter, LeadgenChange, NewLead};
+pub use migrate::migrate_to_postgres;
+pub use postgres::{PostgresSettings, SyncLeadership, SyncTurn};
+pub use sqlite::{backup_file, BackupReport};
+pub use values::{
+    DayCount, DeadLetter, DueJobs, FormCount, FormInfo, Job, Overview, PageCount, SharedHealth,
+    Stats, Stored, StoredSession, WalkError,
+};
 
-use health::{FileWatch, Health, Verdicts};
-use readers::ReaderPool;
-use writer::{Op, Queue, Writer, Written};
+/// The `state` key of the random salt credential fingerprints are made with.
+const CREDENTIAL_SALT: &str = "credential_salt";
 
 #[derive(Debug)]
 pub enum StoreError {
     Sqlite(rusqlite::Error),
+    Postgres(tokio_postgres::Error),
+    /// The database cannot be written at all (SQLite: its file was removed or replaced;
+    /// PostgreSQL: no connection could be had): the words say what is wrong.
+    Unavailable(String),
     /// The batch this operation was part of could not be committed.
     Commit(String),
-    /// The writer thread is gone (shutdown, or it panicked).
+    /// The writer is gone (shutdown, or it panicked).
     Closed,
-    /// The database cannot be written at all (its file was removed or replaced): the words
-    /// say what to do.
-    Unavailable(String),
 }
 
 impl std::fmt::Display for StoreError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             StoreError::Sqlite(e) => write!(f, "database error: {e}"),
+            StoreError::Postgres(e) => match e.as_db_error() {
+                // The server's own words ("relation … does not exist"), not just "db error".
+                Some(db) => write!(f, "database error: {}", db.message()),
+                None if e.is_closed() => f.write_str("database connection lost"),
+                None => write!(f, "database error: {e}"),
+            },
+            StoreError::Unavailable(words) => f.write_str(words),
             StoreError::Commit(e) => write!(f, "database commit failed: {e}"),
             StoreError::Closed => f.write_str("database writer stopped"),
-            StoreError::Unavailable(words) => f.write_str(words),
         }
     }
 }
 
 impl std::error::Error for StoreError {}
+
+impl StoreError {
+    /// True when the database could not be reached (rather than refusing what was asked):
+    /// the same request may well work in a moment.
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            StoreError::Unavailable(_) | StoreError::Closed => true,
+            StoreError::Postgres(e) => {
+                e.is_closed()
+                    || std::error::Error::source(e).is_some_and(|s| s.is::<std::io::Error>())
+            }
+            StoreError::Commit(_) | StoreError::Sqlite(_) => false,
+        }
+    }
+}
 
 impl From<rusqlite::Error> for StoreError {
     fn from(e: rusqlite::Error) -> Self {
@@ -84,9 +97,15 @@ impl From<rusqlite::Error> for StoreError {
     }
 }
 
-/// Where committed leads go. The store calls it once per committed batch that inserted
-/// leads, right after the COMMIT, with those leads in id order, from one thread at a time;
-/// never with a lead whose batch failed. It is the only way leads leave the store as they
+impl From<tokio_postgres::Error> for StoreError {
+    fn from(e: tokio_postgres::Error) -> Self {
+        StoreError::Postgres(e)
+    }
+}
+
+/// Where committed leads go. The store calls it with committed leads only, each once, in id
+/// order, from one task at a time (SQLite: its writer thread after each COMMIT; PostgreSQL:
+/// the feed, which reads them back by id). It is the only way leads leave the store as they
 /// are saved (`live::Hub` implements it to publish them).
 pub trait LeadSink: Send + 'static {
     fn committed(&self, leads: Vec<Lead>);
@@ -99,81 +118,376 @@ impl<F: Fn(Vec<Lead>) + Send + 'static> LeadSink for F {
     }
 }
 
-/// Cheap to clone: a handle on the writer queue and the reader pool.
+/// Which database, from the settings.
+#[derive(Debug, Clone)]
+pub enum Database {
+    /// One SQLite file, one process.
+    Sqlite(std::path::PathBuf),
+    /// PostgreSQL, shared by any number of instances.
+    Postgres(PostgresSettings),
+}
+
+/// Cheap to clone: a handle on the engine's writer, readers and pool.
 #[derive(Clone)]
 pub struct Store {
-    writer: Queue,
-    readers: Arc<ReaderPool>,
-    path: PathBuf,
-    /// What the writer knows of its writes and its file.
-    health: Arc<Health>,
-    verdicts: Arc<Verdicts>,
+    engine: Engine,
+}
+
+#[derive(Clone)]
+enum Engine {
+    Sqlite(sqlite::Sqlite),
+    Postgres(postgres::Postgres),
+}
+
+/// Calls the same method on whichever engine this store is.
+macro_rules! on_engine {
+    ($self:ident . $method:ident ( $($arg:expr),* )) => {
+        match &$self.engine {
+            Engine::Sqlite(db) => db.$method($($arg),*).await,
+            Engine::Postgres(db) => db.$method($($arg),*).await,
+        }
+    };
 }
 
 impl Store {
-    /// Opens (creating and migrating as needed) the database at `path` and starts the writer.
-    /// The leads each write inserts go to `sink` after their commit.
+    /// Opens (creating and migrating as needed) the SQLite database at `path` and starts its
+    /// writer. The leads each write inserts go to `sink` after their commit.
     pub fn open(path: &Path, sink: impl LeadSink) -> Result<Store, String> {
-        let cannot =
-            |e: &dyn std::fmt::Display| format!("cannot open database {}: {e}", path.display());
-        let conn = schema::open_writer(path).map_err(|e| cannot(&e))?;
-        let watch = FileWatch::new(path).map_err(|e| cannot(&e))?;
-        let health = Arc::new(Health::default());
-        let writer = Writer {
-            conn,
-            sink,
-            watch,
-            health: health.clone(),
-        };
         Ok(Store {
-            writer: writer::start(writer)?,
-            readers: Arc::new(ReaderPool::new(path.to_path_buf())),
-            path: path.to_path_buf(),
-            health,
-            verdicts: Arc::default(),
+            engine: Engine::Sqlite(sqlite::Sqlite::open(path, sink)?),
         })
     }
 
-    /// Queues `f` for the writer; resolves once the batch holding it is committed.
-    async fn write<T, F>(&self, f: F) -> Result<T, StoreError>
-    where
-        T: Send + 'static,
-        F: FnOnce(&Connection) -> rusqlite::Result<Written<T>> + Send + 'static,
-    {
-        let (reply, rx) = oneshot::channel();
-        self.writer
-            .send(Box::new(Op::new(f, reply)))
-            .map_err(|_| StoreError::Closed)?;
-        rx.await.map_err(|_| StoreError::Closed)?
+    /// Opens the database the settings name; PostgreSQL's schema is created or migrated (one
+    /// instance at a time), and its feed starts handing committed leads to `sink`.
+    pub async fn connect(database: &Database, sink: impl LeadSink) -> Result<Store, String> {
+        match database {
+            Database::Sqlite(path) => Store::open(path, sink),
+            Database::Postgres(settings) => Ok(Store {
+                engine: Engine::Postgres(postgres::Postgres::connect(settings, sink).await?),
+            }),
+        }
     }
 
-    /// Runs `f` on a pooled read connection on the blocking pool.
-    async fn read<T, F>(&self, f: F) -> Result<T, StoreError>
-    where
-        T: Send + 'static,
-        F: FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
-    {
-        self.on_reader(move |c| f(c).map_err(StoreError::from))
-            .await?
+    /// True when other instances may share this database (PostgreSQL): then sessions, the
+    /// Graph pause and Meta's problems must be read from it, not only kept in memory.
+    pub fn is_shared(&self) -> bool {
+        matches!(self.engine, Engine::Postgres(_))
     }
 
-    /// Runs `f` on a pooled read connection on the blocking pool, whatever it returns.
-    async fn on_reader<T, F>(&self, f: F) -> Result<T, StoreError>
+    /// `Ok` when the database can be written now; otherwise why not, in words (for
+    /// `/healthz` and `/api/status`).
+    pub async fn health_check(&self) -> Result<(), String> {
+        match &self.engine {
+            Engine::Sqlite(db) => db.health_check().await,
+            Engine::Postgres(db) => db.ping().await.map_err(|e| e.to_string()),
+        }
+    }
+
+    /// True once the SQLite file was removed or replaced: nothing more can be saved until a
+    /// restart. (PostgreSQL comes back by itself.)
+    pub fn file_gone(&self) -> bool {
+        match &self.engine {
+            Engine::Sqlite(db) => db.file_gone(),
+            Engine::Postgres(_) => false,
+        }
+    }
+
+    // --- leads -------------------------------------------------------------------------
+
+    /// Saves a lead unless one with the same `leadgen_id` exists, and marks its job done.
+    /// Returns the saved lead, or `None` for a duplicate. Saving is the only way leads are
+    /// written, so the only way they reach the sink.
+    pub async fn save_lead(&self, lead: NewLead) -> Result<Option<Lead>, StoreError> {
+        on_engine!(self.save_lead(lead))
+    }
+
+    /// Saves several leads in one transaction (a page of a sync), each as [`Self::save_lead`]
+    /// does; returns how many were new.
+    pub async fn save_leads(&self, leads: Vec<NewLead>) -> Result<u64, StoreError> {
+        if leads.is_empty() {
+            return Ok(0);
+        }
+        on_engine!(self.save_leads(leads))
+    }
+
+    /// `(count, last_id)` of all leads.
+    pub async fn count(&self) -> Result<(i64, i64), StoreError> {
+        on_engine!(self.count())
+    }
+
+    /// The newest committed lead id (0 when there is none). With PostgreSQL this is the
+    /// database's, which may be ahead of what this instance has published yet.
+    pub async fn max_lead_id(&self) -> Result<i64, StoreError> {
+        on_engine!(self.max_lead_id())
+    }
+
+    /// Up to `limit` leads with an id above `after`, oldest first: the stream's replay.
+    pub async fn leads_after(&self, after: i64, limit: usize) -> Result<Vec<Lead>, StoreError> {
+        on_engine!(self.leads_after(after, limit))
+    }
+
+    /// Calls `visit(&mut state, lead)` for every lead matching `filter`, in listing order, one
+    /// row in memory at a time, and gives `state` back at the end. `visit` runs on a blocking
+    /// thread (it may block, as an export writing to a slow client does); an error from it
+    /// stops the walk.
+    pub async fn each_lead<S, E, V>(
+        &self,
+        filter: LeadFilter,
+        state: S,
+        visit: V,
+    ) -> Result<S, WalkError<E>>
     where
-        T: Send + 'static,
-        F: FnOnce(&Connection) -> T + Send + 'static,
+        S: Send + 'static,
+        E: Send + 'static,
+        V: FnMut(&mut S, Lead) -> Result<(), E> + Send + 'static,
     {
-        let pool = self.readers.clone();
-        tokio::task::spawn_blocking(move || {
-            let conn = pool.get()?;
-            let out = f(&conn);
-            pool.put(conn);
-            Ok(out)
-        })
-        .await
-        .map_err(|_| StoreError::Closed)?
+        on_engine!(self.each_lead(filter, state, visit))
+    }
+
+    /// One page of the leads matching `filter`, in its order, and how many match in all.
+    pub async fn list_leads(
+        &self,
+        filter: LeadFilter,
+        limit: usize,
+        offset: usize,
+    ) -> Result<(Vec<Lead>, i64), StoreError> {
+        on_engine!(self.list_leads(filter, limit, offset))
+    }
+
+    /// Statistics of the leads matching `filter` over the last `days` days (UTC).
+    pub async fn stats(&self, filter: LeadFilter, days: i64) -> Result<Stats, StoreError> {
+        on_engine!(self.stats(filter, days))
+    }
+
+    /// Every form that has leads or is known from Meta, with its lead count.
+    pub async fn forms_summary(&self) -> Result<Vec<FormCount>, StoreError> {
+        on_engine!(self.forms_summary())
+    }
+
+    /// Pages with leads, with their lead count.
+    pub async fn pages_summary(&self) -> Result<Vec<PageCount>, StoreError> {
+        on_engine!(self.pages_summary())
+    }
+
+    // --- the inbox: deliveries, jobs, dead letters ------------------------------------
+
+    /// Stores a signed delivery's raw `body` and one pending job per lead in `leads` that has
+    /// neither a job nor a saved lead yet, and notes the time of the last webhook: one
+    /// transaction, so a 200 after it means none of it can be lost.
+    pub async fn store_delivery(
+        &self,
+        body: Bytes,
+        kind: &'static str,
+        note: Option<String>,
+        leads: Vec<LeadgenChange>,
+    ) -> Result<Stored, StoreError> {
+        on_engine!(self.store_delivery(body, kind, note, leads))
+    }
+
+    /// At the worker's start. SQLite (one process): every pending job is made due now, since
+    /// the wait was only a courtesy to Graph and after a restart the person wants their
+    /// leads. PostgreSQL: nothing changes, since the other instances' backoff is not ours to
+    /// reset. Returns how many jobs are pending.
+    pub async fn resume_jobs(&self) -> Result<i64, StoreError> {
+        on_engine!(self.resume_jobs())
+    }
+
+    /// Up to `limit` due pending jobs (oldest first) whose lead id is not in `skip` (the ones
+    /// this process is working on), and when the next job is due. Ask only for as many as
+    /// will be started at once. SQLite marks nothing: with
+    /// one process, `skip` keeps a job from running twice. PostgreSQL claims them for this
+    /// instance for a lease: no other instance takes them until it ends, and an instance that
+    /// dies leaves them to the others when it does.
+    pub async fn claim_jobs(&self, limit: usize, skip: Vec<String>) -> Result<DueJobs, StoreError> {
+        on_engine!(self.claim_jobs(limit, skip))
+    }
+
+    /// Records a failed try of a pending job: `attempts` so far, the next try at
+    /// `next_attempt_ms`, and why it failed. With PostgreSQL, only while this instance holds
+    /// the job's claim.
+    pub async fn retry_job_later(
+        &self,
+        leadgen_id: String,
+        attempts: i64,
+        next_attempt_ms: i64,
+        error: String,
+        error_code: Option<i64>,
+    ) -> Result<(), StoreError> {
+        on_engine!(self.retry_job_later(leadgen_id, attempts, next_attempt_ms, error, error_code))
+    }
+
+    /// Sets a pending job aside as a dead letter after `attempts` tries, with why. With
+    /// PostgreSQL, only while this instance holds the job's claim.
+    pub async fn set_job_aside(
+        &self,
+        leadgen_id: String,
+        attempts: i64,
+        error: String,
+        error_code: Option<i64>,
+    ) -> Result<(), StoreError> {
+        on_engine!(self.set_job_aside(leadgen_id, attempts, error, error_code))
+    }
+
+    /// Puts every dead letter back in the queue, due now. Returns how many.
+    pub async fn retry_dead_letters(&self) -> Result<usize, StoreError> {
+        on_engine!(self.retry_dead_letters())
+    }
+
+    /// The newest `limit` dead letters.
+    pub async fn dead_letters(&self, limit: usize) -> Result<Vec<DeadLetter>, StoreError> {
+        on_engine!(self.dead_letters(limit))
+    }
+
+    // --- sessions ------------------------------------------------------------------------
+
+    /// Forgets the sessions that expired by `now_ms` and returns the others, by cookie hash.
+    pub async fn load_sessions(
+        &self,
+        now_ms: i64,
+    ) -> Result<HashMap<String, StoredSession>, StoreError> {
+        on_engine!(self.load_sessions(now_ms))
+    }
+
+    /// One session, if it exists.
+    pub async fn session(&self, token_hash: String) -> Result<Option<StoredSession>, StoreError> {
+        on_engine!(self.session(token_hash))
+    }
+
+    /// Keeps a new session.
+    pub async fn add_session(
+        &self,
+        token_hash: String,
+        session: StoredSession,
+    ) -> Result<(), StoreError> {
+        on_engine!(self.add_session(token_hash, session))
+    }
+
+    /// Ends every session made with a credential of `kind` other than the one whose
+    /// fingerprint is `current` (the token changed); returns how many ended.
+    pub async fn remove_sessions_made_with_other(
+        &self,
+        kind: String,
+        current: String,
+    ) -> Result<usize, StoreError> {
+        on_engine!(self.remove_sessions_made_with_other(kind, current))
+    }
+
+    /// The random salt of credential fingerprints, made on first use and kept with the data.
+    pub async fn credential_salt(&self) -> Result<String, StoreError> {
+        on_engine!(self.credential_salt())
+    }
+
+    /// Ends a session (logout); with PostgreSQL every instance hears of it.
+    pub async fn remove_session(&self, token_hash: String) -> Result<(), StoreError> {
+        on_engine!(self.remove_session(token_hash))
+    }
+
+    /// Sessions ended on any instance (PostgreSQL): each token hash as it is removed, and
+    /// [`ALL_SESSIONS`] after the connection that hears them was lost, since ends may have
+    /// been missed meanwhile. `None` with SQLite, where this process ends every session itself.
+    pub fn session_ends(&self) -> Option<broadcast::Receiver<String>> {
+        match &self.engine {
+            Engine::Sqlite(_) => None,
+            Engine::Postgres(db) => Some(db.session_ends()),
+        }
+    }
+
+    // --- forms and state -----------------------------------------------------------------
+
+    /// Records forms of `page_id` (when known) in one transaction; a value Meta left out
+    /// keeps what was known before.
+    pub async fn remember_forms(
+        &self,
+        page_id: Option<String>,
+        forms: Vec<FormInfo>,
+    ) -> Result<(), StoreError> {
+        on_engine!(self.remember_forms(page_id, forms))
+    }
+
+    /// The name of a form, when known.
+    pub async fn form_name(&self, form_id: String) -> Result<Option<String>, StoreError> {
+        on_engine!(self.form_name(form_id))
+    }
+
+    /// Job counts, the last webhook and sync, and the lead count.
+    pub async fn overview(&self) -> Result<Overview, StoreError> {
+        on_engine!(self.overview())
+    }
+
+    /// Keeps the outcome of the sync that just ended.
+    pub async fn record_sync(&self, last: LastSync) -> Result<(), StoreError> {
+        on_engine!(self.record_sync(last))
+    }
+
+    /// Form id → the start (unix seconds) of the last sync that read the form to the end.
+    pub async fn sync_watermarks(&self) -> Result<HashMap<String, i64>, StoreError> {
+        on_engine!(self.sync_watermarks())
+    }
+
+    /// Notes that `form_id` was read to the end by the sync that started at `started` (an
+    /// older mark never replaces a newer one).
+    pub async fn set_sync_watermark(
+        &self,
+        form_id: String,
+        started: i64,
+    ) -> Result<(), StoreError> {
+        on_engine!(self.set_sync_watermark(form_id, started))
+    }
+
+    // --- what instances share (PostgreSQL; SQLite keeps it in the process) ------------------
+
+    /// The Graph pause and Meta's problem as every instance sees them. SQLite: the default.
+    pub async fn shared_health(&self) -> Result<SharedHealth, StoreError> {
+        match &self.engine {
+            Engine::Sqlite(_) => Ok(SharedHealth::default()),
+            Engine::Postgres(db) => db.shared_health().await,
+        }
+    }
+
+    /// Pauses Graph calls on every instance until `until_ms` (a shorter pause never
+    /// shortens a longer one). SQLite: nothing to share.
+    pub async fn pause_graph_until(&self, until_ms: i64) -> Result<(), StoreError> {
+        match &self.engine {
+            Engine::Sqlite(_) => Ok(()),
+            Engine::Postgres(db) => db.pause_graph_until(until_ms).await,
+        }
+    }
+
+    /// Sets (or clears) Meta's problem for every instance. SQLite: nothing to share.
+    pub async fn set_meta_problem(&self, words: Option<String>) -> Result<(), StoreError> {
+        match &self.engine {
+            Engine::Sqlite(_) => Ok(()),
+            Engine::Postgres(db) => db.set_meta_problem(words).await,
+        }
+    }
+
+    /// The right to run a sync now, if no other instance is running one; held until the
+    /// turn is dropped. SQLite: always granted (the process runs one sync at a time itself).
+    pub async fn try_sync_turn(&self) -> Result<Option<SyncTurn>, StoreError> {
+        match &self.engine {
+            Engine::Sqlite(_) => Ok(Some(SyncTurn::local())),
+            Engine::Postgres(db) => db.try_sync_turn().await,
+        }
+    }
+
+    /// Waits (up to `timeout`) until no instance runs a sync. SQLite: at once.
+    pub async fn wait_for_sync_turn(&self, timeout: Duration) -> Result<(), StoreError> {
+        match &self.engine {
+            Engine::Sqlite(_) => Ok(()),
+            Engine::Postgres(db) => db.wait_for_sync_turn(timeout).await,
+        }
+    }
+
+    /// Who runs the periodic sync: with PostgreSQL one instance at a time, elected by a lock
+    /// held for as long as its connection lives; with SQLite, this process.
+    pub fn sync_leadership(&self) -> SyncLeadership {
+        match &self.engine {
+            Engine::Sqlite(_) => SyncLeadership::local(),
+            Engine::Postgres(db) => db.sync_leadership(),
+        }
     }
 }
 
-#[cfg(test)]
-mod tests;
+/// What [`Store::session_ends`] sends when every session may have ended unheard.
+pub const ALL_SESSIONS: &str = "*";

@@ -28,6 +28,11 @@ fn open(path: &Path) -> rusqlite::Connection {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_backup_during_a_burst_of_webhooks_holds_every_lead_acknowledged_before_it() {
+    if crate::helpers::pg::skip_on_postgres(
+        "backup copies the SQLite file (PostgreSQL has pg_dump)",
+    ) {
+        return;
+    }
     let app = TestApp::spawn().await;
     let acked: Arc<Mutex<Vec<String>>> = Arc::default();
     let stop = Arc::new(tokio::sync::Notify::new());
@@ -115,6 +120,11 @@ async fn a_backup_during_a_burst_of_webhooks_holds_every_lead_acknowledged_befor
 
 #[tokio::test]
 async fn a_backup_never_replaces_a_file_unless_forced_and_takes_the_db_from_env_or_flags() {
+    if crate::helpers::pg::skip_on_postgres(
+        "backup copies the SQLite file (PostgreSQL has pg_dump)",
+    ) {
+        return;
+    }
     let app = TestApp::spawn().await;
     app.deliver(&[&lead_id(1)]).await;
     let dir = tempfile::tempdir().unwrap();

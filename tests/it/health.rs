@@ -51,6 +51,9 @@ async fn webhook_of_size(app: &TestApp, n: u64, size: usize) -> u16 {
 
 #[tokio::test]
 async fn a_removed_database_file_stops_acknowledging_until_a_restart() {
+    if crate::helpers::pg::skip_on_postgres("it is about the SQLite file and its disk") {
+        return;
+    }
     let app = TestApp::spawn().await;
     assert_eq!(healthz(&app).await.0, 200);
     assert_eq!(webhook_of_size(&app, 1, 0).await, 200);
@@ -86,6 +89,9 @@ async fn a_removed_database_file_stops_acknowledging_until_a_restart() {
 
 #[tokio::test]
 async fn a_replaced_database_file_is_noticed_too() {
+    if crate::helpers::pg::skip_on_postgres("it is about the SQLite file and its disk") {
+        return;
+    }
     let app = TestApp::spawn().await;
     assert_eq!(webhook_of_size(&app, 1, 0).await, 200);
     // A copy put in its place: the same name, another file.
@@ -123,6 +129,9 @@ async fn a_removed_write_ahead_log_is_noticed_like_a_removed_database() {
 
 #[tokio::test]
 async fn a_full_disk_is_503_on_healthz_and_named_and_all_recover_when_space_returns() {
+    if crate::helpers::pg::skip_on_postgres("it is about the SQLite file and its disk") {
+        return;
+    }
     let Some(disk) = Mounted::tmpfs("16m") else {
         return skipped("the full-disk test");
     };
@@ -153,6 +162,9 @@ async fn a_full_disk_is_503_on_healthz_and_named_and_all_recover_when_space_retu
 
 #[tokio::test]
 async fn a_disk_that_turns_read_only_is_503_on_healthz_and_named() {
+    if crate::helpers::pg::skip_on_postgres("it is about the SQLite file and its disk") {
+        return;
+    }
     let Some(disk) = Mounted::ext4(32) else {
         return skipped("the read-only-disk test");
     };
@@ -177,6 +189,9 @@ async fn a_disk_that_turns_read_only_is_503_on_healthz_and_named() {
 
 #[tokio::test]
 async fn healthz_answers_in_bounded_time_while_the_disk_stalls() {
+    if crate::helpers::pg::skip_on_postgres("it is about the SQLite file and its disk") {
+        return;
+    }
     let Some(mut disk) = Mounted::ext4(32) else {
         return skipped("the stalled-disk test");
     };

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::helpers::db::{db, deliveries, job_count};
+use crate::helpers::db::{count, deliveries, job_count};
 use crate::helpers::*;
 
 #[tokio::test]
@@ -69,8 +69,11 @@ async fn a_signed_webhook_becomes_a_lead_with_fields() {
 
 /// Asserts the server kept nothing: no delivery, no job, no lead, nothing waiting.
 async fn assert_nothing_stored(app: &TestApp) {
-    assert!(deliveries(app).is_empty(), "no delivery may be stored");
-    assert_eq!(job_count(app), 0, "no job may be created");
+    assert!(
+        deliveries(app).await.is_empty(),
+        "no delivery may be stored"
+    );
+    assert_eq!(job_count(app).await, 0, "no job may be created");
     let s = app.status().await;
     assert_eq!(s["jobs_waiting"], 0);
     assert_eq!(s["leads"], 0);
@@ -168,7 +171,7 @@ async fn meta_test_vector_with_escapes_intact_is_accepted_with_its_published_sig
         .await;
     assert_eq!(r.status(), 200);
     // Not a leadgen envelope, so it is kept raw, byte for byte, escapes and all.
-    let stored = deliveries(&app);
+    let stored = deliveries(&app).await;
     assert_eq!(stored.len(), 1);
     assert_eq!(stored[0].0, "unusable");
     assert_eq!(stored[0].1, META_VECTOR_BODY);
@@ -181,7 +184,7 @@ async fn meta_test_vector_with_escapes_intact_is_accepted_with_its_published_sig
         .post_webhook_raw(reserialised, Some(META_VECTOR_SIG))
         .await;
     assert_eq!(r.status(), 403);
-    assert_eq!(deliveries(&app).len(), 1);
+    assert_eq!(deliveries(&app).await.len(), 1);
 }
 
 #[tokio::test]
@@ -198,7 +201,7 @@ async fn githubs_published_vector_verifies_when_its_secret_is_the_app_secret() {
         )
         .await;
     assert_eq!(r.status(), 200);
-    assert_eq!(deliveries(&app)[0].1, b"Hello, World!");
+    assert_eq!(deliveries(&app).await[0].1, b"Hello, World!");
 }
 
 #[tokio::test]
@@ -216,7 +219,11 @@ async fn a_leadgen_body_with_unicode_and_slash_escapes_is_verified_on_its_raw_by
     assert_eq!(r.status(), 200);
     assert_eq!(app.wait_for_count(1, Duration::from_secs(5)).await, 1);
     assert_eq!(app.leads("").await["leads"][0]["leadgen_id"], id);
-    assert_eq!(deliveries(&app)[0].1, body.as_bytes(), "kept byte for byte");
+    assert_eq!(
+        deliveries(&app).await[0].1,
+        body.as_bytes(),
+        "kept byte for byte"
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -273,9 +280,9 @@ async fn messaging_events_are_accepted_and_kept_raw_but_are_not_leads() {
     let body = br#"{"object":"page","entry":[{"id":"111111111111111","time":1764338531000,"messaging":[{"sender":{"id":"5"},"recipient":{"id":"111111111111111"},"timestamp":1764338531000,"message":{"mid":"m_1","text":"Hi \u00e4"}}]}]}"#;
     let r = app.post_webhook(body).await;
     assert_eq!(r.status(), 200);
-    let stored = deliveries(&app);
+    let stored = deliveries(&app).await;
     assert_eq!(stored, vec![("messaging".to_string(), body.to_vec())]);
-    assert_eq!(job_count(&app), 0);
+    assert_eq!(job_count(&app).await, 0);
     assert_eq!(app.lead_count().await, 0);
     assert!(app.graph.calls().is_empty(), "messages are not looked up");
 }
@@ -296,13 +303,13 @@ async fn signed_but_unusable_bodies_are_kept_raw_and_answered_200() {
         let r = app.post_webhook(b).await;
         assert_eq!(r.status(), 200, "{:?}", String::from_utf8_lossy(b));
     }
-    let stored = deliveries(&app);
+    let stored = deliveries(&app).await;
     assert_eq!(stored.len(), bodies.len());
     for ((kind, raw), sent) in stored.iter().zip(&bodies) {
         assert_eq!(kind, "unusable");
         assert_eq!(raw, sent);
     }
-    assert_eq!(job_count(&app), 0);
+    assert_eq!(job_count(&app).await, 0);
     assert!(app.graph.calls().is_empty());
 }
 
@@ -329,11 +336,11 @@ async fn one_delivery_sent_five_times_even_concurrently_gives_one_lead_and_one_g
     assert_eq!(s["jobs_waiting"], 0);
     assert_eq!(app.lead_count().await, 2);
     assert_eq!(
-        deliveries(&app).len(),
+        deliveries(&app).await.len(),
         10,
         "every delivery is kept for the audit trail"
     );
-    assert_eq!(job_count(&app), 2, "one job per leadgen_id");
+    assert_eq!(job_count(&app).await, 2, "one job per leadgen_id");
     for id in &ids {
         assert_eq!(app.graph.lead_calls(id), 1, "Graph asked once for {id}");
     }
@@ -397,11 +404,6 @@ async fn a_batch_of_1000_changes_across_entries_gives_exactly_one_lead_per_leadg
     }
     // The form's name is asked for once, not once per lead.
     assert_eq!(calls.get(FORM_ID), Some(&1));
-    let c = db(&app);
-    let distinct: i64 = c
-        .query_row("SELECT count(DISTINCT leadgen_id) FROM leads", [], |r| {
-            r.get(0)
-        })
-        .unwrap();
+    let distinct = count(&app, "SELECT count(DISTINCT leadgen_id) FROM leads").await;
     assert_eq!(distinct, 900);
 }

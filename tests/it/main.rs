@@ -11,6 +11,7 @@ mod crash;
 mod demo;
 mod health;
 mod ingest;
+mod instances;
 mod limits;
 mod listing;
 mod meta_bounds;

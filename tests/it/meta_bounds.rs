@@ -68,13 +68,11 @@ async fn a_graph_answer_past_8_mib_is_a_transient_error_with_words() {
     app.deliver(&[&id]).await;
     let deadline = Instant::now() + Duration::from_secs(10);
     let error = loop {
-        let e: Option<String> = crate::helpers::db::db_read_only(&app)
-            .query_row(
-                "SELECT last_error FROM jobs WHERE state = 'pending' AND attempts = 1",
-                [],
-                |r| r.get(0),
-            )
-            .ok();
+        let e: Option<String> = crate::helpers::db::one(
+            &app,
+            "SELECT last_error FROM jobs WHERE state = 'pending' AND attempts = 1",
+        )
+        .await;
         if let Some(e) = e {
             break e;
         }

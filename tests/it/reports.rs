@@ -354,6 +354,9 @@ async fn raw_chunked_get(
 
 #[tokio::test]
 async fn an_export_that_fails_after_its_first_byte_is_cut_off_not_ended() {
+    if crate::helpers::pg::skip_on_postgres("it breaks a row in the SQLite file under the export") {
+        return;
+    }
     let app = TestApp::spawn().await;
     plant_big_leads(&app, 3_000, 10_000);
     // Complete, the same export ends with the last chunk.
@@ -390,6 +393,9 @@ async fn an_export_that_fails_after_its_first_byte_is_cut_off_not_ended() {
 
 #[tokio::test]
 async fn an_export_that_fails_before_its_first_byte_is_an_error_answer() {
+    if crate::helpers::pg::skip_on_postgres("it breaks a row in the SQLite file") {
+        return;
+    }
     let app = TestApp::spawn().await;
     plant_big_leads(&app, 3, 10);
     crate::helpers::db::db(&app)

@@ -5,7 +5,8 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::helpers::db::db;
+use crate::helpers::db::{count, exec, rows};
+use crate::helpers::pg::skip_on_postgres;
 use crate::helpers::*;
 
 /// A lead whose first two Graph reads fail with `failure` arrives, on the third read.
@@ -79,11 +80,7 @@ async fn a_rate_limit_pauses_every_graph_call_not_just_the_limited_lead() {
     app.deliver(&[&ids[0]]).await;
     // The pause (1.6 to 2.4 s) starts before the failed try is written down.
     let deadline = std::time::Instant::now() + Duration::from_secs(3);
-    while db(&app)
-        .query_row("SELECT attempts FROM jobs", [], |r| r.get::<_, i64>(0))
-        .unwrap()
-        == 0
-    {
+    while count(&app, "SELECT attempts FROM jobs").await == 0 {
         assert!(
             std::time::Instant::now() < deadline,
             "no failed try recorded"
@@ -208,19 +205,20 @@ async fn an_expired_token_dead_letters_the_lead_and_status_says_to_set_meta_page
 
 #[tokio::test]
 async fn a_job_backing_off_is_tried_at_once_after_a_restart() {
+    if skip_on_postgres("an instance that starts must not reset the other instances' backoff") {
+        return;
+    }
     // First run: a failure puts the next try a minute away.
     let mut app =
         TestApp::spawn_with_retries(Duration::from_secs(60), Duration::from_secs(60)).await;
     let id = deliver_failing(&app, Failure::ServerError, 1).await;
     let deadline = std::time::Instant::now() + Duration::from_secs(5);
     let next_try_in_ms = loop {
-        let row: (i64, i64) = db(&app)
-            .query_row(
-                "SELECT attempts, next_attempt_ms - CAST(strftime('%s','now') AS INTEGER) * 1000 FROM jobs",
-                [],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
-            .unwrap();
+        let row = rows(&app, "SELECT attempts, next_attempt_ms FROM jobs")
+            .await
+            .remove(0);
+        let number = |i: usize| row[i].as_deref().unwrap().parse::<i64>().unwrap();
+        let row = (number(0), number(1) - chrono::Utc::now().timestamp_millis());
         if row.0 == 1 {
             break row.1;
         }
@@ -243,21 +241,24 @@ async fn a_job_backing_off_is_tried_at_once_after_a_restart() {
 async fn a_lead_the_database_refuses_stays_queued_without_hammering_graph_and_arrives_later() {
     let app = TestApp::spawn().await;
     let ids = add_graph_leads(&app, 1, 1);
-    let c = db(&app);
-    c.busy_timeout(Duration::from_secs(5)).unwrap();
     // A disk that says no, for leads only: Graph answers, the save fails.
-    c.execute_batch(
+    exec(
+        &app,
         "CREATE TRIGGER refuse_leads BEFORE INSERT ON leads BEGIN SELECT RAISE(ABORT, 'disk says no'); END;",
+        "CREATE FUNCTION disk_says_no() RETURNS trigger LANGUAGE plpgsql
+             AS $$ BEGIN RAISE EXCEPTION 'disk says no'; END $$;
+         CREATE TRIGGER refuse_leads BEFORE INSERT ON leads
+             FOR EACH ROW EXECUTE FUNCTION disk_says_no();",
     )
-    .unwrap();
+    .await;
     app.deliver(&[&ids[0]]).await;
     let deadline = std::time::Instant::now() + Duration::from_secs(5);
     loop {
-        let (attempts, error): (i64, Option<String>) = c
-            .query_row("SELECT attempts, last_error FROM jobs", [], |r| {
-                Ok((r.get(0)?, r.get(1)?))
-            })
-            .unwrap();
+        let row = rows(&app, "SELECT attempts, last_error FROM jobs")
+            .await
+            .remove(0);
+        let (attempts, error): (i64, Option<String>) =
+            (row[0].as_deref().unwrap().parse().unwrap(), row[1].clone());
         if attempts >= 2 {
             assert!(error.unwrap_or_default().contains("not saved"));
             break;
@@ -272,17 +273,24 @@ async fn a_lead_the_database_refuses_stays_queued_without_hammering_graph_and_ar
 
     // Now even the failure cannot be written, so the row keeps saying "due now": the worker
     // must hold the job back rather than ask Graph again in a tight loop.
-    c.execute_batch(
+    exec(
+        &app,
         "CREATE TRIGGER refuse_jobs BEFORE UPDATE ON jobs BEGIN SELECT RAISE(ABORT, 'disk says no'); END;",
+        "CREATE TRIGGER refuse_jobs BEFORE UPDATE ON jobs
+             FOR EACH ROW EXECUTE FUNCTION disk_says_no();",
     )
-    .unwrap();
+    .await;
     tokio::time::sleep(Duration::from_millis(100)).await;
     let before = app.graph.lead_calls(&ids[0]);
     tokio::time::sleep(Duration::from_millis(600)).await;
     let during = app.graph.lead_calls(&ids[0]) - before;
     assert!(during <= 10, "{during} Graph calls in 600 ms");
 
-    c.execute_batch("DROP TRIGGER refuse_leads; DROP TRIGGER refuse_jobs;")
-        .unwrap();
+    exec(
+        &app,
+        "DROP TRIGGER refuse_leads; DROP TRIGGER refuse_jobs;",
+        "DROP TRIGGER refuse_leads ON leads; DROP TRIGGER refuse_jobs ON jobs;",
+    )
+    .await;
     assert_every_lead_arrived(&app, 1).await;
 }

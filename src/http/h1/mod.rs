@@ -210,7 +210,7 @@ async fn request(
             return Outcome::Refused(AppError::RequestTimeout);
         }
     };
-    if let Some(s) = stream::for_socket(&head.parts, &ctx.gate, peer, served > 0) {
+    if let Some(s) = stream::for_socket(&head.parts, &ctx.gate, peer, served > 0).await {
         return Outcome::Stream(s);
     }
     let Head {

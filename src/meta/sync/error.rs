@@ -43,6 +43,8 @@ pub enum SyncError {
         retry_in: Option<Duration>,
     },
     Store(String),
+    /// The sync another instance ran, and joined from here, failed: its words.
+    Elsewhere(String),
     /// leadstream shut down while the sync ran; what was read is saved.
     Interrupted,
 }
@@ -81,6 +83,7 @@ impl SyncError {
                 "leadstream shut down during the sync; the next start catches up".into()
             }
             SyncError::Store(e) => format!("the sync could not write to the database: {e}"),
+            SyncError::Elsewhere(words) => words.clone(),
             SyncError::Graph {
                 error,
                 place,

@@ -6,7 +6,10 @@
 //! Only one sync runs at a time: a caller arriving while one runs waits for it and gets its
 //! result instead of starting another. The sync itself runs in its own task, so a caller that
 //! goes away (a closed browser tab) neither cancels it nor leaves the callers that joined it
-//! without an answer.
+//! without an answer. With several instances on one database the same holds across them: a
+//! sync takes the store's sync turn first, and one that finds another instance syncing waits
+//! for that sync to end and reports its outcome; and only the elected leader runs the periodic
+//! sync.
 //!
 //! Meta's limits are respected: a rate limit stops the sync and pauses every Graph call (the
 //! worker's too, through [`Status`]) with a growing backoff; the periodic loop finishes the sync
@@ -41,6 +44,9 @@ pub const SAFETY_MARGIN_SECS: i64 = 30 * 60;
 /// The periodic interval when none is configured (every 15 minutes, docs/settings.md); also
 /// the longest wait before another try after a failure.
 pub const DEFAULT_EVERY: Duration = Duration::from_secs(15 * 60);
+
+/// The longest a sync asked for waits for the one another instance is running.
+const ELSEWHERE_WAIT: Duration = Duration::from_secs(10 * 60);
 
 type Outcome = Result<SyncReport, SyncError>;
 
@@ -155,7 +161,30 @@ impl Syncer {
         }
     }
 
+    /// Runs a sync when no other instance runs one; otherwise waits for that one's outcome.
     async fn run_once(&self) -> Outcome {
+        let store_error = |e: StoreError| SyncError::Store(e.to_string());
+        let Some(turn) = self.store.try_sync_turn().await.map_err(store_error)? else {
+            log::info!("sync requested while another instance runs one: waiting for its result");
+            self.store
+                .wait_for_sync_turn(ELSEWHERE_WAIT)
+                .await
+                .map_err(store_error)?;
+            let last = self.store.overview().await.map_err(store_error)?.last_sync;
+            return match last {
+                Some(last) if last.ok => Ok(last.report),
+                Some(last) => Err(SyncError::Elsewhere(last.error.unwrap_or_default())),
+                None => Err(SyncError::Elsewhere(
+                    "the sync on another instance ended without a result".into(),
+                )),
+            };
+        };
+        let outcome = self.run_here().await;
+        drop(turn);
+        outcome
+    }
+
+    async fn run_here(&self) -> Outcome {
         let started = Utc::now().timestamp();
         let marks = self
             .watermarks()
@@ -463,6 +492,7 @@ pub async fn run_periodic(
         log::warn!("sync with Meta is off: set META_PAGE_ID to catch up on leads webhooks miss");
         return;
     }
+    let leadership = syncer.store.sync_leadership();
     let mut next = Instant::now() + if at_start { Duration::ZERO } else { every };
     loop {
         let due = syncer.retry_at().map_or(next, |r| r.min(next));
@@ -477,6 +507,12 @@ pub async fn run_periodic(
         // Acted on: a sync that fails again sets a new one. (Left in place, a retry that is
         // refused because Graph is still paused would make this loop spin.)
         syncer.retry_at.lock().expect("retry lock").take();
+        // Another instance leads: it syncs for everyone. Ask again next period, in case it
+        // has gone.
+        if !leadership.lead().await {
+            next = Instant::now() + every;
+            continue;
+        }
         next = Instant::now()
             + match syncer.sync().await {
                 Ok(_) => every,

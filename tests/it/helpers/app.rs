@@ -1,5 +1,6 @@
-//! `TestApp`: the real server, in-process on a random port, with a temp SQLite file and a
-//! fake Graph, and named helpers for what tests do (post a webhook, list leads, open a stream).
+//! `TestApp`: the real server, in-process on a random port, with a temp SQLite file (or a
+//! fresh PostgreSQL database, when `LEADSTREAM_TEST_DATABASE_URL` is set) and a fake Graph,
+//! and named helpers for what tests do (post a webhook, list leads, open a stream).
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -28,6 +29,7 @@ pub fn test_tuning() -> Tuning {
         retry_cap: Duration::from_millis(400),
         sync_every: None,
         sync_at_start: false,
+        job_lease: Some(Duration::from_secs(5)),
         ..Tuning::default()
     }
 }
@@ -68,6 +70,8 @@ pub struct TestApp {
     /// Opens a fresh connection for every request ([`Via::Fresh`]).
     pub stream_client: reqwest::Client,
     pub db_path: PathBuf,
+    /// The test's own PostgreSQL database, when the suite runs on PostgreSQL.
+    pub database_url: Option<String>,
     pub settings: Settings,
     shutdown: Option<oneshot::Sender<()>>,
     handle: Option<JoinHandle<Result<(), String>>>,
@@ -95,9 +99,12 @@ impl TestApp {
         let graph = FakeGraph::start(PAGE_TOKEN, APP_SECRET).await;
         let dir = std::sync::Arc::new(tempfile::tempdir().unwrap());
         let db_path = dir.path().join("leads.db");
+        let database_url = super::pg::fresh_database().await;
         let mut settings = Settings {
             listen: "127.0.0.1:0".parse().unwrap(),
             db: db_path.clone(),
+            database_url: database_url.as_deref().map(Secret::new),
+            database_listen_url: None,
             meta: Some(MetaSettings {
                 app_secret: Secret::new(APP_SECRET),
                 verify_token: Secret::new(VERIFY_TOKEN),
@@ -143,6 +150,10 @@ impl TestApp {
                 .build()
                 .unwrap(),
             db_path: settings.db.clone(),
+            database_url: settings
+                .database_url
+                .as_ref()
+                .map(|u| u.expose().to_string()),
             settings,
             shutdown: Some(tx),
             handle: Some(handle),

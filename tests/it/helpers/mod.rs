@@ -1,6 +1,6 @@
 //! Everything the integration tests share: the in-process server ([`TestApp`]), the fake
-//! Graph, an SSE reader, raw TCP, request bodies, a look into the database, and the real
-//! binary as a child process.
+//! Graph, an SSE reader, raw TCP, request bodies, a look into the database (SQLite or
+//! PostgreSQL, [`pg`]), and the real binary as a child process.
 
 pub mod app;
 pub mod bodies;
@@ -8,6 +8,7 @@ pub mod db;
 pub mod disk;
 pub mod fake_graph;
 pub mod logs;
+pub mod pg;
 pub mod process;
 pub mod raw;
 pub mod sse;

@@ -8,9 +8,12 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// Settings leadstream reads from the environment; none is inherited from the test's own.
-const SETTINGS: [&str; 14] = [
+const SETTINGS: [&str; 17] = [
     "LISTEN_ADDR",
     "LEADS_DB",
+    "DATABASE_URL",
+    "DATABASE_LISTEN_URL",
+    "LEADSTREAM_JOB_LEASE_MS",
     "DASHBOARD_TOKEN",
     "LEADSTREAM_DEMO",
     "PUBLIC_URL",
@@ -24,6 +27,20 @@ const SETTINGS: [&str; 14] = [
     "WRITE_TIMEOUT",
     "BODY_BUDGET_MIB",
 ];
+
+/// The settings of a binary that asks the fake Graph at `graph_url` for leads, with the test
+/// app's secrets and a free port; add the database (`LEADS_DB` or `DATABASE_URL`).
+pub fn meta_env(graph_url: &str) -> Vec<(&'static str, &str)> {
+    vec![
+        ("LISTEN_ADDR", "127.0.0.1:0"),
+        ("META_APP_SECRET", super::APP_SECRET),
+        ("META_WEBHOOK_VERIFY_TOKEN", super::VERIFY_TOKEN),
+        ("META_PAGE_ACCESS_TOKEN", super::PAGE_TOKEN),
+        ("META_GRAPH_URL", graph_url),
+        ("DASHBOARD_TOKEN", super::DASHBOARD_TOKEN),
+        ("RUST_LOG", "info"),
+    ]
+}
 
 /// The binary, killed (SIGKILL) when dropped, whatever happens in the test. Its stdout and
 /// stderr are read to the end by threads of their own, so it never blocks on a full pipe.

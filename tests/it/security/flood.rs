@@ -90,7 +90,7 @@ async fn a_flood_of_bad_signatures_is_cheap_all_403_and_logged_at_a_bounded_rate
         "refusing {FLOOD} forgeries took {elapsed:?}; answering 404 as often took {baseline:?}"
     );
     assert_eq!(
-        count(&app, "SELECT count(*) FROM deliveries"),
+        count(&app, "SELECT count(*) FROM deliveries").await,
         0,
         "nothing forged was stored"
     );

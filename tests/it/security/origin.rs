@@ -6,7 +6,7 @@
 use serde_json::Value;
 
 use super::*;
-use crate::helpers::db::{count, db};
+use crate::helpers::db::{count, exec};
 use crate::helpers::*;
 
 /// The headers a browser adds to a form a page on `http://127.0.0.1:9` posts to us: the
@@ -50,13 +50,9 @@ async fn state_changes_from_another_origin_are_refused_and_change_nothing() {
     let r = login(&app.client, &app, DASHBOARD_TOKEN).await;
     let (cookie, _) = set_cookie(&r);
     // A dead letter to retry, and a form to sync.
-    db(&app)
-        .execute(
-            "INSERT INTO jobs (leadgen_id, state, first_seen_ms, next_attempt_ms, updated_ms)
-             VALUES ('123456789', 'dead', 0, 0, 0)",
-            [],
-        )
-        .unwrap();
+    let dead = "INSERT INTO jobs (leadgen_id, state, first_seen_ms, next_attempt_ms, updated_ms)
+                VALUES ('123456789', 'dead', 0, 0, 0)";
+    exec(&app, dead, dead).await;
     app.graph.add_form(PAGE_ID, FORM_ID, "Spring");
 
     for (who, headers) in forged_headers() {
@@ -78,7 +74,7 @@ async fn state_changes_from_another_origin_are_refused_and_change_nothing() {
         }
     }
     assert_eq!(
-        count(&app, "SELECT count(*) FROM jobs WHERE state = 'dead'"),
+        count(&app, "SELECT count(*) FROM jobs WHERE state = 'dead'").await,
         1,
         "no dead letter was retried"
     );

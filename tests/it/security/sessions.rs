@@ -4,7 +4,7 @@
 use std::net::IpAddr;
 
 use super::*;
-use crate::helpers::db::{count, db_read_only};
+use crate::helpers::db::{count, one, rows};
 use crate::helpers::*;
 
 /// `GET /?token=…`: the URL leadstream prints at start-up, which logs in once.
@@ -87,7 +87,7 @@ async fn a_login_cookie_is_httponly_strict_opens_the_api_survives_a_restart_and_
         "a session ended by logout stays ended after a restart"
     );
     assert_eq!(
-        count(&app, "SELECT count(*) FROM sessions"),
+        count(&app, "SELECT count(*) FROM sessions").await,
         0,
         "logout removed the stored session"
     );
@@ -100,9 +100,7 @@ async fn the_database_holds_only_a_hash_of_the_session() {
     let r = login(&app.client, &app, DASHBOARD_TOKEN).await;
     let (cookie, _) = set_cookie(&r);
     let value = cookie.split_once('=').unwrap().1.to_string();
-    let stored: String = db_read_only(&app)
-        .query_row("SELECT token_hash FROM sessions", [], |r| r.get(0))
-        .unwrap();
+    let stored = one(&app, "SELECT token_hash FROM sessions").await.unwrap();
     assert_ne!(stored, value);
     assert!(!stored.contains(&value));
     assert_eq!(
@@ -236,7 +234,7 @@ async fn a_changed_dashboard_token_ends_every_session_made_with_the_old_one() {
         assert!(page.contains(r#"action="/login""#), "the login page");
     }
     assert_eq!(
-        count(&app, "SELECT count(*) FROM sessions"),
+        count(&app, "SELECT count(*) FROM sessions").await,
         0,
         "gone from the database"
     );
@@ -256,15 +254,15 @@ async fn a_changed_dashboard_token_ends_every_session_made_with_the_old_one() {
         get_with_cookie(&app, "/api/leads", &fresh).await.status(),
         200
     );
-    let stored: (String, String) = db_read_only(&app)
-        .query_row("SELECT principal, credential_kind FROM sessions", [], |r| {
-            Ok((r.get(0)?, r.get(1)?))
-        })
-        .unwrap();
+    let row = rows(
+        &app,
+        "SELECT principal, credential_kind, credential_fp FROM sessions",
+    )
+    .await
+    .remove(0);
+    let stored = (row[0].clone().unwrap(), row[1].clone().unwrap());
     assert_eq!(stored, ("admin".to_string(), "token".to_string()));
-    let fp: String = db_read_only(&app)
-        .query_row("SELECT credential_fp FROM sessions", [], |r| r.get(0))
-        .unwrap();
+    let fp = row[2].clone().unwrap();
     assert!(
         !fp.contains(new_token) && fp.len() == 64,
         "a fingerprint, not the token"

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use crate::helpers::db::{count, db_read_only};
+use crate::helpers::db::{count, rows};
 use crate::helpers::*;
 
 /// Bodies a signed sender could still get wrong, or a leaked secret could be used to send.
@@ -120,13 +120,13 @@ async fn hostile_signed_webhook_bodies_get_a_4xx_or_a_logged_200_and_a_real_lead
         if status == 200 {
             accepted += 1;
             // A 200 means the body was kept raw with a note saying why it is unusable.
-            let (kind, note): (String, Option<String>) = db_read_only(&app)
-                .query_row(
-                    "SELECT kind, note FROM deliveries ORDER BY id DESC LIMIT 1",
-                    [],
-                    |r| Ok((r.get(0)?, r.get(1)?)),
-                )
-                .unwrap();
+            let row = rows(
+                &app,
+                "SELECT kind, note FROM deliveries ORDER BY id DESC LIMIT 1",
+            )
+            .await
+            .remove(0);
+            let (kind, note) = (row[0].clone().unwrap(), row[1].clone());
             assert_eq!(kind, "unusable", "{what}");
             let note = note.unwrap_or_default();
             assert!(!note.is_empty(), "{what}: no note");
@@ -137,9 +137,12 @@ async fn hostile_signed_webhook_bodies_get_a_4xx_or_a_logged_200_and_a_real_lead
             );
         }
     }
-    assert_eq!(count(&app, "SELECT count(*) FROM deliveries"), accepted);
     assert_eq!(
-        count(&app, "SELECT count(*) FROM jobs"),
+        count(&app, "SELECT count(*) FROM deliveries").await,
+        accepted
+    );
+    assert_eq!(
+        count(&app, "SELECT count(*) FROM jobs").await,
         0,
         "no hostile body made a job"
     );
@@ -189,14 +192,11 @@ async fn a_lead_id_that_is_not_digits_never_reaches_graph() {
     let lead = &app.leads("").await["leads"][0];
     assert_eq!(lead["leadgen_id"], good);
     assert_eq!(lead["ad_id"], Value::Null, "a hostile ad id is dropped");
-    let jobs: Vec<String> = {
-        let c = db_read_only(&app);
-        let mut st = c.prepare("SELECT leadgen_id FROM jobs").unwrap();
-        st.query_map([], |r| r.get(0))
-            .unwrap()
-            .map(Result::unwrap)
-            .collect()
-    };
+    let jobs: Vec<String> = rows(&app, "SELECT leadgen_id FROM jobs")
+        .await
+        .into_iter()
+        .map(|r| r[0].clone().unwrap())
+        .collect();
     assert_eq!(jobs, vec![good.clone()]);
     assert_eq!(app.graph.lead_calls(&good), 1);
     assert_graph_saw_only_ids(&app);
@@ -250,7 +250,7 @@ async fn bodies_over_4_mib_are_refused_with_413_whether_declared_or_chunked() {
     assert_eq!(r.status(), 403, "4 MiB with Content-Length");
     let r = post_chunked(&app, body, &unsigned).await;
     assert_eq!(r.status(), 403, "4 MiB chunked");
-    assert_eq!(count(&app, "SELECT count(*) FROM deliveries"), 0);
+    assert_eq!(count(&app, "SELECT count(*) FROM deliveries").await, 0);
 
     // The server is unharmed.
     let ids = add_graph_leads(&app, 10, 1);

@@ -27,6 +27,10 @@
 //!    (`flood`), while `/healthz` and signed webhooks are timed and a dashboard stream must get
 //!    every lead; then how long until the server's timeouts have closed them all.
 //!
+//! With `--database-url` the store is PostgreSQL, and `--instances 2` runs two servers on it:
+//! latency is then also timed from a webhook on one to a stream on the other, and the ingest's
+//! connections are split over both.
+//!
 //! # How it is set up, and why
 //!
 //! - The server is this same executable re-run with the hidden `serve` argument, which calls
@@ -111,6 +115,15 @@ pub(crate) struct Opts {
     /// disk you mean to measure: on tmpfs an fsync costs nothing.
     #[arg(long)]
     dir: Option<PathBuf>,
+    /// Measure PostgreSQL instead of SQLite: the server at this URL gets a fresh database for
+    /// the run, dropped afterwards. Give it fsync and synchronous_commit on (the defaults) to
+    /// measure what production does.
+    #[arg(long)]
+    database_url: Option<String>,
+    /// Instances sharing the PostgreSQL database. With 2, latency is also timed from a webhook
+    /// on one instance to a stream on the other, and the ingest is split over both.
+    #[arg(long, default_value_t = 1)]
+    instances: usize,
     /// Run the server under this command, e.g. "perf record -g -o perf.data" or
     /// "heaptrack -o server": how the README's profile was taken. Memory figures then
     /// include the tool's own.

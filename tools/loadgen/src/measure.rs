@@ -44,8 +44,15 @@ impl Ids {
 
 /// 1: one subscriber on a browser-style connection; each lead sent after the previous one
 /// arrived.
-pub(crate) async fn latency(addr: SocketAddr, ids: &Ids, n: usize) -> Result<Spread, String> {
-    let mut sse = Sse::open(addr, Peer::Leadstream, Via::Browser).await?;
+/// `stream_from`: where the subscriber is (another instance than `addr`, which gets the
+/// webhooks, to time the way between instances).
+pub(crate) async fn latency(
+    addr: SocketAddr,
+    stream_from: SocketAddr,
+    ids: &Ids,
+    n: usize,
+) -> Result<Spread, String> {
+    let mut sse = Sse::open(stream_from, Peer::Leadstream, Via::Browser).await?;
     let mut poster = Conn::connect(addr).await.map_err(|e| e.to_string())?;
     // Warm-up, not timed: the first leads open the worker's pooled Graph connection and the
     // reader connections, which a running server has already done.
@@ -136,24 +143,29 @@ pub(crate) struct Ingest {
 
 /// 4: `n` webhooks over `connections` keep-alive connections, as fast as they are answered,
 /// with one dashboard stream open that must see every lead once, in id order.
+/// Several `servers` (instances on one PostgreSQL database) share the connections: connection
+/// `i` goes to server `i % servers`; the dashboard stream is on the first.
 pub(crate) async fn ingest(
-    server: &Server,
+    servers: &[&Server],
     ids: &Ids,
     n: usize,
     connections: usize,
 ) -> Result<Ingest, String> {
-    let addr = server.addr;
+    let addr = servers[0].addr;
+    let to = |c: usize| servers[c % servers.len()].addr;
+    let cpu = || servers.iter().map(|s| s.cpu()).sum::<Duration>();
     let mut counter = Conn::connect(addr).await.map_err(|e| e.to_string())?;
     let (base, _) = lead_count(&mut counter, addr).await?;
     // Requests are built and signed before the clock starts: the client's work is not the
     // server's throughput.
     let mut per_conn: Vec<Vec<Vec<u8>>> = vec![Vec::new(); connections];
     for i in 0..n {
-        per_conn[i % connections].push(webhook_request(addr, &ids.next()));
+        let c = i % connections;
+        per_conn[c].push(webhook_request(to(c), &ids.next()));
     }
     let mut conns = Vec::with_capacity(connections);
-    for _ in 0..connections {
-        conns.push(Conn::connect(addr).await.map_err(|e| e.to_string())?);
+    for c in 0..connections {
+        conns.push(Conn::connect(to(c)).await.map_err(|e| e.to_string())?);
     }
     let mut sse = Sse::open(addr, Peer::Leadstream, Via::Browser).await?;
     let dashboard = tokio::spawn(async move {
@@ -171,7 +183,7 @@ pub(crate) async fn ingest(
         Ok::<Instant, String>(Instant::now())
     });
 
-    let cpu_before = server.cpu();
+    let cpu_before = cpu();
     let started = Instant::now();
     let mut senders = Vec::with_capacity(connections);
     for (mut conn, reqs) in conns.into_iter().zip(per_conn) {
@@ -189,13 +201,15 @@ pub(crate) async fn ingest(
     // The dashboard stream sees each lead right after its commit, so its last arrival is
     // when the last lead was saved (and shown). Counting rows meanwhile would itself load
     // the server; the count is checked once, at the end.
-    let server_cpu_acked = server.cpu().saturating_sub(cpu_before);
+    let server_cpu_acked = cpu().saturating_sub(cpu_before);
     let saved = tokio::time::timeout(Duration::from_secs(120), dashboard)
         .await
         .map_err(|_| "not every lead reached the dashboard stream within 120 s".to_string())?
         .map_err(|e| e.to_string())??
         - started;
-    let server_cpu = server.cpu().saturating_sub(cpu_before);
+    let server_cpu = cpu().saturating_sub(cpu_before);
+    // A connection of its own: the first may have idled past the server's idle timeout.
+    let mut counter = Conn::connect(addr).await.map_err(|e| e.to_string())?;
     let (count, _) = lead_count(&mut counter, addr).await?;
     if count != base + n as i64 {
         return Err(format!("{} leads saved for {n} webhooks", count - base));

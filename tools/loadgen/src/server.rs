@@ -21,6 +21,9 @@ pub(crate) fn serve_child() -> ExitCode {
         (Ok(db), Ok(graph_url)) => Settings {
             listen: "127.0.0.1:0".parse().expect("address"),
             db: PathBuf::from(db),
+            // Set: PostgreSQL instead of the SQLite file (see `--database-url`).
+            database_url: std::env::var("LOADGEN_DATABASE_URL").ok().map(Secret::new),
+            database_listen_url: None,
             meta: Some(MetaSettings {
                 app_secret: Secret::new(APP_SECRET),
                 verify_token: Secret::new(VERIFY_TOKEN),
@@ -93,6 +96,7 @@ impl Server {
     /// `wrapper`: a command line the server runs under (a profiler), or empty.
     pub(crate) fn spawn(
         db: &Path,
+        database_url: Option<&str>,
         graph_url: &str,
         log: PathBuf,
         wrapper: &str,
@@ -108,6 +112,9 @@ impl Server {
             }
             None => std::process::Command::new(&exe),
         };
+        if let Some(url) = database_url {
+            cmd.env("LOADGEN_DATABASE_URL", url);
+        }
         let mut child = cmd
             .arg("serve")
             .env("LOADGEN_DB", db)

@@ -4,18 +4,12 @@
 use rusqlite::{params, OptionalExtension};
 
 use super::writer::Written;
-use super::{Store, StoreError};
+use super::Sqlite;
 use crate::model::now_ms;
+use crate::store::FormInfo;
+use crate::store::StoreError;
 
-/// A form as Meta describes it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FormInfo {
-    pub form_id: String,
-    pub name: Option<String>,
-    pub status: Option<String>,
-}
-
-impl Store {
+impl Sqlite {
     /// Records forms of `page_id` (when known) in one transaction; a value Meta left out
     /// keeps what was known before.
     pub async fn remember_forms(

@@ -10,7 +10,7 @@
 //!   later) until a restart.
 //! - **The disk is full, read-only or failing.** Writes fail; the writer records why
 //!   ([`Health::wrote`]), and the next write that succeeds clears it.
-//! - **Nothing is being written**, so nothing would notice either. [`Store::health_check`]
+//! - **Nothing is being written**, so nothing would notice either. [`crate::store::Store::health_check`]
 //!   writes a one-row probe (at most once a second, within a deadline) and looks at the free
 //!   space of the disk, so a check always reflects now, not the last webhook.
 
@@ -22,7 +22,8 @@ use rusqlite::ErrorCode;
 
 use super::state::set_state;
 use super::writer::Written;
-use super::{Store, StoreError};
+use super::Sqlite;
+use crate::store::StoreError;
 
 /// How long a check may wait for its probe write.
 const PROBE_DEADLINE: Duration = Duration::from_secs(2);
@@ -209,7 +210,7 @@ fn free_bytes(_path: &Path) -> Option<u64> {
     None
 }
 
-/// The last verdict of [`Store::health_check`] and when it was made, and the probe in flight.
+/// The last verdict of [`Sqlite::health_check`] and when it was made, and the probe in flight.
 #[derive(Default)]
 pub(super) struct Verdicts {
     last: Mutex<Option<(Instant, Result<(), String>)>>,
@@ -226,7 +227,7 @@ impl Verdicts {
     }
 }
 
-impl Store {
+impl Sqlite {
     /// True once the database file was removed or replaced: nothing more can be saved until
     /// a restart.
     pub fn file_gone(&self) -> bool {

@@ -7,7 +7,7 @@ use std::time::Duration;
 use rusqlite::Connection;
 
 /// The schema of a new database (user_version 1).
-const SCHEMA: &str = include_str!("../../schema.sql");
+const SCHEMA: &str = include_str!("../../../schema.sql");
 
 /// Migrations after version 1, in order: `MIGRATIONS[0]` takes a database from version 1 to 2.
 /// Shipped entries are never edited; a change is a new entry.
@@ -21,6 +21,9 @@ const MIGRATIONS: &[&str] = &[
      ALTER TABLE sessions ADD COLUMN credential_kind TEXT NOT NULL DEFAULT '';
      ALTER TABLE sessions ADD COLUMN credential_fp TEXT NOT NULL DEFAULT '';",
 ];
+
+/// The version a database has once every migration ran.
+pub(in crate::store) const VERSION: i64 = 1 + MIGRATIONS.len() as i64;
 
 /// The writer's connection: the database at `path`, created and migrated as needed.
 pub(super) fn open_writer(path: &Path) -> rusqlite::Result<Connection> {
@@ -41,7 +44,7 @@ pub(super) fn open_writer(path: &Path) -> rusqlite::Result<Connection> {
 
 /// A read-only connection for the reader pool. It never creates the file: a database removed
 /// under a running server must not come back as an empty one.
-pub(super) fn open_reader(path: &Path) -> rusqlite::Result<Connection> {
+pub(in crate::store) fn open_reader(path: &Path) -> rusqlite::Result<Connection> {
     use rusqlite::OpenFlags;
     let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
         | OpenFlags::SQLITE_OPEN_URI

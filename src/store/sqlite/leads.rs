@@ -1,37 +1,19 @@
 //! The `leads` table: saving a lead exactly once, and reading leads back by id (the stream's
 //! replay) or one by one in listing order (the exports).
 
-use chrono::{TimeZone, Utc};
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
+use super::search::sql_args;
+use super::writer::Written;
+use super::Sqlite;
+use crate::model::{now_ms, Lead, LeadFilter, NewLead};
 use rusqlite::types::Value as SqlValue;
 
-use super::search::{after_clause, order_clause, sort_key, where_clause};
-use super::writer::Written;
-use super::{Store, StoreError};
-use crate::model::{
-    flatten_fields, format_millis, format_seconds, now_ms, FieldData, Lead, LeadFilter, NewLead,
-};
+use crate::store::filter::{after_clause, order_clause, sort_key, where_clause, AfterArg, SQLITE};
+use crate::store::rows::{LeadColumns, LeadRow, LEAD_COLUMNS, LEAD_FROM};
+use crate::store::{StoreError, WalkError};
 
-/// Why a walk over the leads ([`Store::each_lead`]) stopped early.
-#[derive(Debug)]
-pub enum WalkError<E> {
-    Store(StoreError),
-    /// The visitor said stop (an export whose reader went away).
-    Visitor(E),
-}
-
-/// A walk whose visitor cannot fail stopped for the store's reason.
-impl From<WalkError<std::convert::Infallible>> for StoreError {
-    fn from(e: WalkError<std::convert::Infallible>) -> Self {
-        match e {
-            WalkError::Store(e) => e,
-            WalkError::Visitor(never) => match never {},
-        }
-    }
-}
-
-impl Store {
+impl Sqlite {
     /// Saves a lead unless one with the same `leadgen_id` exists, and marks its job done.
     /// Returns the saved lead, or `None` for a duplicate. Saving is the only way leads are
     /// written, so the only way they reach the sink.
@@ -49,9 +31,6 @@ impl Store {
     /// Saves several leads in one transaction (a page of a sync), each as [`Self::save_lead`]
     /// does; returns how many were new.
     pub async fn save_leads(&self, leads: Vec<NewLead>) -> Result<u64, StoreError> {
-        if leads.is_empty() {
-            return Ok(0);
-        }
         self.write(move |c| {
             let now = now_ms();
             let mut inserted = Vec::new();
@@ -127,6 +106,9 @@ impl Store {
 /// would keep the WAL from being checkpointed, and it would grow for as long.
 const WALK_BATCH: usize = 1000;
 
+/// How many columns [`LEAD_COLUMNS`] names.
+const LEAD_COLUMN_COUNT: usize = 12;
+
 /// Calls `f` for every lead matching `filter`, in listing order, a batch at a time: each batch
 /// starts after the last row of the one before (by sort key and id), so no row is read twice
 /// or skipped, and leads saved meanwhile are met where the order puts them.
@@ -136,19 +118,26 @@ fn walk<E>(
     mut f: impl FnMut(Lead) -> Result<(), E>,
 ) -> Result<(), WalkError<E>> {
     let sqlite = |e: rusqlite::Error| WalkError::Store(StoreError::Sqlite(e));
-    let (wh, args) = where_clause(filter);
+    let (wh, args) = where_clause(filter, &SQLITE);
+    let args = sql_args(args);
     // The sort key goes last, after the columns `lead_from_row` reads.
-    let key_column = sort_key(filter).unwrap_or("l.id");
+    let key_column = sort_key(filter, &SQLITE).unwrap_or("l.id");
     let mut after: Option<(SqlValue, i64)> = None;
     loop {
         let mut sql = format!("SELECT {LEAD_COLUMNS}, {key_column} {LEAD_FROM} {wh}");
         let mut params = args.clone();
         if let Some((key, id)) = after.take() {
-            let (and, more) = after_clause(filter, key, id);
+            let (and, more) = after_clause(filter, &SQLITE, key, id, params.len() + 1);
             sql.push_str(&and);
-            params.extend(more);
+            params.extend(more.into_iter().map(|a| match a {
+                AfterArg::Key(k) => k,
+                AfterArg::Id(id) => SqlValue::Integer(id),
+            }));
         }
-        sql.push_str(&format!(" {} LIMIT {WALK_BATCH}", order_clause(filter)));
+        sql.push_str(&format!(
+            " {} LIMIT {WALK_BATCH}",
+            order_clause(filter, &SQLITE)
+        ));
         let mut stmt = c.prepare(&sql).map_err(sqlite)?;
         let mut rows = stmt
             .query(rusqlite::params_from_iter(params.iter()))
@@ -168,28 +157,8 @@ fn walk<E>(
 
 /// Inserts a lead (once per `leadgen_id`) and closes its job. `None` for a duplicate.
 fn insert_lead(c: &Connection, lead: &NewLead, received_ms: i64) -> rusqlite::Result<Option<Lead>> {
-    let fields = flatten_fields(&lead.field_data);
-    let received = Utc
-        .timestamp_millis_opt(received_ms)
-        .single()
-        .unwrap_or_else(Utc::now);
-    let mut out = Lead {
-        id: 0,
-        leadgen_id: lead.leadgen_id.clone(),
-        page_id: lead.page_id.clone(),
-        form_id: lead.form_id.clone(),
-        form_name: None,
-        ad_id: lead.ad_id.clone(),
-        adgroup_id: lead.adgroup_id.clone(),
-        campaign_id: lead.campaign_id.clone(),
-        created_time: format_seconds(lead.created_time),
-        received_at: format_millis(received),
-        fields,
-        field_data: lead.field_data.clone(),
-        source: lead.source.as_str().to_string(),
-    };
-    let name = out.display_name();
-    let field_data = serde_json::to_string(&lead.field_data).expect("field data serialises");
+    let row = LeadRow::new(lead, received_ms);
+    let mut out = row.lead;
     let id: Option<i64> = c
         .prepare_cached(
             "INSERT INTO leads (leadgen_id, page_id, form_id, ad_id, adgroup_id, campaign_id,
@@ -208,13 +177,13 @@ fn insert_lead(c: &Connection, lead: &NewLead, received_ms: i64) -> rusqlite::Re
                 out.adgroup_id,
                 out.campaign_id,
                 out.created_time,
-                lead.created_time.timestamp(),
+                row.created_ts,
                 out.received_at,
-                received_ms,
+                row.received_ms,
                 out.source,
-                name,
-                field_data,
-                search_text(&out),
+                row.name,
+                row.field_data,
+                row.search_text,
             ],
             |r| r.get(0),
         )
@@ -236,46 +205,9 @@ fn insert_lead(c: &Connection, lead: &NewLead, received_ms: i64) -> rusqlite::Re
     Ok(Some(out))
 }
 
-/// Lower-cased text that `q` searches: the name, every answer, and the ids.
-fn search_text(l: &Lead) -> String {
-    let mut s = String::new();
-    // U+001F between parts, so a search cannot match across two answers.
-    let sep = '\u{1f}';
-    for part in [
-        Some(&l.leadgen_id),
-        l.form_id.as_ref(),
-        l.page_id.as_ref(),
-        l.ad_id.as_ref(),
-    ]
-    .into_iter()
-    .flatten()
-    {
-        s.push_str(part);
-        s.push(sep);
-    }
-    for f in &l.field_data {
-        for v in &f.values {
-            s.push_str(&v.to_lowercase());
-            s.push(sep);
-        }
-    }
-    s
-}
-
-/// The columns [`lead_from_row`] reads, for `SELECT {LEAD_COLUMNS} {LEAD_FROM} …`.
-pub(super) const LEAD_COLUMNS: &str =
-    "l.id, l.leadgen_id, l.page_id, l.form_id, f.name, l.ad_id, l.adgroup_id, \
-     l.campaign_id, l.created_time, l.received_at, l.field_data, l.source";
-/// How many columns [`LEAD_COLUMNS`] names.
-const LEAD_COLUMN_COUNT: usize = 12;
-pub(super) const LEAD_FROM: &str = "FROM leads l LEFT JOIN forms f ON f.form_id = l.form_id";
-
-pub(super) fn lead_from_row(r: &Row<'_>) -> rusqlite::Result<Lead> {
-    let field_data_json: String = r.get(10)?;
-    let field_data: Vec<FieldData> = serde_json::from_str(&field_data_json).map_err(|e| {
-        rusqlite::Error::FromSqlConversionFailure(10, rusqlite::types::Type::Text, Box::new(e))
-    })?;
-    Ok(Lead {
+/// A lead from a row of `SELECT {LEAD_COLUMNS} …`.
+pub(crate) fn lead_from_row(r: &Row<'_>) -> rusqlite::Result<Lead> {
+    LeadColumns {
         id: r.get(0)?,
         leadgen_id: r.get(1)?,
         page_id: r.get(2)?,
@@ -286,8 +218,11 @@ pub(super) fn lead_from_row(r: &Row<'_>) -> rusqlite::Result<Lead> {
         campaign_id: r.get(7)?,
         created_time: r.get(8)?,
         received_at: r.get(9)?,
-        fields: flatten_fields(&field_data),
-        field_data,
+        field_data: r.get(10)?,
         source: r.get(11)?,
+    }
+    .into_lead()
+    .map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(10, rusqlite::types::Type::Text, Box::new(e))
     })
 }

@@ -7,26 +7,17 @@ use rusqlite::{params, Connection, OptionalExtension};
 
 use super::jobs::job_counts;
 use super::writer::Written;
-use super::{Store, StoreError};
+use super::Sqlite;
 use crate::model::LastSync;
+use crate::store::Overview;
+use crate::store::StoreError;
 
 const LAST_WEBHOOK_MS: &str = "last_webhook_ms";
 const LAST_SYNC: &str = "last_sync";
 /// The per-form watermarks of the sync: `{"<form_id>": <unix seconds>}`.
 const SYNC_WATERMARKS: &str = "sync_form_watermarks";
 
-/// What `/api/status` reads from the database, in one go.
-#[derive(Debug, Clone)]
-pub struct Overview {
-    pub jobs_waiting: i64,
-    pub dead_letters: i64,
-    /// When the last webhook was stored, unix ms.
-    pub last_webhook_ms: Option<i64>,
-    pub last_sync: Option<LastSync>,
-    pub leads: i64,
-}
-
-impl Store {
+impl Sqlite {
     /// Job counts, the last webhook and sync, and the lead count.
     pub async fn overview(&self) -> Result<Overview, StoreError> {
         self.read(|c| {

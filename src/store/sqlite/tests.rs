@@ -2,17 +2,17 @@ use std::sync::mpsc;
 
 use super::state::{get_state, set_state};
 use super::*;
-use crate::model::{LeadFilter, NewLead, SortKey};
+use crate::model::{Lead, LeadFilter, NewLead, SortKey};
 
 /// A store on a fresh file, whose sink passes every committed lead to the receiver.
-fn open(dir: &tempfile::TempDir) -> (Store, mpsc::Receiver<Lead>) {
+fn open(dir: &tempfile::TempDir) -> (Sqlite, mpsc::Receiver<Lead>) {
     let (tx, rx) = mpsc::channel();
     let sink = move |leads: Vec<Lead>| {
         for lead in leads {
             let _ = tx.send(lead);
         }
     };
-    (Store::open(&dir.path().join("t.db"), sink).unwrap(), rx)
+    (Sqlite::open(&dir.path().join("t.db"), sink).unwrap(), rx)
 }
 
 #[tokio::test]
@@ -74,7 +74,7 @@ async fn a_failing_operation_does_not_sink_its_batch() {
 }
 
 /// How many leads a search for `q` finds.
-async fn found(store: &Store, q: &str) -> i64 {
+async fn found(store: &Sqlite, q: &str) -> i64 {
     let filter = LeadFilter {
         q: Some(q.into()),
         ..Default::default()

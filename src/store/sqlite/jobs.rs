@@ -8,52 +8,12 @@ use rusqlite::{params, Connection};
 
 use super::state::set_state;
 use super::writer::Written;
-use super::{Store, StoreError};
+use super::Sqlite;
 use crate::model::{now_ms, LeadgenChange};
+use crate::store::StoreError;
+use crate::store::{DeadLetter, DueJobs, Job, Stored};
 
-/// What storing a delivery did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Stored {
-    pub delivery_id: i64,
-    /// Jobs created; redelivered and already-saved leads add none.
-    pub new_jobs: usize,
-}
-
-/// A due job, as the worker sees it.
-#[derive(Debug, Clone)]
-pub struct Job {
-    pub leadgen_id: String,
-    pub page_id: Option<String>,
-    pub form_id: Option<String>,
-    pub ad_id: Option<String>,
-    pub adgroup_id: Option<String>,
-    /// Tries so far.
-    pub attempts: i64,
-    /// When the job was created (unix ms); retrying stops a retry period after it.
-    pub first_seen_ms: i64,
-}
-
-/// Due jobs, and when the next of the others is due.
-#[derive(Debug, Clone, Default)]
-pub struct DueJobs {
-    /// Oldest due first.
-    pub jobs: Vec<Job>,
-    /// Unix ms of the next pending job that is not due yet.
-    pub next_due_ms: Option<i64>,
-}
-
-/// A dead letter, for `/api/dead-letters` and the dashboard.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct DeadLetter {
-    pub leadgen_id: String,
-    pub form_id: Option<String>,
-    pub attempts: i64,
-    pub error: Option<String>,
-    pub error_code: Option<i64>,
-    pub updated_ms: i64,
-}
-
-impl Store {
+impl Sqlite {
     /// Stores a signed delivery's raw `body` and one pending job per lead in `leads` that has
     /// neither a job nor a saved lead yet, and notes the time of the last webhook: one
     /// transaction, so a 200 after it means none of it can be lost.
@@ -123,9 +83,14 @@ impl Store {
     /// Up to `limit` due pending jobs (oldest first) whose lead id is not in `skip` (the ones
     /// this process is working on), and when the next job is due. Nothing is marked: with one
     /// process, `skip` is what keeps a job from running twice.
-    pub async fn due_jobs(&self, limit: usize, skip: Vec<String>) -> Result<DueJobs, StoreError> {
-        self.read(move |c| due_jobs(c, now_ms(), limit, &skip))
-            .await
+    pub async fn claim_jobs(&self, limit: usize, skip: Vec<String>) -> Result<DueJobs, StoreError> {
+        // Read as many more as are skipped, so `limit` are left after skipping.
+        self.read(move |c| {
+            let mut due = due_jobs(c, now_ms(), limit + skip.len(), &skip)?;
+            due.jobs.truncate(limit);
+            Ok(due)
+        })
+        .await
     }
 
     /// Records a failed try of a pending job: `attempts` so far, the next try at

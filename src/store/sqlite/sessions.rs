@@ -4,24 +4,14 @@
 use std::collections::HashMap;
 
 use super::state::{get_state, set_state};
+use rusqlite::OptionalExtension;
+
 use super::writer::Written;
-use super::{Store, StoreError};
+use super::Sqlite;
 use crate::model::now_ms;
+use crate::store::{StoreError, StoredSession, CREDENTIAL_SALT};
 
-/// A session as stored, keyed by the hash of its cookie.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StoredSession {
-    pub principal: String,
-    pub credential_kind: String,
-    pub credential_fp: String,
-    /// Unix ms.
-    pub expires_ms: i64,
-}
-
-/// The `state` key of the random salt credential fingerprints are made with.
-const CREDENTIAL_SALT: &str = "credential_salt";
-
-impl Store {
+impl Sqlite {
     /// Forgets the sessions that expired by `now_ms` and returns the others, by cookie hash.
     pub async fn load_sessions(
         &self,
@@ -47,6 +37,26 @@ impl Store {
                 })?
                 .collect::<rusqlite::Result<HashMap<_, _>>>()?;
             Ok(Written::value(rows))
+        })
+        .await
+    }
+
+    pub async fn session(&self, token_hash: String) -> Result<Option<StoredSession>, StoreError> {
+        self.read(move |c| {
+            c.query_row(
+                "SELECT principal, credential_kind, credential_fp, expires_ms
+                 FROM sessions WHERE token_hash = ?1",
+                [token_hash],
+                |r| {
+                    Ok(StoredSession {
+                        principal: r.get(0)?,
+                        credential_kind: r.get(1)?,
+                        credential_fp: r.get(2)?,
+                        expires_ms: r.get(3)?,
+                    })
+                },
+            )
+            .optional()
         })
         .await
     }
