@@ -108,6 +108,9 @@ async fn a_replaced_database_file_is_noticed_too() {
 
 #[tokio::test]
 async fn a_removed_write_ahead_log_is_noticed_like_a_removed_database() {
+    if crate::helpers::pg::skip_on_postgres("it is about the SQLite file and its disk") {
+        return;
+    }
     let app = TestApp::spawn().await;
     assert_eq!(webhook_of_size(&app, 1, 0).await, 200);
     // The -wal file holds every commit since the last checkpoint: removed under a running
