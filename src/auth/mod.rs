@@ -24,7 +24,7 @@ use crate::logging::escaped;
 use crate::model::Role;
 use crate::store::{password_kind, Store, StoreError};
 pub use credential::{Credential, Principal};
-pub use limiter::{Door, GuessLimiter, GUESS_LIMIT, GUESS_WINDOW};
+pub use limiter::{client_key, Door, GuessLimiter, GUESS_LIMIT, GUESS_WINDOW};
 pub use passwords::{hash_password, verify_password};
 pub use proxy::ProxyTrust;
 pub use sessions::{Admitted, EndedSink, SessionEnd, Sessions, SESSION_COOKIE};
