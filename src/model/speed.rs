@@ -55,8 +55,16 @@ pub struct Waiting {
 pub struct SpeedBuilder {
     /// The end of the windows (unix ms): usually now.
     now_ms: i64,
-    /// form id (or "") → its name, and (received ms, wait ms) of each contacted lead.
-    forms: HashMap<String, (Option<String>, Option<String>, Vec<(i64, i64)>)>,
+    /// form id (or "") → the form and its contacted leads.
+    forms: HashMap<String, FormWaits>,
+}
+
+/// One form's id and name, and (received ms, wait ms) of each of its contacted leads.
+#[derive(Debug, Clone, Default)]
+struct FormWaits {
+    id: Option<String>,
+    name: Option<String>,
+    waits: Vec<(i64, i64)>,
 }
 
 impl SpeedBuilder {
@@ -78,12 +86,15 @@ impl SpeedBuilder {
         let entry = self
             .forms
             .entry(form_id.unwrap_or("").to_string())
-            .or_insert_with(|| (form_id.map(str::to_string), None, Vec::new()));
-        if entry.1.is_none() {
-            entry.1 = form_name.map(str::to_string);
+            .or_insert_with(|| FormWaits {
+                id: form_id.map(str::to_string),
+                ..FormWaits::default()
+            });
+        if entry.name.is_none() {
+            entry.name = form_name.map(str::to_string);
         }
         entry
-            .2
+            .waits
             .push((received_ms, (first_contact_ms - received_ms).max(0)));
     }
 
@@ -99,8 +110,9 @@ impl SpeedBuilder {
         let since = self.now_ms - days * 86_400_000;
         let mut all = Vec::new();
         let mut per_form = Vec::new();
-        for (form_id, form_name, waits) in self.forms.values() {
-            let mut mine: Vec<i64> = waits
+        for form in self.forms.values() {
+            let mut mine: Vec<i64> = form
+                .waits
                 .iter()
                 .filter(|(received, _)| *received >= since)
                 .map(|(_, wait)| *wait)
@@ -110,8 +122,8 @@ impl SpeedBuilder {
             }
             all.extend_from_slice(&mine);
             per_form.push(FormSpeed {
-                form_id: form_id.clone(),
-                form_name: form_name.clone(),
+                form_id: form.id.clone(),
+                form_name: form.name.clone(),
                 speed: speed(&mut mine),
             });
         }

@@ -55,6 +55,11 @@ impl Store {
     }
 }
 
+/// A role as a row keeps it; an unreadable one is the lesser.
+pub(super) fn stored_role(s: &str) -> Role {
+    Role::parse(s).unwrap_or(Role::Member)
+}
+
 /// The credential kind of the sessions a user's password makes (`password:` and the name in
 /// lower case): removing the user or changing the password ends every session of this kind.
 pub fn password_kind(name: &str) -> String {

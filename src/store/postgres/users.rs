@@ -3,12 +3,8 @@
 
 use super::{Postgres, CHANNEL_SESSIONS};
 use crate::model::{format_unix_ms, now_ms, Role, User};
-use crate::store::team::password_kind;
+use crate::store::team::{password_kind, stored_role};
 use crate::store::{StoreError, UserLogin, ALL_SESSIONS};
-
-fn role(s: String) -> Role {
-    Role::parse(&s).unwrap_or(Role::Member)
-}
 
 impl Postgres {
     pub async fn add_user(
@@ -52,7 +48,7 @@ impl Postgres {
             .iter()
             .map(|r| User {
                 name: r.get(0),
-                role: role(r.get(1)),
+                role: stored_role(&r.get::<_, String>(1)),
                 created_at: format_unix_ms(r.get(2)),
             })
             .collect())
@@ -69,7 +65,7 @@ impl Postgres {
             .await?
             .map(|r| UserLogin {
                 name: r.get(0),
-                role: role(r.get(1)),
+                role: stored_role(&r.get::<_, String>(1)),
                 password_hash: r.get(2),
             }))
     }

@@ -6,12 +6,8 @@ use rusqlite::{params, OptionalExtension};
 use super::writer::Written;
 use super::Sqlite;
 use crate::model::{format_unix_ms, now_ms, Role, User};
-use crate::store::team::password_kind;
+use crate::store::team::{password_kind, stored_role};
 use crate::store::{StoreError, UserLogin};
-
-fn role(s: String) -> Role {
-    Role::parse(&s).unwrap_or(Role::Member)
-}
 
 impl Sqlite {
     pub async fn add_user(
@@ -49,7 +45,7 @@ impl Sqlite {
                 .query_map([], |r| {
                     Ok(User {
                         name: r.get(0)?,
-                        role: role(r.get(1)?),
+                        role: stored_role(&r.get::<_, String>(1)?),
                         created_at: format_unix_ms(r.get(2)?),
                     })
                 })?
@@ -64,7 +60,7 @@ impl Sqlite {
                 .query_row([name.to_ascii_lowercase()], |r| {
                     Ok(UserLogin {
                         name: r.get(0)?,
-                        role: role(r.get(1)?),
+                        role: stored_role(&r.get::<_, String>(1)?),
                         password_hash: r.get(2)?,
                     })
                 })
