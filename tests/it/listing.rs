@@ -245,7 +245,7 @@ async fn bad_listing_parameters_are_a_400_with_a_json_error_naming_the_parameter
 async fn count_gives_the_count_and_last_id_and_only_healthz_answers_without_a_token() {
     let app = TestApp::spawn().await;
     let empty: Value = app.get_json("/api/leads/count").await;
-    assert_eq!(empty, json!({"count": 0, "last_id": 0}));
+    assert_eq!(empty, json!({"count": 0, "last_id": 0, "last_event_id": 0}));
 
     let ids = add_graph_leads(&app, 1, 3);
     let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
@@ -255,6 +255,7 @@ async fn count_gives_the_count_and_last_id_and_only_healthz_answers_without_a_to
     let newest = app.leads("limit=1").await["leads"][0]["id"].clone();
     assert_eq!(count["count"], 3);
     assert_eq!(count["last_id"], newest);
+    assert_eq!(count["last_event_id"], newest, "no changes yet: the newest event is a lead");
 
     let health = app.client.get(app.url("/healthz")).send().await.unwrap();
     assert_eq!(health.status(), 200);
