@@ -255,7 +255,10 @@ async fn count_gives_the_count_and_last_id_and_only_healthz_answers_without_a_to
     let newest = app.leads("limit=1").await["leads"][0]["id"].clone();
     assert_eq!(count["count"], 3);
     assert_eq!(count["last_id"], newest);
-    assert_eq!(count["last_event_id"], newest, "no changes yet: the newest event is a lead");
+    assert_eq!(
+        count["last_event_id"], newest,
+        "no changes yet: the newest event is a lead"
+    );
 
     let health = app.client.get(app.url("/healthz")).send().await.unwrap();
     assert_eq!(health.status(), 200);
