@@ -154,6 +154,15 @@ pub struct Cli {
     )]
     pub dashboard_token: Option<Secret>,
 
+    /// A second secret that opens `GET /metrics` only (for a Prometheus server that should not
+    /// read leads); the dashboard token opens it too.
+    #[arg(long = "metrics-token", env = "METRICS_TOKEN", hide_env_values = true)]
+    pub metrics_token: Option<Secret>,
+
+    /// Erase leads received more than this many days ago, once a day; unset keeps them.
+    #[arg(long = "leads-retention-days", env = "LEADS_RETENTION_DAYS")]
+    pub leads_retention_days: Option<String>,
+
     /// Run with a built-in simulated Meta that posts signed demo leads.
     #[arg(long, env = "LEADSTREAM_DEMO", value_parser = parse_flag, num_args = 0..=1, default_missing_value = "1", default_value = "0")]
     pub demo: bool,
@@ -263,6 +272,10 @@ pub struct Tuning {
     /// With PostgreSQL: how long a claimed job stays this instance's; `None`: the Graph
     /// timeout plus 30 s, so a claim never runs out under a call still waiting for Graph.
     pub job_lease: Option<Duration>,
+    /// Leads received longer ago than this are erased; `None` keeps them (LEADS_RETENTION_DAYS).
+    pub retention: Option<Duration>,
+    /// How often the retention period is applied (daily).
+    pub retention_every: Duration,
 }
 
 impl Default for Tuning {
@@ -284,6 +297,8 @@ impl Default for Tuning {
             guess_window: crate::auth::GUESS_WINDOW,
             session_ttl: Duration::from_secs(30 * 24 * 3600),
             job_lease: None,
+            retention: None,
+            retention_every: Duration::from_secs(24 * 3600),
         }
     }
 }
@@ -310,6 +325,8 @@ pub struct Settings {
     /// `None` in demo mode: the demo makes up its own secrets and points Graph at itself.
     pub meta: Option<MetaSettings>,
     pub dashboard_token: Secret,
+    /// Opens `GET /metrics` besides the dashboard token.
+    pub metrics_token: Option<Secret>,
     /// True when the dashboard token was generated at start (so it is printed in the URL).
     pub token_generated: bool,
     pub demo: bool,
@@ -486,8 +503,16 @@ impl Cli {
             format!("LISTEN_ADDR must be an address and port like 127.0.0.1:8080 ({e}): {listen:?}")
         })?;
         let limits = self.limits.into_limits()?;
+        let metrics_token = given(self.metrics_token);
+        if metrics_token.as_ref().is_some_and(|t| t.expose().len() < 8) {
+            return Err("METRICS_TOKEN must be at least 8 characters long".into());
+        }
+        let retention = given(self.leads_retention_days)
+            .map(|d| parse_retention_days(&d))
+            .transpose()?;
         let tuning = Tuning {
             job_lease: self.job_lease_ms.map(Duration::from_millis),
+            retention,
             ..Tuning::default()
         };
         Ok(Settings {
@@ -498,6 +523,7 @@ impl Cli {
             demo: meta.is_none(),
             meta,
             dashboard_token,
+            metrics_token,
             token_generated,
             demo_reason,
             public_url,
@@ -505,6 +531,16 @@ impl Cli {
             limits,
             tuning,
         })
+    }
+}
+
+/// `LEADS_RETENTION_DAYS`: a whole number of days, at least 1.
+fn parse_retention_days(days: &str) -> Result<Duration, String> {
+    match days.trim().parse::<u64>() {
+        Ok(d) if (1..=36_500).contains(&d) => Ok(Duration::from_secs(d * 24 * 3600)),
+        _ => Err(format!(
+            "LEADS_RETENTION_DAYS must be a whole number of days from 1 to 36500: {days:?}"
+        )),
     }
 }
 

@@ -42,6 +42,7 @@ pub mod ingest;
 pub mod live;
 pub mod logging;
 pub mod meta;
+pub mod metrics;
 pub mod model;
 pub mod report;
 pub mod shutdown;
@@ -60,6 +61,7 @@ use crate::config::{MetaSettings, Settings};
 use crate::demo::DemoMeta;
 use crate::http::dashboard::DashboardContext;
 use crate::http::limits::BodyBudget;
+use crate::http::metrics::MetricsContext;
 use crate::http::ops::OpsContext;
 use crate::http::origin::Origins;
 use crate::http::server::ServerContext;
@@ -101,6 +103,7 @@ pub async fn run(
         .map_err(|e| e.to_string())?;
     let gate = Gate::open(
         settings.dashboard_token.clone(),
+        settings.metrics_token.clone(),
         sessions.clone(),
         &store,
         GuessLimiter::new(tuning.guess_limit, tuning.guess_window),
@@ -190,6 +193,10 @@ pub async fn run(
         webhook: Arc::new(WebhookContext {
             inbox: Inbox::new(store.clone(), app_secret, wake_worker.clone()),
             verify_token,
+        }),
+        metrics: Arc::new(MetricsContext {
+            store: store.clone(),
+            streams: streams.clone(),
         }),
         ops: Arc::new(OpsContext {
             store,

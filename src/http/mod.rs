@@ -9,7 +9,7 @@
 //! - [`stream`]: the one place that decides who gets a stream and what its answer's head says;
 //! - one file per area, each route a small function with a `/// METHOD /path` line and its
 //!   handler a plain `async fn`: [`webhook`], [`leads`], [`ops`] (health, status, sync, dead
-//!   letters), [`stream`], [`reports`], [`dashboard`] (the page and login), [`assets`],
+//!   letters), [`metrics`], [`stream`], [`reports`], [`dashboard`] (the page and login), [`assets`],
 //!   [`demo`];
 //! - [`auth`]: credentials from the headers, and the filter that gives a handler its
 //!   [`Auth`](crate::auth::Auth) or answers 401;
@@ -34,6 +34,7 @@ mod h2;
 pub mod headers;
 pub mod leads;
 pub mod limits;
+pub mod metrics;
 pub mod ops;
 pub mod origin;
 mod replay;
@@ -54,6 +55,7 @@ use crate::demo::DemoMeta;
 use crate::live::Streams;
 use crate::store::Store;
 use dashboard::DashboardContext;
+use metrics::MetricsContext;
 use ops::OpsContext;
 use origin::Origins;
 use webhook::WebhookContext;
@@ -64,6 +66,7 @@ pub struct Areas {
     pub store: Store,
     pub webhook: Arc<WebhookContext>,
     pub ops: Arc<OpsContext>,
+    pub metrics: Arc<MetricsContext>,
     pub streams: Arc<Streams>,
     pub dashboard: Arc<DashboardContext>,
     /// The simulated Meta, in demo mode only.
@@ -79,6 +82,7 @@ pub fn routes(areas: Areas) -> BoxedFilter<(Response,)> {
         store,
         webhook,
         ops,
+        metrics,
         streams,
         dashboard,
         demo,
@@ -88,6 +92,8 @@ pub fn routes(areas: Areas) -> BoxedFilter<(Response,)> {
         .or(stream::routes(streams, gate.clone()))
         .unify()
         .or(ops::routes(ops, gate.clone()))
+        .unify()
+        .or(metrics::routes(metrics, gate.clone()))
         .unify()
         .or(leads::routes(store.clone(), gate.clone()))
         .unify()

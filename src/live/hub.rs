@@ -82,6 +82,11 @@ impl Hub {
         let frame = lead_frame(&lead);
         let chunk = chunk(&frame);
         self.last_published.fetch_max(lead.id, Ordering::AcqRel);
+        // From the save's own clock reading (taken just before its commit) to now.
+        if let Ok(saved) = chrono::DateTime::parse_from_rfc3339(&lead.received_at) {
+            let since = chrono::Utc::now().signed_duration_since(saved);
+            crate::metrics::published(since.to_std().unwrap_or_default());
+        }
         // No receivers is fine: nobody has a dashboard open.
         let _ = self.tx.send(Signal::Lead(Arc::new(LeadEvent {
             id: lead.id,

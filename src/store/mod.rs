@@ -199,16 +199,24 @@ impl Store {
     /// Returns the saved lead, or `None` for a duplicate. Saving is the only way leads are
     /// written, so the only way they reach the sink.
     pub async fn save_lead(&self, lead: NewLead) -> Result<Option<Lead>, StoreError> {
-        on_engine!(self.save_lead(lead))
+        let saved = on_engine!(self.save_lead(lead))?;
+        if let Some(lead) = &saved {
+            crate::metrics::leads_saved(&lead.source, 1);
+        }
+        Ok(saved)
     }
 
     /// Saves several leads in one transaction (a page of a sync), each as [`Self::save_lead`]
     /// does; returns how many were new.
     pub async fn save_leads(&self, leads: Vec<NewLead>) -> Result<u64, StoreError> {
-        if leads.is_empty() {
+        let Some(first) = leads.first() else {
             return Ok(0);
-        }
-        on_engine!(self.save_leads(leads))
+        };
+        // A page of a sync comes from one source.
+        let source = first.source;
+        let new = on_engine!(self.save_leads(leads))?;
+        crate::metrics::leads_saved(source.as_str(), new);
+        Ok(new)
     }
 
     /// `(count, last_id)` of all leads.

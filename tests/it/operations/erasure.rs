@@ -1,0 +1,1 @@
+//! Erasing one lead: `DELETE /api/leads/{id}`.

@@ -1,0 +1,1 @@
+//! Erasing old leads: `LEADS_RETENTION_DAYS`.
