@@ -37,6 +37,7 @@ pub mod auth;
 pub mod backoff;
 pub mod config;
 pub mod demo;
+pub mod erasure;
 pub mod http;
 pub mod ingest;
 pub mod live;
@@ -59,6 +60,7 @@ use tokio::sync::Notify;
 use crate::auth::{Gate, GuessLimiter, ProxyTrust, Sessions};
 use crate::config::{MetaSettings, Settings};
 use crate::demo::DemoMeta;
+use crate::erasure::Eraser;
 use crate::http::dashboard::DashboardContext;
 use crate::http::limits::BodyBudget;
 use crate::http::metrics::MetricsContext;
@@ -149,6 +151,10 @@ pub async fn run(
         max_replay: tuning.max_replay,
         write_timeout: settings.limits.write_timeout,
     };
+    let eraser = Arc::new(Eraser {
+        store: store.clone(),
+        hub: hub.clone(),
+    });
     // One fan-out writer per core: a fan-out then keeps every core busy.
     let streams = Arc::new(Streams::start(
         hub,
@@ -183,6 +189,14 @@ pub async fn run(
             stop.clone(),
         )));
     }
+    if let Some(period) = tuning.retention {
+        background.push(tokio::spawn(erasure::run_retention(
+            (*eraser).clone(),
+            period,
+            tuning.retention_every,
+            stop.clone(),
+        )));
+    }
     if let Some(d) = demo.clone() {
         background.push(tokio::spawn(d.run(tuning.demo_every, stop.clone())));
     }
@@ -194,6 +208,7 @@ pub async fn run(
             inbox: Inbox::new(store.clone(), app_secret, wake_worker.clone()),
             verify_token,
         }),
+        eraser,
         metrics: Arc::new(MetricsContext {
             store: store.clone(),
             streams: streams.clone(),

@@ -135,7 +135,9 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
                 "Leads erased, by hand or by the retention period.",
             )
             .expect("valid counter");
-            registry.register(Box::new(c.clone())).expect("registered once");
+            registry
+                .register(Box::new(c.clone()))
+                .expect("registered once");
             c
         },
         graph_calls: counter_vec(

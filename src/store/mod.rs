@@ -278,6 +278,28 @@ impl Store {
         on_engine!(self.pages_summary())
     }
 
+    // --- erasure -----------------------------------------------------------------------
+
+    /// Erases the leads `ids`, in one transaction: every row that holds their personal
+    /// values goes, and each lead's job stays as a tombstone holding Meta's ids only, so
+    /// neither a webhook delivered again nor a sync brings the lead back. With SQLite the
+    /// file keeps none of their bytes afterwards. Returns the ids that were there, in order.
+    pub async fn erase_leads(&self, ids: Vec<i64>) -> Result<Vec<i64>, StoreError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        on_engine!(self.erase_leads(ids))
+    }
+
+    /// Up to `limit` ids of leads received before `before_ms` (unix ms), oldest first.
+    pub async fn leads_received_before(
+        &self,
+        before_ms: i64,
+        limit: usize,
+    ) -> Result<Vec<i64>, StoreError> {
+        on_engine!(self.leads_received_before(before_ms, limit))
+    }
+
     // --- the inbox: deliveries, jobs, dead letters ------------------------------------
 
     /// Stores a signed delivery's raw `body` and one pending job per lead in `leads` that has
@@ -476,6 +498,15 @@ impl Store {
         match &self.engine {
             Engine::Sqlite(_) => Ok(Some(SyncTurn::local())),
             Engine::Postgres(db) => db.try_sync_turn().await,
+        }
+    }
+
+    /// The right to apply the retention period now, if no other instance is; held until the
+    /// turn is dropped. SQLite: always granted.
+    pub async fn try_retention_turn(&self) -> Result<Option<SyncTurn>, StoreError> {
+        match &self.engine {
+            Engine::Sqlite(_) => Ok(Some(SyncTurn::local())),
+            Engine::Postgres(db) => db.try_retention_turn().await,
         }
     }
 

@@ -81,7 +81,10 @@ fn promtool(text: &str) -> Option<String> {
 async fn only_a_bearer_dashboard_or_metrics_token_reads_the_metrics() {
     let app = TestApp::spawn_tuned(|s| s.metrics_token = Some(Secret::new(METRICS_TOKEN))).await;
     assert_eq!(scrape_with(&app, None).await.status(), 401);
-    assert_eq!(scrape_with(&app, Some("wrong-token-000000")).await.status(), 401);
+    assert_eq!(
+        scrape_with(&app, Some("wrong-token-000000")).await.status(),
+        401
+    );
     for token in [DASHBOARD_TOKEN, METRICS_TOKEN] {
         let r = scrape_with(&app, Some(token)).await;
         assert_eq!(r.status(), 200);
@@ -110,7 +113,12 @@ async fn only_a_bearer_dashboard_or_metrics_token_reads_the_metrics() {
     assert_eq!(login.status(), 303);
     let cookie = login.headers()["set-cookie"].to_str().unwrap();
     let cookie = cookie.split(';').next().unwrap().to_string();
-    let with_cookie = |path: &str| app.client.get(app.url(path)).header("cookie", &cookie).send();
+    let with_cookie = |path: &str| {
+        app.client
+            .get(app.url(path))
+            .header("cookie", &cookie)
+            .send()
+    };
     assert_eq!(with_cookie("/api/leads/count").await.unwrap().status(), 200);
     assert_eq!(with_cookie("/metrics").await.unwrap().status(), 401);
 }
