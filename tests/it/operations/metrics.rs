@@ -161,6 +161,9 @@ async fn promtool_accepts_a_live_scrape_and_the_counters_move() {
         );
     }
     assert!(after.contains("process_resident_memory_bytes"), "{after}");
+    for name in KNOWN {
+        assert!(after.contains(&format!("\n{name}")), "{name} missing:\n{after}");
+    }
     match promtool(&after) {
         Some(said) => assert!(said.trim().is_empty(), "promtool complained: {said}"),
         None => eprintln!("skipped: promtool is not installed (Debian: prometheus)"),
@@ -186,3 +189,45 @@ async fn jobs_waiting_for_graph_and_dead_letters_are_gauges_of_the_database() {
     wait_for(&app, "leadstream_jobs_dead", |v| v == 2.0).await;
     assert_eq!(value(&scrape(&app).await, "leadstream_jobs_pending"), 0.0);
 }
+
+#[test]
+fn promtool_accepts_the_alert_rules_in_contrib() {
+    let rules = concat!(env!("CARGO_MANIFEST_DIR"), "/contrib/leadstream-alerts.yml");
+    let Ok(out) = Command::new("promtool")
+        .args(["check", "rules", rules])
+        .output()
+    else {
+        eprintln!("skipped: promtool is not installed (Debian: prometheus)");
+        return;
+    };
+    let said =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{said}");
+    // Every metric a rule names is one leadstream writes (or Prometheus' own `up`).
+    let text = std::fs::read_to_string(rules).unwrap();
+    for name in text
+        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .filter(|w| w.starts_with("leadstream_") || w.starts_with("process_"))
+    {
+        let name = name
+            .trim_end_matches("_bucket")
+            .trim_end_matches("_count");
+        assert!(KNOWN.contains(&name), "{name} is not a metric leadstream writes");
+    }
+}
+
+/// Every metric leadstream itself writes.
+const KNOWN: &[&str] = &[
+    "leadstream_webhooks_total",
+    "leadstream_leads_saved_total",
+    "leadstream_leads_erased_total",
+    "leadstream_graph_calls_total",
+    "leadstream_graph_call_duration_seconds",
+    "leadstream_save_to_stream_seconds",
+    "leadstream_forward_deliveries_total",
+    "leadstream_jobs_pending",
+    "leadstream_jobs_dead",
+    "leadstream_open_streams",
+    "process_open_fds",
+    "process_max_fds",
+];
