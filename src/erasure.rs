@@ -30,7 +30,10 @@ impl Eraser {
         let erased = self.store.erase_leads(ids).await?;
         if !erased.is_empty() {
             metrics::leads_erased(erased.len() as u64);
-            self.hub.erased(erased.clone());
+            // With PostgreSQL every instance's feed hears of it, this one's included.
+            if !self.store.is_shared() {
+                self.hub.erased(erased.clone());
+            }
         }
         Ok(erased)
     }

@@ -168,6 +168,10 @@ impl LeadSink for Hub {
             self.publish(lead);
         }
     }
+
+    fn erased(&self, ids: Vec<i64>) {
+        Hub::erased(self, ids);
+    }
 }
 
 /// Sessions' sink: a stream whose session ended learns it on the channel it waits on anyway.

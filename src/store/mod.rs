@@ -109,6 +109,11 @@ impl From<tokio_postgres::Error> for StoreError {
 /// are saved (`live::Hub` implements it to publish them).
 pub trait LeadSink: Send + 'static {
     fn committed(&self, leads: Vec<Lead>);
+
+    /// The leads `ids` were erased (after the commit). SQLite: never called, the caller of
+    /// [`Store::erase_leads`] says so itself; PostgreSQL: the feed calls it for erasures on
+    /// any instance.
+    fn erased(&self, _ids: Vec<i64>) {}
 }
 
 /// Any function of the committed leads is a sink (tools and tests that need no hub).

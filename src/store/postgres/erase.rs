@@ -1,17 +1,18 @@
-//! Erasing leads: every row that holds their personal values goes in one statement (so one
-//! transaction). PostgreSQL keeps dead row versions until VACUUM reclaims them; autovacuum
+//! Erasing leads: every row that holds their personal values goes in one transaction, which
+//! also tells every instance which leads went. PostgreSQL keeps dead row versions until VACUUM reclaims them; autovacuum
 //! does that on its own schedule (docs/operations.md).
 
-use super::Postgres;
+use super::{Postgres, CHANNEL_ERASED};
 use crate::model::now_ms;
 use crate::store::StoreError;
 
 impl Postgres {
     pub async fn erase_leads(&self, ids: Vec<i64>) -> Result<Vec<i64>, StoreError> {
-        let c = self.client().await?;
+        let mut c = self.client().await?;
+        let tx = c.transaction().await?;
         // The job stays as a tombstone with Meta's ids only, so neither a webhook delivered
         // again nor a sync fetches the person's answers back.
-        let stmt = c
+        let stmt = tx
             .prepare_cached(
                 "WITH gone AS (
                      DELETE FROM leads WHERE id = ANY($1) RETURNING id, leadgen_id),
@@ -26,8 +27,21 @@ impl Postgres {
                  SELECT id FROM gone ORDER BY id",
             )
             .await?;
-        let rows = c.query(&stmt, &[&ids, &now_ms()]).await?;
-        Ok(rows.iter().map(|r| r.get(0)).collect())
+        let rows = tx.query(&stmt, &[&ids, &now_ms()]).await?;
+        let erased: Vec<i64> = rows.iter().map(|r| r.get(0)).collect();
+        // Every instance's feed hears it once this commits, and tells its own streams. A
+        // notification holds at most 8000 bytes: 500 ids of up to 15 digits fit.
+        for part in erased.chunks(500) {
+            let payload = part
+                .iter()
+                .map(i64::to_string)
+                .collect::<Vec<_>>()
+                .join(",");
+            tx.execute("SELECT pg_notify($1, $2)", &[&CHANNEL_ERASED, &payload])
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(erased)
     }
 
     pub async fn leads_received_before(

@@ -49,6 +49,8 @@ const LOCK_RETENTION: i32 = 4;
 
 /// Notified (no payload) by every transaction that inserted leads.
 const CHANNEL_LEADS: &str = "leadstream_leads";
+/// Notified with the ids of erased leads, comma-separated.
+const CHANNEL_ERASED: &str = "leadstream_erased";
 /// Notified with a session's token hash when it ends.
 const CHANNEL_SESSIONS: &str = "leadstream_sessions";
 

@@ -82,15 +82,16 @@ fn erase_lead(c: &Connection, id: i64, now: i64) -> rusqlite::Result<bool> {
 
 /// Copies the write-ahead log into the database and empties it: until then the log still
 /// holds the pages as they were before the erasure. Readers in the middle of a read can hold
-/// it up, so it is tried a few times.
+/// it up, so it is tried a few times; a later checkpoint overwrites what is left.
 fn checkpoint(path: &Path) -> Result<(), StoreError> {
     // Never created here: a database removed under the server must not come back empty.
     let c = Connection::open_with_flags(
         path,
         OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )?;
-    c.busy_timeout(Duration::from_secs(5))?;
-    for _ in 0..20 {
+    // About two seconds in all: the erasure's answer waits for this.
+    c.busy_timeout(Duration::from_millis(400))?;
+    for _ in 0..4 {
         let busy: i64 = c.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get(0))?;
         if busy == 0 {
             return Ok(());

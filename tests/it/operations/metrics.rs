@@ -162,7 +162,10 @@ async fn promtool_accepts_a_live_scrape_and_the_counters_move() {
     }
     assert!(after.contains("process_resident_memory_bytes"), "{after}");
     for name in KNOWN {
-        assert!(after.contains(&format!("\n{name}")), "{name} missing:\n{after}");
+        assert!(
+            after.contains(&format!("\n{name}")),
+            "{name} missing:\n{after}"
+        );
     }
     match promtool(&after) {
         Some(said) => assert!(said.trim().is_empty(), "promtool complained: {said}"),
@@ -209,10 +212,11 @@ fn promtool_accepts_the_alert_rules_in_contrib() {
         .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
         .filter(|w| w.starts_with("leadstream_") || w.starts_with("process_"))
     {
-        let name = name
-            .trim_end_matches("_bucket")
-            .trim_end_matches("_count");
-        assert!(KNOWN.contains(&name), "{name} is not a metric leadstream writes");
+        let name = name.trim_end_matches("_bucket").trim_end_matches("_count");
+        assert!(
+            KNOWN.contains(&name),
+            "{name} is not a metric leadstream writes"
+        );
     }
 }
 
