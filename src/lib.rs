@@ -30,6 +30,11 @@
 //! [`logging`] (outside text escaped for the log) and [`shutdown`]. The store also says
 //! whether the database can be written ([`store::Store::health_check`], for `/healthz`).
 //!
+//! For the people who run it: [`metrics`] (every Prometheus metric, registered once, and a
+//! small function per thing counted; served by [`http::metrics`]) and [`erasure`] (a lead
+//! erased by hand or by the retention period: one store transaction, then `event: erased` to
+//! the open streams).
+//!
 //! [`run`] takes an already-bound listener and a shutdown future, so tests start the real server
 //! in-process on port 0. [`backup`] is the `leadstream backup FILE` command.
 

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use leadstream::config::Secret;
 
 use crate::helpers::*;
+use crate::security::{login, set_cookie};
 
 const WAIT: Duration = Duration::from_secs(10);
 const METRICS_TOKEN: &str = "metrics-only-token-0123456789";
@@ -103,16 +104,7 @@ async fn only_a_bearer_dashboard_or_metrics_token_reads_the_metrics() {
         .unwrap();
     assert_eq!(r.status(), 401);
     // A dashboard session is no scraper.
-    let login = app
-        .client
-        .post(app.url("/login"))
-        .form(&[("token", DASHBOARD_TOKEN)])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(login.status(), 303);
-    let cookie = login.headers()["set-cookie"].to_str().unwrap();
-    let cookie = cookie.split(';').next().unwrap().to_string();
+    let (cookie, _) = set_cookie(&login(&app.client, &app, DASHBOARD_TOKEN).await);
     let with_cookie = |path: &str| {
         app.client
             .get(app.url(path))
