@@ -401,6 +401,12 @@ impl Cli {
     /// half-configured Meta app does not stop a backup.
     pub fn into_invocation(mut self) -> Result<Invocation, String> {
         match self.command.take() {
+            // It copies a SQLite file: with PostgreSQL it would copy the wrong database, or none.
+            Some(Command::Backup(_)) if given(self.database_url.as_ref()).is_some() => Err(
+                "backup copies the SQLite database; with DATABASE_URL set, back up PostgreSQL \
+                 with pg_dump (README, \"Backups\")"
+                    .into(),
+            ),
             Some(Command::Backup(args)) => Ok(Invocation::Backup {
                 db: self.db_path(),
                 args,
