@@ -22,6 +22,7 @@ use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use crate::store::{Database, PostgresSettings};
 
 mod limits;
+mod operations;
 pub use limits::{LimitArgs, Limits};
 
 /// A secret string whose `Debug` never shows the value, so a `{:?}` of the settings in a log
@@ -509,13 +510,8 @@ impl Cli {
             format!("LISTEN_ADDR must be an address and port like 127.0.0.1:8080 ({e}): {listen:?}")
         })?;
         let limits = self.limits.into_limits()?;
-        let metrics_token = given(self.metrics_token);
-        if metrics_token.as_ref().is_some_and(|t| t.expose().len() < 8) {
-            return Err("METRICS_TOKEN must be at least 8 characters long".into());
-        }
-        let retention = given(self.leads_retention_days)
-            .map(|d| parse_retention_days(&d))
-            .transpose()?;
+        let metrics_token = operations::metrics_token(given(self.metrics_token))?;
+        let retention = operations::retention(given(self.leads_retention_days))?;
         let tuning = Tuning {
             job_lease: self.job_lease_ms.map(Duration::from_millis),
             retention,
@@ -537,16 +533,6 @@ impl Cli {
             limits,
             tuning,
         })
-    }
-}
-
-/// `LEADS_RETENTION_DAYS`: a whole number of days, at least 1.
-fn parse_retention_days(days: &str) -> Result<Duration, String> {
-    match days.trim().parse::<u64>() {
-        Ok(d) if (1..=36_500).contains(&d) => Ok(Duration::from_secs(d * 24 * 3600)),
-        _ => Err(format!(
-            "LEADS_RETENTION_DAYS must be a whole number of days from 1 to 36500: {days:?}"
-        )),
     }
 }
 
