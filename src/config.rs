@@ -22,6 +22,7 @@ use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use crate::store::{Database, PostgresSettings};
 
 mod limits;
+mod operations;
 mod users;
 pub use limits::{LimitArgs, Limits};
 pub use users::{UsersArgs, UsersCommand};
@@ -156,6 +157,15 @@ pub struct Cli {
     )]
     pub dashboard_token: Option<Secret>,
 
+    /// A second secret that opens `GET /metrics` only (for a Prometheus server that should not
+    /// read leads); the dashboard token opens it too.
+    #[arg(long = "metrics-token", env = "METRICS_TOKEN", hide_env_values = true)]
+    pub metrics_token: Option<Secret>,
+
+    /// Erase leads received more than this many days ago, once a day; unset keeps them.
+    #[arg(long = "leads-retention-days", env = "LEADS_RETENTION_DAYS")]
+    pub leads_retention_days: Option<String>,
+
     /// Run with a built-in simulated Meta that posts signed demo leads.
     #[arg(long, env = "LEADSTREAM_DEMO", value_parser = parse_flag, num_args = 0..=1, default_missing_value = "1", default_value = "0")]
     pub demo: bool,
@@ -273,6 +283,10 @@ pub struct Tuning {
     /// With PostgreSQL: how long a claimed job stays this instance's; `None`: the Graph
     /// timeout plus 30 s, so a claim never runs out under a call still waiting for Graph.
     pub job_lease: Option<Duration>,
+    /// Leads received longer ago than this are erased; `None` keeps them (LEADS_RETENTION_DAYS).
+    pub retention: Option<Duration>,
+    /// How often the retention period is applied (daily).
+    pub retention_every: Duration,
 }
 
 impl Default for Tuning {
@@ -294,6 +308,8 @@ impl Default for Tuning {
             guess_window: crate::auth::GUESS_WINDOW,
             session_ttl: Duration::from_secs(30 * 24 * 3600),
             job_lease: None,
+            retention: None,
+            retention_every: Duration::from_secs(24 * 3600),
         }
     }
 }
@@ -320,6 +336,8 @@ pub struct Settings {
     /// `None` in demo mode: the demo makes up its own secrets and points Graph at itself.
     pub meta: Option<MetaSettings>,
     pub dashboard_token: Secret,
+    /// Opens `GET /metrics` besides the dashboard token.
+    pub metrics_token: Option<Secret>,
     /// True when the dashboard token was generated at start (so it is printed in the URL).
     pub token_generated: bool,
     pub demo: bool,
@@ -394,6 +412,12 @@ impl Cli {
     /// half-configured Meta app does not stop a backup.
     pub fn into_invocation(mut self) -> Result<Invocation, String> {
         match self.command.take() {
+            // It copies a SQLite file: with PostgreSQL it would copy the wrong database, or none.
+            Some(Command::Backup(_)) if given(self.database_url.as_ref()).is_some() => Err(
+                "backup copies the SQLite database; with DATABASE_URL set, back up PostgreSQL \
+                 with pg_dump (README, \"Backups\")"
+                    .into(),
+            ),
             Some(Command::Backup(args)) => Ok(Invocation::Backup {
                 db: self.db_path(),
                 args,
@@ -510,8 +534,11 @@ impl Cli {
             format!("LISTEN_ADDR must be an address and port like 127.0.0.1:8080 ({e}): {listen:?}")
         })?;
         let limits = self.limits.into_limits()?;
+        let metrics_token = operations::metrics_token(given(self.metrics_token))?;
+        let retention = operations::retention(given(self.leads_retention_days))?;
         let tuning = Tuning {
             job_lease: self.job_lease_ms.map(Duration::from_millis),
+            retention,
             ..Tuning::default()
         };
         Ok(Settings {
@@ -522,6 +549,7 @@ impl Cli {
             demo: meta.is_none(),
             meta,
             dashboard_token,
+            metrics_token,
             token_generated,
             demo_reason,
             public_url,

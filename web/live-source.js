@@ -5,6 +5,7 @@
 //   "refresh" ({full, missed})    what is shown may be out of date: reload the list and the
 //                                 statistics (full: everything else too; missed: how many
 //                                 arrived that were too many to pass on one by one);
+//   "erased"  (id)                a lead was erased: whatever shows it drops it;
 //   "state"   ("live" | "checking" | "offline")   how fresh that is;
 //   "logout"  ()                  the server ended the session the stream was opened with
 //                                 (logout elsewhere, expiry): it has stopped for good.
@@ -15,8 +16,8 @@
 //      reopen the stream from the last id seen on every check that reaches the server
 //      (checking; offline when the check cannot reach it).
 //   3. A full refresh every 60 s whatever happens.
-// New leads and changes share one id sequence on the stream (a new lead's event id is its id;
-// a change takes the next number). The highest event id passed on (`#lastId`) keeps an event
+// New leads, changes and erasures share one id sequence on the stream (a new lead's event id
+// is its id; a change or an erasure takes the next number). The highest event id passed on (`#lastId`) keeps an event
 // from being passed on twice, whichever path brought it: the stream's replay overlaps the
 // catch-up, and a check can race the stream. `#lastLeadId` does the same for leads the checks
 // fetch. Ids have gaps where changes took numbers, so how many leads arrived is counted from
@@ -119,6 +120,14 @@ export class LiveSource extends Emitter {
     this.emit('update', lead);
   }
 
+  // A lead erased, from the stream.
+  #erased(id, eventId) {
+    if (this.#stopped) return;
+    if (!Number.isFinite(eventId) || eventId <= this.#lastId) return;
+    this.#lastId = eventId;
+    this.emit('erased', id);
+  }
+
   #refresh(detail) {
     if (!this.#stopped) this.emit('refresh', detail);
   }
@@ -153,6 +162,13 @@ export class LiveSource extends Emitter {
     src.addEventListener('update', (ev) => {
       const lead = parse(ev);
       if (lead) this.#changed(lead, Number(ev.lastEventId));
+    });
+    // Only the id comes: the lead's values are gone from the server too. The erasure has an
+    // event id of its own in the one sequence.
+    src.addEventListener('erased', (ev) => {
+      const data = parse(ev);
+      const id = Number(data && data.id);
+      if (Number.isSafeInteger(id) && id > 0) this.#erased(id, Number(ev.lastEventId));
     });
     src.addEventListener('refresh', () => {
       if (this.#es !== src) return;

@@ -34,7 +34,7 @@ import { soon } from './events.js';
 import * as filters from './filters.js';
 import { fmtNum } from './format.js';
 import * as health from './health.js';
-import { leadChanged, onChanged, openDetail, showPeople } from './lead-detail.js';
+import { closeDetailOf, leadChanged, onChanged, openDetail, showPeople } from './lead-detail.js';
 import * as list from './lead-list.js';
 import { knownLead, leadWho } from './leads.js';
 import { LiveSource } from './live-source.js';
@@ -75,6 +75,13 @@ team.onPeople((names) => {
   filters.showPeople(names);
 });
 
+// Erased (by hand, here or elsewhere, or by the retention period): gone from the page too.
+live.on('erased', (id) => {
+  list.remove(id);
+  closeDetailOf(id);
+  toasts.dropLead(id);
+  stats.loadSoon();
+});
 live.on('refresh', ({ full, missed }) => {
   if (missed) toasts.toast(fmtNum(missed) + ' new leads arrived.', 'lead');
   list.reload({ keepSize: true });

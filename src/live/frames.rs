@@ -11,10 +11,14 @@ use bytes::{BufMut, Bytes, BytesMut};
 use crate::model::{Event, Lead};
 
 /// `id: 42\nevent: lead\ndata: {…}\n\n` for a new lead, `event: update` for a change (the
-/// id is the event's, the data the whole lead as it is after it). JSON has no raw newlines,
-/// so one `data:` line.
+/// id is the event's, the data the whole lead as it is after it), `event: erased` with
+/// `{"id":…}` only for an erased lead (the page drops it). JSON has no raw newlines, so one
+/// `data:` line.
 pub fn event_frame(event: &Event) -> Bytes {
-    let json = serde_json::to_string(&event.lead).expect("a lead serialises");
+    let json = match &event.lead {
+        Some(lead) => serde_json::to_string(lead).expect("a lead serialises"),
+        None => format!("{{\"id\":{}}}", event.lead_id),
+    };
     Bytes::from(format!(
         "id: {}\nevent: {}\ndata: {json}\n\n",
         event.id,

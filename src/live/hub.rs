@@ -1,6 +1,6 @@
-//! The hub: one broadcast channel that carries every committed event, a new lead or a change
-//! to one (with its frame, made once), the keep-alive beat of one clock shared by every stream, word that sessions have
-//! ended, and the closing signal at shutdown.
+//! The hub: one broadcast channel that carries every committed event, a new lead, a change
+//! to one or an erasure (with its frame, made once), the keep-alive beat of one clock shared
+//! by every stream, word that sessions have ended, and the closing signal at shutdown.
 
 use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -16,14 +16,15 @@ use crate::model::{Event, EventKind, Lead};
 use crate::shutdown::Shutdown;
 use crate::store::LeadSink;
 
-/// A committed event (a new lead, or a change to one, with the lead as it is after it) and
-/// its ready-made SSE frame, bare and as an HTTP/1.1 chunk.
+/// A committed event (a new lead, or a change to one, with the lead as it is after it, or an
+/// erasure) and its ready-made SSE frame, bare and as an HTTP/1.1 chunk.
 #[derive(Debug)]
 pub struct LeadEvent {
     /// The event's id (for a new lead, the lead's).
     pub id: i64,
     pub kind: EventKind,
-    pub lead: Lead,
+    /// `None` for an erasure.
+    pub lead: Option<Lead>,
     pub frame: Bytes,
     /// `frame` as one chunk, for the chunked streams the fan-out writes.
     pub chunk: Bytes,
@@ -75,25 +76,33 @@ impl Hub {
 
     /// Called by the database writer only (through [`LeadSink`]), after the event's commit.
     pub fn publish(&self, event: Event) {
-        let lead = &event.lead;
-        match event.kind {
-            EventKind::Created => log::info!(
+        match (&event.lead, event.kind) {
+            (Some(lead), EventKind::Created) => log::info!(
                 "lead {} saved as #{} (form {}, via {})",
                 lead.leadgen_id,
                 lead.id,
                 lead.form_id.as_deref().unwrap_or("?"),
                 lead.source
             ),
-            EventKind::Updated => log::info!(
+            (Some(lead), EventKind::Updated) => log::info!(
                 "lead #{} changed (version {}, event #{})",
                 lead.id,
                 lead.version,
                 event.id
             ),
+            // The eraser logs it; nothing of the lead is left to say.
+            (None, _) | (_, EventKind::Erased) => {}
         }
         let frame = event_frame(&event);
         let chunk = chunk(&frame);
         self.last_published.fetch_max(event.id, Ordering::AcqRel);
+        // A new lead: from the save's own clock reading (taken just before its commit) to now.
+        if let (Some(lead), EventKind::Created) = (&event.lead, event.kind) {
+            if let Ok(saved) = chrono::DateTime::parse_from_rfc3339(&lead.received_at) {
+                let since = chrono::Utc::now().signed_duration_since(saved);
+                crate::metrics::published(since.to_std().unwrap_or_default());
+            }
+        }
         // No receivers is fine: nobody has a dashboard open.
         let _ = self.tx.send(Signal::Lead(Arc::new(LeadEvent {
             id: event.id,

@@ -177,6 +177,8 @@ pub enum EventKind {
     Created,
     /// A change: status, owner or a note (`event: update`).
     Updated,
+    /// The lead was erased (`event: erased`): the event carries its id and nothing else.
+    Erased,
 }
 
 impl EventKind {
@@ -185,6 +187,7 @@ impl EventKind {
         match self {
             EventKind::Created => "created",
             EventKind::Updated => "updated",
+            EventKind::Erased => "erased",
         }
     }
 
@@ -192,6 +195,7 @@ impl EventKind {
         match s {
             "created" => Some(EventKind::Created),
             "updated" => Some(EventKind::Updated),
+            "erased" => Some(EventKind::Erased),
             _ => None,
         }
     }
@@ -201,26 +205,45 @@ impl EventKind {
         match self {
             EventKind::Created => "lead",
             EventKind::Updated => "update",
+            EventKind::Erased => "erased",
         }
     }
 }
 
-/// One event of the stream: its id (one increasing sequence for new leads and changes), what
-/// happened, and the lead as it is after it.
+/// One event of the stream: its id (one increasing sequence for new leads, changes and
+/// erasures), what happened, the lead's id, and the lead as it is after it (none once erased).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Event {
     pub id: i64,
     pub kind: EventKind,
-    pub lead: Lead,
+    pub lead_id: i64,
+    /// `None` for [`EventKind::Erased`] only.
+    pub lead: Option<Lead>,
 }
 
 impl Event {
     /// The event of a lead just saved.
     pub fn created(lead: Lead) -> Event {
+        Event::about(EventKind::Created, lead.id, lead)
+    }
+
+    /// The event `id` of `kind` about `lead` as it is after it.
+    pub fn about(kind: EventKind, id: i64, lead: Lead) -> Event {
         Event {
-            id: lead.id,
-            kind: EventKind::Created,
-            lead,
+            id,
+            kind,
+            lead_id: lead.id,
+            lead: Some(lead),
+        }
+    }
+
+    /// The event `id` that says the lead `lead_id` was erased.
+    pub fn erased(id: i64, lead_id: i64) -> Event {
+        Event {
+            id,
+            kind: EventKind::Erased,
+            lead_id,
+            lead: None,
         }
     }
 }

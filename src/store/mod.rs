@@ -106,7 +106,7 @@ impl From<tokio_postgres::Error> for StoreError {
 }
 
 /// Where committed events go: new leads and changes to leads, each with the lead as it is
-/// after it. The store calls it with committed events only, each once, in event id order,
+/// after it, and erasures (the lead's id only). The store calls it with committed events only, each once, in event id order,
 /// from one task at a time (SQLite: its writer thread after each COMMIT; PostgreSQL: the
 /// feed, which reads them back by id). It is the only way events leave the store as they are
 /// committed (`live::Hub` implements it to publish them).
@@ -202,16 +202,24 @@ impl Store {
     /// Returns the saved lead, or `None` for a duplicate. Saving is the only way leads are
     /// written, so the only way they reach the sink.
     pub async fn save_lead(&self, lead: NewLead) -> Result<Option<Lead>, StoreError> {
-        on_engine!(self.save_lead(lead))
+        let saved = on_engine!(self.save_lead(lead))?;
+        if let Some(lead) = &saved {
+            crate::metrics::leads_saved(&lead.source, 1);
+        }
+        Ok(saved)
     }
 
     /// Saves several leads in one transaction (a page of a sync), each as [`Self::save_lead`]
     /// does; returns how many were new.
     pub async fn save_leads(&self, leads: Vec<NewLead>) -> Result<u64, StoreError> {
-        if leads.is_empty() {
+        let Some(first) = leads.first() else {
             return Ok(0);
-        }
-        on_engine!(self.save_leads(leads))
+        };
+        // A page of a sync comes from one source.
+        let source = first.source;
+        let new = on_engine!(self.save_leads(leads))?;
+        crate::metrics::leads_saved(source.as_str(), new);
+        Ok(new)
     }
 
     /// How many leads there are, the newest lead id and the newest event id.
@@ -272,6 +280,30 @@ impl Store {
     /// Pages with leads, with their lead count.
     pub async fn pages_summary(&self) -> Result<Vec<PageCount>, StoreError> {
         on_engine!(self.pages_summary())
+    }
+
+    // --- erasure -----------------------------------------------------------------------
+
+    /// Erases the leads `ids`, in one transaction: every row that holds their personal
+    /// values goes (the lead, its notes, its history and its events), each lead's job stays
+    /// as a tombstone holding Meta's ids only, so neither a webhook delivered again nor a sync
+    /// brings the lead back, and each erased lead gets an `erased` event in the one event
+    /// sequence, published like the others (the sink, after the commit). With SQLite the file
+    /// keeps none of their bytes afterwards. Returns the ids that were there, in order.
+    pub async fn erase_leads(&self, ids: Vec<i64>) -> Result<Vec<i64>, StoreError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        on_engine!(self.erase_leads(ids))
+    }
+
+    /// Up to `limit` ids of leads received before `before_ms` (unix ms), oldest first.
+    pub async fn leads_received_before(
+        &self,
+        before_ms: i64,
+        limit: usize,
+    ) -> Result<Vec<i64>, StoreError> {
+        on_engine!(self.leads_received_before(before_ms, limit))
     }
 
     // --- the inbox: deliveries, jobs, dead letters ------------------------------------
@@ -474,6 +506,15 @@ impl Store {
         match &self.engine {
             Engine::Sqlite(_) => Ok(Some(SyncTurn::local())),
             Engine::Postgres(db) => db.try_sync_turn().await,
+        }
+    }
+
+    /// The right to apply the retention period now, if no other instance is; held until the
+    /// turn is dropped. SQLite: always granted.
+    pub async fn try_retention_turn(&self) -> Result<Option<SyncTurn>, StoreError> {
+        match &self.engine {
+            Engine::Sqlite(_) => Ok(Some(SyncTurn::local())),
+            Engine::Postgres(db) => db.try_retention_turn().await,
         }
     }
 

@@ -99,9 +99,16 @@ pub(super) const LEAD_COLUMNS: &str =
 /// How many columns [`LEAD_COLUMNS`] names.
 pub(super) const LEAD_COLUMN_COUNT: usize = 18;
 pub(super) const LEAD_FROM: &str = "FROM leads l LEFT JOIN forms f ON f.form_id = l.form_id";
-/// The stream's events with their leads: `SELECT {LEAD_COLUMNS}, e.id, e.kind {EVENT_FROM}`.
-pub(super) const EVENT_FROM: &str = "FROM events e JOIN leads l ON l.id = e.lead_id \
+/// The stream's events with their leads: `SELECT {LEAD_COLUMNS}, {EVENT_COLUMNS} {EVENT_FROM}`.
+/// An `erased` event has no lead (its columns are NULL); the events of a lead are deleted when
+/// it is erased, so every other event finds its lead.
+pub(super) const EVENT_FROM: &str = "FROM events e LEFT JOIN leads l ON l.id = e.lead_id \
      LEFT JOIN forms f ON f.form_id = l.form_id";
+/// The event's own columns, after [`LEAD_COLUMNS`] (from index [`LEAD_COLUMN_COUNT`]).
+pub(super) const EVENT_COLUMNS: &str = "e.id, e.kind, e.lead_id";
+/// Only events that can still be told: a lead's, or an erasure (never a lead's event whose
+/// lead is gone).
+pub(super) const EVENT_TOLD: &str = "(l.id IS NOT NULL OR e.kind = 'erased')";
 
 /// The values of [`LEAD_COLUMNS`], as either engine's row hands them over.
 pub(super) struct LeadColumns {

@@ -10,7 +10,11 @@ impl Store {
     /// `first_contact_at` on the first move away from `new` or the first note), the history
     /// and the note written. The event goes to the sink after the commit, like a new lead's.
     pub async fn change_lead(&self, change: LeadChange) -> Result<Changed, StoreError> {
-        on_engine!(self.change_lead(change))
+        let changed = on_engine!(self.change_lead(change))?;
+        if matches!(changed, Changed::Done { .. }) {
+            crate::metrics::lead_changed();
+        }
+        Ok(changed)
     }
 
     /// A lead with its notes and history; `None` when there is no such lead.

@@ -105,6 +105,13 @@ class FakeServer {
     return { lead: structuredClone(lead), eventId: this.lastEvent };
   }
 
+  // Someone erases lead `id`: it goes, and the erasure takes the next event id (returned).
+  erase(id) {
+    this.leads = this.leads.filter((l) => l.id !== id);
+    this.lastEvent += 1;
+    return this.lastEvent;
+  }
+
   // How many requests to `pathname` since the last forget().
   took(pathname) {
     return this.requests.filter((p) => new URL(p, 'http://x').pathname === pathname).length;
@@ -172,7 +179,8 @@ beforeEach(() => {
   globalThis.fetch = server.fetch; // the real api.js calls it
   clock = new FakeClock();
   source = new LiveSource({ EventSource: FakeEventSource, timers: clock });
-  got = { leads: [], updates: [], refreshes: [], states: [], logouts: 0 };
+  got = { leads: [], updates: [], refreshes: [], states: [], logouts: 0, erased: [] };
+  source.on('erased', (id) => got.erased.push(id));
   source.on('logout', () => got.logouts++);
   source.on('lead', (lead) => got.leads.push(lead.id));
   source.on('update', (lead) => got.updates.push([lead.id, lead.status]));
@@ -275,6 +283,31 @@ describe('while the stream is live', () => {
     es.send('update', change.lead, change.eventId);
     es.send('lead', server.save(7));
     assert.deepEqual(got.leads, [7]);
+  });
+
+  test('"event: erased" passes on the id alone, once; a garbled one is ignored', async () => {
+    const es = await live();
+    es.send('lead', server.save(6));
+    const erased = server.erase(6);
+    es.send('erased', { id: 6 }, erased);
+    // The same event again (a replay overlap) is not passed on twice.
+    es.send('erased', { id: 6 }, erased);
+    es.send('erased', { id: 'six' }, erased + 1);
+    es.send('erased', 'not json', erased + 2);
+    es.send('erased', {}, erased + 3);
+    assert.deepEqual(got.erased, [6]);
+    assert.deepEqual(got.leads, [6]);
+  });
+
+  test('an erasure takes its place in the id sequence: the stream resumes after it', async () => {
+    const es = await live();
+    es.send('lead', server.save(6));
+    const erased = server.erase(3);
+    es.send('erased', { id: 3 }, erased);
+    assert.deepEqual(got.erased, [3]);
+    es.fail();
+    await clock.advance(POLL_MS);
+    assert.equal(stream().lastEventId, String(erased), 'resumes after the erasure');
   });
 
   test('no count checks run while the stream is live', async () => {

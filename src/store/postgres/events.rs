@@ -7,22 +7,26 @@ use tokio_postgres::Row;
 use super::leads::lead_from_row;
 use super::Postgres;
 use crate::model::{Event, EventKind};
-use crate::store::rows::{EVENT_FROM, LEAD_COLUMNS, LEAD_COLUMN_COUNT};
+use crate::store::rows::{EVENT_COLUMNS, EVENT_FROM, EVENT_TOLD, LEAD_COLUMNS, LEAD_COLUMN_COUNT};
 use crate::store::{Counts, StoreError};
 
 /// The query that reads events after an id, oldest first, with their leads.
 pub(super) fn events_after_sql(limit: &str) -> String {
-    format!("SELECT {LEAD_COLUMNS}, e.id, e.kind {EVENT_FROM} WHERE e.id > $1 ORDER BY e.id LIMIT {limit}")
+    format!(
+        "SELECT {LEAD_COLUMNS}, {EVENT_COLUMNS} {EVENT_FROM}
+         WHERE e.id > $1 AND {EVENT_TOLD} ORDER BY e.id LIMIT {limit}"
+    )
 }
 
 /// An event from a row of [`events_after_sql`].
 pub(super) fn event_from_row(r: &Row) -> Result<Event, StoreError> {
+    let id = r.try_get(LEAD_COLUMN_COUNT)?;
     let kind: String = r.try_get(LEAD_COLUMN_COUNT + 1)?;
-    Ok(Event {
-        id: r.try_get(LEAD_COLUMN_COUNT)?,
-        kind: EventKind::parse(&kind).unwrap_or(EventKind::Updated),
-        lead: lead_from_row(r)?,
-    })
+    let kind = EventKind::parse(&kind).unwrap_or(EventKind::Updated);
+    if kind == EventKind::Erased {
+        return Ok(Event::erased(id, r.try_get(LEAD_COLUMN_COUNT + 2)?));
+    }
+    Ok(Event::about(kind, id, lead_from_row(r)?))
 }
 
 impl Postgres {

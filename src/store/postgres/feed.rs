@@ -2,17 +2,17 @@
 //!
 //! Why not the writer, as with SQLite: instance A could publish its event #12 before B's #11
 //! is visible, and every stream on A would then skip #11 for good. So each instance reads the
-//! committed events (new leads and changes) back, in id order, from a cursor:
+//! committed events (new leads, changes and erasures) back, in id order, from a cursor:
 //! `id > cursor ORDER BY id LIMIT 500`, and hands them to its sink. The ordering lock every
 //! event-writing transaction takes makes committed ids grow in commit order, so nothing the
 //! cursor passed can appear later.
 //!
-//! It reads when woken: by a NOTIFY from any instance's lead-saving transaction (on its own
+//! It reads when woken: by a NOTIFY from any instance's event-writing transaction (on its own
 //! connection, which LISTENs), by a nudge from this instance's writer, and once a second as a
 //! safety net. The cursor is the truth, never a notification: when the listening connection
 //! drops, the feed connects again (with a growing pause), LISTENs, and reads from the cursor.
 //!
-//! The same connection hears sessions end on other instances and passes them on.
+//! The same connection hears sessions end on any instance and passes them on.
 
 use std::sync::Arc;
 use std::time::Duration;

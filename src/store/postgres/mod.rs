@@ -7,6 +7,8 @@
 //! - `feed`: LISTEN plus a cursor over `events.id`, the only caller of the [`LeadSink`];
 //! - `events`, `team`, `users`: the stream's events read back, changes to leads (each in a
 //!   transaction of its own under the ordering lock), and the users;
+//! - `erase`: erasures, each a transaction under the ordering lock that writes its `erased`
+//!   events for the feed;
 //! - `leads`, `jobs`, `shared`: the queries of each family of tables (`shared` holds what the
 //!   instances share besides leads and jobs: sessions, forms, the sync's state, Meta's health);
 //! - `turns`: the session locks that elect the periodic sync's leader and let one sync run at
@@ -15,6 +17,7 @@
 //! Everything goes through a pool of connections, except the feed's listener and the
 //! session locks, which need a connection of their own for as long as they live.
 
+mod erase;
 mod events;
 mod feed;
 mod jobs;
@@ -48,6 +51,8 @@ const LOCK_LEADS: i32 = 1;
 const LOCK_SYNC_LEADER: i32 = 2;
 /// Held while a sync runs, on whichever instance (session-scoped).
 const LOCK_SYNC_RUNNING: i32 = 3;
+/// Held while the retention period is applied, so one instance does it (session-scoped).
+const LOCK_RETENTION: i32 = 4;
 
 /// Notified (no payload) by every transaction that inserted leads.
 const CHANNEL_LEADS: &str = "leadstream_leads";

@@ -219,7 +219,9 @@ async fn insert_lead(
         .prepare_cached(
             "WITH fresh AS (
                  SELECT nextval(pg_get_serial_sequence('events', 'id')) AS id
-                 WHERE NOT EXISTS (SELECT 1 FROM leads WHERE leadgen_id = $1)),
+                 WHERE NOT EXISTS (SELECT 1 FROM leads WHERE leadgen_id = $1)
+                   AND NOT EXISTS (SELECT 1 FROM jobs
+                                   WHERE leadgen_id = $1 AND state = 'erased')),
              ins AS (
                  INSERT INTO leads (id, leadgen_id, page_id, form_id, ad_id, adgroup_id,
                                     campaign_id, created_time, created_ts, received_at,
@@ -235,7 +237,7 @@ async fn insert_lead(
              done AS (
                  UPDATE jobs SET state = 'done', updated_ms = $10, last_error = NULL,
                                  locked_by = NULL, locked_until = NULL
-                 WHERE leadgen_id = $1 AND state <> 'done')
+                 WHERE leadgen_id = $1 AND state NOT IN ('done', 'erased'))
              SELECT id, (SELECT name FROM forms WHERE form_id = $3) FROM ins",
         )
         .await?;

@@ -9,7 +9,7 @@ use rusqlite::{params, Connection};
 use super::leads::lead_from_row;
 use super::Sqlite;
 use crate::model::{Event, EventKind};
-use crate::store::rows::{EVENT_FROM, LEAD_COLUMNS, LEAD_COLUMN_COUNT};
+use crate::store::rows::{EVENT_COLUMNS, EVENT_FROM, EVENT_TOLD, LEAD_COLUMNS, LEAD_COLUMN_COUNT};
 use crate::store::{Counts, StoreError};
 
 /// The `created` event of a lead about to be inserted: its id becomes the lead's.
@@ -36,14 +36,15 @@ pub(super) fn record_event(
         .query_row(params![lead_id, kind.as_str(), at_ms], |r| r.get(0))
 }
 
-/// An event from a row of `SELECT {LEAD_COLUMNS}, e.id, e.kind {EVENT_FROM}`.
+/// An event from a row of `SELECT {LEAD_COLUMNS}, {EVENT_COLUMNS} {EVENT_FROM}`.
 fn event_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Event> {
+    let id = r.get(LEAD_COLUMN_COUNT)?;
     let kind: String = r.get(LEAD_COLUMN_COUNT + 1)?;
-    Ok(Event {
-        id: r.get(LEAD_COLUMN_COUNT)?,
-        kind: EventKind::parse(&kind).unwrap_or(EventKind::Updated),
-        lead: lead_from_row(r)?,
-    })
+    let kind = EventKind::parse(&kind).unwrap_or(EventKind::Updated);
+    if kind == EventKind::Erased {
+        return Ok(Event::erased(id, r.get(LEAD_COLUMN_COUNT + 2)?));
+    }
+    Ok(Event::about(kind, id, lead_from_row(r)?))
 }
 
 impl Sqlite {
@@ -78,7 +79,8 @@ impl Sqlite {
     pub async fn events_after(&self, after: i64, limit: usize) -> Result<Vec<Event>, StoreError> {
         self.read(move |c| {
             let sql = format!(
-                "SELECT {LEAD_COLUMNS}, e.id, e.kind {EVENT_FROM} WHERE e.id > ?1 ORDER BY e.id LIMIT ?2"
+                "SELECT {LEAD_COLUMNS}, {EVENT_COLUMNS} {EVENT_FROM}
+                 WHERE e.id > ?1 AND {EVENT_TOLD} ORDER BY e.id LIMIT ?2"
             );
             let mut stmt = c.prepare_cached(&sql)?;
             let events = stmt

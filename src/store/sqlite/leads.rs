@@ -121,19 +121,24 @@ fn walk<E>(
     }
 }
 
-/// Inserts a lead (once per `leadgen_id`) and closes its job. `None` for a duplicate. The
-/// lead's id is its `created` event's, so new leads and changes share one id sequence.
+/// Inserts a lead (once per `leadgen_id`, never again once erased) and closes its job. `None`
+/// for a duplicate or an erased lead. The lead's id is its `created` event's, so new leads,
+/// changes and erasures share one id sequence.
 fn insert_lead(c: &Connection, lead: &NewLead, received_ms: i64) -> rusqlite::Result<Option<Lead>> {
     let row = LeadRow::new(lead, received_ms);
     let mut out = row.lead;
     c.prepare_cached(
         "UPDATE jobs SET state = 'done', updated_ms = ?2, last_error = NULL
-         WHERE leadgen_id = ?1 AND state <> 'done'",
+         WHERE leadgen_id = ?1 AND state NOT IN ('done', 'erased')",
     )?
     .execute(params![out.leadgen_id, received_ms])?;
-    // Checked first, so a duplicate takes no event id (one writer: nobody inserts meanwhile).
-    if c.prepare_cached("SELECT 1 FROM leads WHERE leadgen_id = ?1")?
-        .exists([&out.leadgen_id])?
+    // Checked first, so a duplicate or an erased lead takes no event id (one writer: nobody
+    // inserts meanwhile).
+    if c.prepare_cached(
+        "SELECT 1 FROM leads WHERE leadgen_id = ?1
+         UNION ALL SELECT 1 FROM jobs WHERE leadgen_id = ?1 AND state = 'erased'",
+    )?
+    .exists([&out.leadgen_id])?
     {
         return Ok(None);
     }

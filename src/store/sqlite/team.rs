@@ -152,11 +152,7 @@ fn change_lead(
     ])?;
     let event_id = record_event(c, EventKind::Updated, id, now)?;
     let lead = read_lead(c, id)?.ok_or(rusqlite::Error::QueryReturnedNoRows)?;
-    let event = Event {
-        id: event_id,
-        kind: EventKind::Updated,
-        lead: lead.clone(),
-    };
+    let event = Event::about(EventKind::Updated, event_id, lead.clone());
     Ok((Changed::Done { lead, note }, Some(event)))
 }
 

@@ -4,12 +4,13 @@ use super::state::{get_state, set_state};
 use super::*;
 use crate::model::{Lead, LeadFilter, NewLead, SortKey};
 
-/// A store on a fresh file, whose sink passes every committed event's lead to the receiver.
+/// A store on a fresh file, whose sink passes every committed event's lead to the receiver
+/// (an erasure has none).
 fn open(dir: &tempfile::TempDir) -> (Sqlite, mpsc::Receiver<Lead>) {
     let (tx, rx) = mpsc::channel();
     let sink = move |events: Vec<crate::model::Event>| {
-        for event in events {
-            let _ = tx.send(event.lead);
+        for lead in events.into_iter().filter_map(|event| event.lead) {
+            let _ = tx.send(lead);
         }
     };
     (Sqlite::open(&dir.path().join("t.db"), sink).unwrap(), rx)

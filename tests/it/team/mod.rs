@@ -1,7 +1,9 @@
 //! Working the leads as a team: users and their logins, changes with their version, notes,
-//! the `update` events on the stream, and the upgrade from a database that had none.
+//! the `update` events on the stream, erasing a lead the team worked on, and the upgrade from
+//! a database that had none.
 
 mod changes;
+mod erasure;
 mod upgrade;
 mod users;
 

@@ -1,10 +1,12 @@
 //! A database from before leads could change: every lead keeps its id as its `created`
-//! event's, so a stream resuming with an id from before the upgrade replays exactly.
+//! event's, so a stream resuming with an id from before the upgrade replays exactly, and a
+//! lead erased before the upgrade stays erased.
 
 use super::*;
 
-/// The schema as it was before (version 2), with leads 1, 2, 3 and 5 (4 was drawn and never
-/// committed, as happens), on the file `path`.
+/// The schema as it was before (version 2, with or without erasure, which needs no table of
+/// its own), with leads 1, 2, 3 and 5 (4 was drawn and never committed, as happens) and lead 6
+/// erased (its job a tombstone), on the file `path`.
 fn old_database(path: &std::path::Path) {
     let c = rusqlite::Connection::open(path).unwrap();
     c.execute_batch(include_str!("../../../schema.sql"))
@@ -26,6 +28,12 @@ fn old_database(path: &std::path::Path) {
         )
         .unwrap();
     }
+    c.execute(
+        "INSERT INTO jobs (leadgen_id, state, first_seen_ms, next_attempt_ms, updated_ms)
+         VALUES (?1, 'erased', 1795867201000, 1795867201000, 1795867201000)",
+        [lead_id(906)],
+    )
+    .unwrap();
     c.execute(
         "UPDATE sqlite_sequence SET seq = 6 WHERE name = 'leads'",
         [],
@@ -50,6 +58,12 @@ async fn a_stream_resuming_with_an_id_from_before_the_upgrade_replays_exactly() 
     let ids: Vec<i64> = replayed.iter().map(|l| l["id"].as_i64().unwrap()).collect();
     assert_eq!(ids, [3, 5], "exactly what came after 2");
 
+    // Meta delivering the lead erased before the upgrade again does not bring it back.
+    let erased = lead_id(906);
+    app.graph
+        .add_lead(&erased, FORM_ID, 1_764_338_531, &[("full_name", "Old 6")]);
+    app.deliver(&[&erased]).await;
+
     // New events go on after every id the leads ever drew.
     let new = saved_leads(&app, 1, 1).await;
     let new_id = new[0]["id"].as_i64().unwrap();
@@ -59,4 +73,6 @@ async fn a_stream_resuming_with_an_id_from_before_the_upgrade_replays_exactly() 
     );
     let live = stream.leads(1, WAIT).await;
     assert_eq!(live[0]["id"], new_id);
+    assert_eq!(app.graph.lead_calls(&erased), 0, "the tombstone holds");
+    assert_eq!(app.lead_count().await, 5);
 }
