@@ -5,8 +5,9 @@
 //! - `writer`: lead saves and webhook deliveries, each queue committed in groups, lead saves
 //!   under the one ordering lock that makes ids appear in commit order;
 //! - `feed`: LISTEN plus a cursor over `leads.id`, the only caller of the [`LeadSink`];
-//! - `leads`, `jobs`, `shared`: the queries of each family of tables (`shared` holds what the
-//!   instances share besides leads and jobs: sessions, forms, the sync's state, Meta's health);
+//! - `leads`, `jobs`, `forwards`, `shared`: the queries of each family of tables (`forwards`:
+//!   forwarding's destinations and deliveries; `shared` holds what the instances share besides
+//!   these: sessions, forms, the sync's state, Meta's health);
 //! - `turns`: the session locks that elect the periodic sync's leader and let one sync run at
 //!   a time.
 //!
@@ -14,6 +15,7 @@
 //! session locks, which need a connection of their own for as long as they live.
 
 mod feed;
+mod forwards;
 mod jobs;
 mod leads;
 mod schema;

@@ -1,12 +1,13 @@
 //! SQLite, for one process: every write goes to one writer thread that commits in groups
 //! (`writer`), reads go to a small pool of read-only connections on the blocking pool
 //! (`readers`); `schema` holds the pragmas, our SQL functions and the migrations, and there
-//! is one file per family of tables.
+//! is one file per family of tables (`forwards`: forwarding's destinations and deliveries).
 //!
 //! rusqlite is blocking, so it never runs on the async runtime.
 
 mod backup;
 mod forms;
+mod forwards;
 mod health;
 mod jobs;
 mod leads;
