@@ -168,6 +168,15 @@ pub struct Cli {
     #[arg(long = "trust-proxy-header", env = "TRUST_PROXY_HEADER")]
     pub trust_proxy_header: Option<String>,
 
+    /// SMTP server for e-mail destinations: smtps://user:pass@host:465,
+    /// smtp://user:pass@host:587?tls=required (STARTTLS) or smtp://host:25 (plain relay).
+    #[arg(long = "smtp-url", env = "SMTP_URL", hide_env_values = true)]
+    pub smtp_url: Option<Secret>,
+
+    /// The sender of forwarded mails, e.g. "leadstream <leads@example.com>".
+    #[arg(long = "mail-from", env = "MAIL_FROM")]
+    pub mail_from: Option<String>,
+
     #[command(flatten, next_help_heading = "Connections and timeouts")]
     pub limits: LimitArgs,
 }
@@ -263,6 +272,8 @@ pub struct Tuning {
     /// With PostgreSQL: how long a claimed job stays this instance's; `None`: the Graph
     /// timeout plus 30 s, so a claim never runs out under a call still waiting for Graph.
     pub job_lease: Option<Duration>,
+    /// Deadline of one forwarding try, a webhook's or a mail's (10 s; docs/settings.md).
+    pub forward_timeout: Duration,
 }
 
 impl Default for Tuning {
@@ -284,6 +295,7 @@ impl Default for Tuning {
             guess_window: crate::auth::GUESS_WINDOW,
             session_ttl: Duration::from_secs(30 * 24 * 3600),
             job_lease: None,
+            forward_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -318,6 +330,8 @@ pub struct Settings {
     pub public_url: Option<String>,
     /// The header a local reverse proxy passes the client's address in (lower case).
     pub trust_proxy_header: Option<String>,
+    /// E-mail destinations' SMTP server and sender; both or neither.
+    pub smtp: Option<(Secret, String)>,
     /// What a client may hold: connections, timeouts, body bytes.
     pub limits: Limits,
     pub tuning: Tuning,
@@ -481,6 +495,17 @@ impl Cli {
         let trust_proxy_header = given(self.trust_proxy_header)
             .map(|h| parse_header_name(&h))
             .transpose()?;
+        let smtp = match (given(self.smtp_url), given(self.mail_from)) {
+            (Some(url), Some(from)) => Some((url, from)),
+            (None, None) => None,
+            _ => {
+                return Err(
+                    "SMTP_URL and MAIL_FROM go together: set both to forward leads by \
+                             e-mail, or neither"
+                        .into(),
+                )
+            }
+        };
         let listen = given(Some(self.listen.as_str())).unwrap_or(DEFAULT_LISTEN);
         let listen = listen.trim().parse::<SocketAddr>().map_err(|e| {
             format!("LISTEN_ADDR must be an address and port like 127.0.0.1:8080 ({e}): {listen:?}")
@@ -502,6 +527,7 @@ impl Cli {
             demo_reason,
             public_url,
             trust_proxy_header,
+            smtp,
             limits,
             tuning,
         })

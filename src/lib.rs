@@ -37,6 +37,7 @@ pub mod auth;
 pub mod backoff;
 pub mod config;
 pub mod demo;
+pub mod forward;
 pub mod http;
 pub mod ingest;
 pub mod live;
@@ -58,7 +59,10 @@ use tokio::sync::Notify;
 use crate::auth::{Gate, GuessLimiter, ProxyTrust, Sessions};
 use crate::config::{MetaSettings, Settings};
 use crate::demo::DemoMeta;
+use crate::forward::webhook::WebhookClient;
+use crate::forward::Forwarder;
 use crate::http::dashboard::DashboardContext;
+use crate::http::destinations::DestinationsContext;
 use crate::http::limits::BodyBudget;
 use crate::http::ops::OpsContext;
 use crate::http::origin::Origins;
@@ -89,6 +93,15 @@ pub async fn run(
     let tuning = &settings.tuning;
     let hub = Hub::new(tuning.broadcast_capacity);
     let store = Store::connect(&settings.database(), hub.clone()).await?;
+    let mailer = match &settings.smtp {
+        Some((url, from)) => Some(forward::email::Mailer::new(
+            url,
+            from,
+            settings.public_url.clone(),
+            tuning.forward_timeout,
+        )?),
+        None => None,
+    };
     // Several instances on one database share Meta's health; one process keeps it in memory.
     let status = if store.is_shared() {
         Status::shared(store.clone())
@@ -147,6 +160,16 @@ pub async fn run(
         write_timeout: settings.limits.write_timeout,
     };
     // One fan-out writer per core: a fan-out then keeps every core busy.
+    let wake_forwarder = Arc::new(Notify::new());
+    let forwarder = Arc::new(Forwarder {
+        store: store.clone(),
+        webhooks: WebhookClient::new(tuning.forward_timeout),
+        smtp_configured: mailer.is_some(),
+        mailer,
+        wake: wake_forwarder.clone(),
+        tuning: tuning.clone(),
+        hub: hub.clone(),
+    });
     let streams = Arc::new(Streams::start(
         hub,
         store.clone(),
@@ -169,6 +192,7 @@ pub async fn run(
     });
     let mut background = vec![
         tokio::spawn(worker.run(stop.clone())),
+        tokio::spawn(forwarder.clone().run(stop.clone())),
         tokio::spawn(gate.clone().report_guesses(stop.clone())),
         tokio::spawn(sessions.sweep(stop.clone())),
     ];
@@ -190,6 +214,11 @@ pub async fn run(
         webhook: Arc::new(WebhookContext {
             inbox: Inbox::new(store.clone(), app_secret, wake_worker.clone()),
             verify_token,
+        }),
+        destinations: Arc::new(DestinationsContext {
+            store: store.clone(),
+            smtp_configured: forwarder.smtp_configured,
+            wake: wake_forwarder,
         }),
         ops: Arc::new(OpsContext {
             store,

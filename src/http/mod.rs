@@ -9,7 +9,7 @@
 //! - [`stream`]: the one place that decides who gets a stream and what its answer's head says;
 //! - one file per area, each route a small function with a `/// METHOD /path` line and its
 //!   handler a plain `async fn`: [`webhook`], [`leads`], [`ops`] (health, status, sync, dead
-//!   letters), [`stream`], [`reports`], [`dashboard`] (the page and login), [`assets`],
+//!   letters), [`destinations`] (forwarding), [`stream`], [`reports`], [`dashboard`] (the page and login), [`assets`],
 //!   [`demo`];
 //! - [`auth`]: credentials from the headers, and the filter that gives a handler its
 //!   [`Auth`](crate::auth::Auth) or answers 401;
@@ -28,6 +28,7 @@ pub mod assets;
 pub mod auth;
 pub mod dashboard;
 pub mod demo;
+pub mod destinations;
 pub mod error;
 mod h1;
 mod h2;
@@ -54,6 +55,7 @@ use crate::demo::DemoMeta;
 use crate::live::Streams;
 use crate::store::Store;
 use dashboard::DashboardContext;
+use destinations::DestinationsContext;
 use ops::OpsContext;
 use origin::Origins;
 use webhook::WebhookContext;
@@ -63,6 +65,7 @@ pub struct Areas {
     pub gate: Gate,
     pub store: Store,
     pub webhook: Arc<WebhookContext>,
+    pub destinations: Arc<DestinationsContext>,
     pub ops: Arc<OpsContext>,
     pub streams: Arc<Streams>,
     pub dashboard: Arc<DashboardContext>,
@@ -78,6 +81,7 @@ pub fn routes(areas: Areas) -> BoxedFilter<(Response,)> {
         gate,
         store,
         webhook,
+        destinations,
         ops,
         streams,
         dashboard,
@@ -90,6 +94,8 @@ pub fn routes(areas: Areas) -> BoxedFilter<(Response,)> {
         .or(ops::routes(ops, gate.clone()))
         .unify()
         .or(leads::routes(store.clone(), gate.clone()))
+        .unify()
+        .or(destinations::routes(destinations, gate.clone()))
         .unify()
         .or(reports::routes(store, gate))
         .unify()
