@@ -22,7 +22,9 @@ async fn start(
     let mut env = meta_env(graph_url);
     env.push(("LEADS_DB", db));
     if let Some(url) = pg {
+        // The dead process's claims pass to the new one when their lease ends.
         env.push(("DATABASE_URL", url));
+        env.push(("LEADSTREAM_JOB_LEASE_MS", "3000"));
     }
     let mut p = Process::start(dir, &env);
     let base = p.base_url().await;
