@@ -23,6 +23,10 @@
 //! - [`meta::sync`] catches up on leads webhooks missed, through the same save path;
 //!   [`meta::status`] is what the process knows of Meta's health.
 //!
+//! - [`forward`] sends each saved lead on to the destinations that want it (signed webhooks,
+//!   e-mail): the store writes a delivery per destination in the lead's own transaction, and
+//!   the [`forward::Forwarder`] sends them beside ingest, retrying on the [`backoff`] schedule.
+//!
 //! Beside the path: [`auth`] (the token, sessions bound to it, the limit on guessing it, and
 //! the [`auth::Auth`] a private handler takes), [`http::origin`] (state changes from other
 //! origins refused before any route), [`report`] (CSV and PDF), [`demo`] (a simulated Meta for

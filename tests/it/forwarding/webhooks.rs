@@ -32,13 +32,10 @@ async fn every_new_lead_reaches_the_webhook_signed_so_an_independent_library_acc
         .collect();
     seen.sort();
     assert_eq!(seen, ids);
-    assert_eq!(
-        got[0].body["data"]["fields"]["full_name"]
-            .as_str()
-            .unwrap()
-            .starts_with("Person"),
-        true
-    );
+    assert!(got[0].body["data"]["fields"]["full_name"]
+        .as_str()
+        .unwrap()
+        .starts_with("Person"));
     let d = wait_for_deliveries(&app, id, Duration::from_secs(5), |d| {
         in_state(d, "delivered") == 3
     })
