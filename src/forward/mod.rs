@@ -20,7 +20,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde::Deserialize;
-use tokio::sync::{broadcast, Notify};
+use tokio::sync::{broadcast, mpsc, Notify};
 
 use crate::backoff::backoff;
 use crate::config::Tuning;
@@ -36,6 +36,12 @@ use webhook::WebhookClient;
 pub const PER_DESTINATION: usize = 4;
 /// Tries in flight at most, all destinations together.
 const IN_FLIGHT: usize = 64;
+/// Outcomes are written down in groups, at most this long after the first of a group: one
+/// commit (one fsync with SQLite) for many, so forwarding costs the lead saves next to nothing.
+/// An outcome lost in a crash only means its delivery is sent again, with the same webhook-id.
+const RECORD_EVERY: Duration = Duration::from_millis(500);
+/// Most outcomes in one group.
+const RECORD_MOST: usize = 256;
 
 /// How one try ended.
 #[derive(Debug, Clone)]
@@ -78,8 +84,12 @@ pub struct Forwarder {
     pub hub: Hub,
 }
 
-/// What this run has in flight: delivery id → destination id.
-type Running = Arc<Mutex<HashMap<i64, i64>>>;
+/// What this run holds: delivery id → its destination, and whether it is being sent (false:
+/// its outcome is waiting to be written down; never claimed again meanwhile).
+type Running = Arc<Mutex<HashMap<i64, (i64, bool)>>>;
+
+/// An outcome to write down: the delivery, its tries so far, how the last ended.
+type Recorded = (i64, i64, Outcome);
 
 impl Forwarder {
     /// Runs until shutdown begins; deliveries in flight then stay pending in the database and
@@ -96,6 +106,8 @@ impl Forwarder {
             shutdown.clone(),
         ));
         let running: Running = Arc::default();
+        let (record, outcomes) = mpsc::unbounded_channel();
+        tokio::spawn(self.clone().write_down(outcomes, running.clone()));
         // With several instances, deliveries are also made by the others: look every second.
         let idle = if self.store.is_shared() {
             Duration::from_secs(1)
@@ -103,7 +115,7 @@ impl Forwarder {
             Duration::from_secs(60)
         };
         while !shutdown.is_started() {
-            let wait = match self.claim_and_start(&running).await {
+            let wait = match self.claim_and_start(&running, &record).await {
                 Ok(Some(next_due_ms)) => {
                     Duration::from_millis((next_due_ms - now_ms()).clamp(5, 60_000) as u64)
                         .min(idle)
@@ -126,17 +138,19 @@ impl Forwarder {
     async fn claim_and_start(
         self: &Arc<Self>,
         running: &Running,
+        record: &mpsc::UnboundedSender<Recorded>,
     ) -> Result<Option<i64>, StoreError> {
         let (busy, skip, free) = {
             let r = running.lock().expect("lock");
             let mut per: HashMap<i64, usize> = HashMap::new();
-            for d in r.values() {
+            for (d, _) in r.values().filter(|(_, sending)| *sending) {
                 *per.entry(*d).or_default() += 1;
             }
+            let sending: usize = per.values().sum();
             (
                 per.into_iter().collect::<Vec<_>>(),
                 r.keys().copied().collect::<Vec<_>>(),
-                IN_FLIGHT.saturating_sub(r.len()),
+                IN_FLIGHT.saturating_sub(sending),
             )
         };
         if free == 0 {
@@ -150,13 +164,14 @@ impl Forwarder {
             if running
                 .lock()
                 .expect("lock")
-                .insert(d.id, d.destination_id)
+                .insert(d.id, (d.destination_id, true))
                 .is_some()
             {
                 continue;
             }
             let me = self.clone();
             let running = running.clone();
+            let record = record.clone();
             tokio::spawn(async move {
                 let attempt = me.attempt(&d).await;
                 let outcome = me.outcome(&d, &attempt);
@@ -171,18 +186,50 @@ impl Forwarder {
                             .map_or_else(|| "no answer".to_string(), |s| format!("status {s}"))
                     );
                 }
-                if let Err(e) = me
-                    .store
-                    .record_delivery(d.id, d.attempts + 1, outcome)
-                    .await
-                {
-                    log::error!("forwarding: could not write down delivery {}: {e}", d.id);
+                if let Some(r) = running.lock().expect("lock").get_mut(&d.id) {
+                    r.1 = false;
                 }
-                running.lock().expect("lock").remove(&d.id);
+                let _ = record.send((d.id, d.attempts + 1, outcome));
                 me.wake.notify_one();
             });
         }
         Ok(due.next_due_ms)
+    }
+
+    /// Writes outcomes down in groups (see [`RECORD_EVERY`]); a written delivery leaves
+    /// `running`.
+    async fn write_down(
+        self: Arc<Self>,
+        mut rx: mpsc::UnboundedReceiver<Recorded>,
+        running: Running,
+    ) {
+        while let Some(first) = rx.recv().await {
+            let mut group = vec![first];
+            let until = tokio::time::Instant::now() + RECORD_EVERY;
+            while group.len() < RECORD_MOST {
+                tokio::select! {
+                    _ = tokio::time::sleep_until(until) => break,
+                    next = rx.recv() => match next {
+                        Some(o) => group.push(o),
+                        None => break,
+                    },
+                }
+            }
+            let ids: Vec<i64> = group.iter().map(|o| o.0).collect();
+            if let Err(e) = self.store.record_deliveries(group).await {
+                // Still pending in the database: sent again later, with the same webhook-id.
+                log::error!(
+                    "forwarding: could not write down {} outcomes: {e}",
+                    ids.len()
+                );
+            }
+            let mut r = running.lock().expect("lock");
+            for id in ids {
+                r.remove(&id);
+            }
+            drop(r);
+            self.wake.notify_one();
+        }
     }
 
     /// One try of `d`.

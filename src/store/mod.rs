@@ -402,16 +402,14 @@ impl Store {
         on_engine!(self.claim_deliveries(per_destination, busy, skip, limit))
     }
 
-    /// Writes down how a try of a pending delivery ended (`attempts` tries so far), and the
-    /// destination's failures in a row. With PostgreSQL, only while this instance holds the
-    /// delivery's claim.
-    pub async fn record_delivery(
+    /// Writes down how tries of pending deliveries ended (`(id, tries so far, outcome)`), and
+    /// their destinations' failures in a row: SQLite in one transaction (one fsync for many).
+    /// With PostgreSQL, each only while this instance holds the delivery's claim.
+    pub async fn record_deliveries(
         &self,
-        id: i64,
-        attempts: i64,
-        outcome: Outcome,
+        outcomes: Vec<(i64, i64, Outcome)>,
     ) -> Result<(), StoreError> {
-        on_engine!(self.record_delivery(id, attempts, outcome))
+        on_engine!(self.record_deliveries(outcomes))
     }
 
     /// Puts a destination's dead deliveries back in the queue, due now, with a new retry

@@ -314,13 +314,25 @@ impl Postgres {
         })
     }
 
-    pub async fn record_delivery(
+    /// One statement per outcome, each fenced by the claim.
+    pub async fn record_deliveries(
         &self,
+        outcomes: Vec<(i64, i64, Outcome)>,
+    ) -> Result<(), StoreError> {
+        let c = self.client().await?;
+        for (id, attempts, outcome) in outcomes {
+            self.record_one(&c, id, attempts, outcome).await?;
+        }
+        Ok(())
+    }
+
+    async fn record_one(
+        &self,
+        c: &Client,
         id: i64,
         attempts: i64,
         outcome: Outcome,
     ) -> Result<(), StoreError> {
-        let c = self.client().await?;
         let now = now_ms();
         let me = &self.inner.me;
         // The delivery's row, then its destination's record of failures, in one statement;

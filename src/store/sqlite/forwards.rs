@@ -300,51 +300,16 @@ impl Sqlite {
         .await
     }
 
-    /// Writes down how a try of a pending delivery ended, and keeps its destination's record
-    /// of failures in a row.
-    pub async fn record_delivery(
+    /// Writes down how tries of pending deliveries ended (`(id, tries so far, outcome)`), in
+    /// one transaction, and keeps their destinations' records of failures in a row.
+    pub async fn record_deliveries(
         &self,
-        id: i64,
-        attempts: i64,
-        outcome: Outcome,
+        outcomes: Vec<(i64, i64, Outcome)>,
     ) -> Result<(), StoreError> {
         self.write(move |c| {
             let now = now_ms();
-            let destination: Option<i64> = match &outcome {
-                Outcome::Delivered { status } => c
-                    .prepare_cached(
-                        "UPDATE forwards SET state = 'delivered', attempts = ?2, last_status = ?3,
-                                             last_error = NULL, delivered_ms = ?4, updated_ms = ?4
-                         WHERE id = ?1 AND state = 'pending' RETURNING destination_id",
-                    )?
-                    .query_row(params![id, attempts, status, now], |r| r.get(0))
-                    .optional()?,
-                Outcome::RetryLater {
-                    next_attempt_ms,
-                    status,
-                    error,
-                } => c
-                    .prepare_cached(
-                        "UPDATE forwards SET attempts = ?2, next_attempt_ms = ?3, last_status = ?4,
-                                             last_error = ?5, updated_ms = ?6
-                         WHERE id = ?1 AND state = 'pending' RETURNING destination_id",
-                    )?
-                    .query_row(
-                        params![id, attempts, next_attempt_ms, status, error, now],
-                        |r| r.get(0),
-                    )
-                    .optional()?,
-                Outcome::SetAside { status, error } => c
-                    .prepare_cached(
-                        "UPDATE forwards SET state = 'dead', attempts = ?2, last_status = ?3,
-                                             last_error = ?4, updated_ms = ?5
-                         WHERE id = ?1 AND state = 'pending' RETURNING destination_id",
-                    )?
-                    .query_row(params![id, attempts, status, error, now], |r| r.get(0))
-                    .optional()?,
-            };
-            if let Some(destination) = destination {
-                note_on_destination(c, destination, &outcome, now)?;
+            for (id, attempts, outcome) in &outcomes {
+                record_one(c, *id, *attempts, outcome, now)?;
             }
             Ok(Written::value(()))
         })
@@ -365,6 +330,53 @@ impl Sqlite {
         })
         .await
     }
+}
+
+/// One outcome, with its destination's record.
+fn record_one(
+    c: &Connection,
+    id: i64,
+    attempts: i64,
+    outcome: &Outcome,
+    now: i64,
+) -> rusqlite::Result<()> {
+    let destination: Option<i64> = match outcome {
+        Outcome::Delivered { status } => c
+            .prepare_cached(
+                "UPDATE forwards SET state = 'delivered', attempts = ?2, last_status = ?3,
+                                     last_error = NULL, delivered_ms = ?4, updated_ms = ?4
+                 WHERE id = ?1 AND state = 'pending' RETURNING destination_id",
+            )?
+            .query_row(params![id, attempts, status, now], |r| r.get(0))
+            .optional()?,
+        Outcome::RetryLater {
+            next_attempt_ms,
+            status,
+            error,
+        } => c
+            .prepare_cached(
+                "UPDATE forwards SET attempts = ?2, next_attempt_ms = ?3, last_status = ?4,
+                                     last_error = ?5, updated_ms = ?6
+                 WHERE id = ?1 AND state = 'pending' RETURNING destination_id",
+            )?
+            .query_row(
+                params![id, attempts, next_attempt_ms, status, error, now],
+                |r| r.get(0),
+            )
+            .optional()?,
+        Outcome::SetAside { status, error } => c
+            .prepare_cached(
+                "UPDATE forwards SET state = 'dead', attempts = ?2, last_status = ?3,
+                                     last_error = ?4, updated_ms = ?5
+                 WHERE id = ?1 AND state = 'pending' RETURNING destination_id",
+            )?
+            .query_row(params![id, attempts, status, error, now], |r| r.get(0))
+            .optional()?,
+    };
+    if let Some(destination) = destination {
+        note_on_destination(c, destination, outcome, now)?;
+    }
+    Ok(())
 }
 
 /// A success clears the destination's failures; a failure adds one (and starts the count's
