@@ -188,8 +188,8 @@ pub enum Command {
     /// PRAGMA integrity_check, written as FILE.tmp and renamed when complete.
     Backup(BackupArgs),
     /// Copy a SQLite database (--db) into an empty PostgreSQL database (--database-url):
-    /// leads with their ids, jobs, dead letters, deliveries, forms, the sync's state and
-    /// sessions. Refuses a database that already holds any of these.
+    /// leads with their ids, jobs, dead letters, deliveries, forms, the sync's state,
+    /// sessions and forwarding's destinations with their deliveries. Refuses a database that already holds any of these.
     MigrateToPostgres,
 }
 
