@@ -58,9 +58,10 @@ impl Default for GuessLimiter {
     }
 }
 
-/// The address a guess is counted against: IPv4 as is (also when mapped into IPv6), IPv6
-/// by its /64 network.
-fn limiter_key(ip: IpAddr) -> IpAddr {
+/// The address a client is counted by (a guess here, a connection in `http::limits`): IPv4
+/// as is (also when mapped into IPv6), IPv6 by its /64 network, the block one host is
+/// usually given.
+pub fn client_key(ip: IpAddr) -> IpAddr {
     match ip {
         IpAddr::V4(v4) => IpAddr::V4(v4),
         IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
@@ -86,7 +87,7 @@ impl GuessLimiter {
     /// `None` when an attempt from `ip` may be checked; otherwise how long until it may (the
     /// attempt is then counted as refused). An unknown address (no peer) is never limited.
     pub fn admit(&self, ip: Option<IpAddr>) -> Option<Duration> {
-        let ip = limiter_key(ip?);
+        let ip = client_key(ip?);
         let mut buckets = self.buckets.lock().expect("limiter lock");
         let bucket = buckets.get_mut(&ip)?;
         let age = bucket.start.elapsed();
@@ -100,7 +101,7 @@ impl GuessLimiter {
     /// Like [`GuessLimiter::admit`], without counting a refusal: for a caller that hands a
     /// refused request on to one that admits it.
     pub fn is_limited(&self, ip: Option<IpAddr>) -> bool {
-        let Some(ip) = ip.map(limiter_key) else {
+        let Some(ip) = ip.map(client_key) else {
             return false;
         };
         let buckets = self.buckets.lock().expect("limiter lock");
@@ -112,7 +113,7 @@ impl GuessLimiter {
     /// A wrong token came from `ip` through `door`. Returns the log lines of windows that
     /// ended, when room had to be made for this one.
     pub fn failed(&self, ip: Option<IpAddr>, door: Door) -> Vec<String> {
-        let Some(ip) = ip.map(limiter_key) else {
+        let Some(ip) = ip.map(client_key) else {
             return Vec::new();
         };
         let mut ended = Vec::new();
@@ -142,7 +143,7 @@ impl GuessLimiter {
     /// The right token came through the login form from `ip`: its earlier typos no longer
     /// count towards the limit (they are still reported).
     pub fn logged_in(&self, ip: Option<IpAddr>) {
-        if let Some(ip) = ip.map(limiter_key) {
+        if let Some(ip) = ip.map(client_key) {
             if let Some(b) = self.buckets.lock().expect("limiter lock").get_mut(&ip) {
                 b.failures = 0;
             }

@@ -21,7 +21,7 @@ use crate::config::Secret;
 use crate::logging::escaped;
 use crate::store::{Store, StoreError};
 pub use credential::{Credential, Principal};
-pub use limiter::{Door, GuessLimiter, GUESS_LIMIT, GUESS_WINDOW};
+pub use limiter::{client_key, Door, GuessLimiter, GUESS_LIMIT, GUESS_WINDOW};
 pub use proxy::ProxyTrust;
 pub use sessions::{Admitted, EndedSink, SessionEnd, Sessions, SESSION_COOKIE};
 

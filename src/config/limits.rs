@@ -5,6 +5,9 @@ use std::time::Duration;
 
 use clap::Args;
 
+/// The longest timeout that may be set: a day.
+const MAX_TIMEOUT_SECS: u64 = 24 * 3600;
+
 /// The flags; turned into [`Limits`] by [`LimitArgs::into_limits`].
 #[derive(Debug, Args)]
 pub struct LimitArgs {
@@ -80,12 +83,14 @@ impl Default for Limits {
 
 impl LimitArgs {
     pub fn into_limits(self) -> Result<Limits, String> {
-        let seconds = |name: &str, s: u64| {
-            if s == 0 {
-                Err(format!("{name} must be at least 1 second"))
-            } else {
-                Ok(Duration::from_secs(s))
-            }
+        let seconds = |name: &str, s: u64| match s {
+            0 => Err(format!("{name} must be at least 1 second")),
+            // Far beyond any use, and a deadline that far away overflows the clock (every
+            // connection would fail).
+            s if s > MAX_TIMEOUT_SECS => Err(format!(
+                "{name} must be at most {MAX_TIMEOUT_SECS} seconds (a day), not {s}"
+            )),
+            s => Ok(Duration::from_secs(s)),
         };
         if self.max_connections == Some(0) {
             return Err("MAX_CONNECTIONS must be at least 1".into());

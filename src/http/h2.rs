@@ -27,9 +27,11 @@ use tokio::time::Sleep;
 use warp::http::Request;
 
 use super::auth::PeerAddr;
+use super::error::{before_routes, AppError};
 use super::limits::{BodyBudget, BudgetRoom};
 use super::replay::Replay;
 use super::server::ServerContext;
+use super::NO_PATH;
 use crate::shutdown::Shutdown;
 
 /// Pings every so often, and closes a connection whose ping is not answered in as long.
@@ -60,11 +62,16 @@ pub(super) async fn serve(
     let requests = open.clone();
     let svc = hyper::service::service_fn(move |req: Request<Incoming>| {
         let guard = OpenRequest::new(&requests);
+        // As on HTTP/1 (`h1::head`): a CONNECT carries no :path, and no route may see it.
+        let routable = req.uri().path_and_query().is_some();
         let mut req = req.map(|body| Limited::new(body, budget.clone(), body_timeout));
         req.extensions_mut().insert(PeerAddr(peer));
-        let answer = tower_service::Service::call(&mut routes.clone(), req);
+        let answer = routable.then(|| tower_service::Service::call(&mut routes.clone(), req));
         async move {
-            let res = answer.await?;
+            let res = match answer {
+                Some(answer) => answer.await?,
+                None => before_routes(AppError::BadRequest(NO_PATH.into())),
+            };
             Ok::<_, std::convert::Infallible>(res.map(|body| Tracked {
                 body,
                 _guard: guard,

@@ -55,9 +55,23 @@ pub fn cap_for_fd_limit(fd_limit: u64) -> usize {
     fd_limit.saturating_sub(reserve).max(1) as usize
 }
 
+/// Refused connections answered at once, at most (each holds a descriptor for a moment).
+const MAX_REFUSALS: usize = 256;
+
+/// How many refused connections may be answered at once under `fd_limit`: half the reserve
+/// at most, so the database and Graph calls keep the other half however hard the cap is hit.
+pub fn refusals_for_fd_limit(fd_limit: Option<u64>) -> usize {
+    fd_limit.map_or(MAX_REFUSALS, |fds| {
+        let half = (FD_RESERVE.min(fds / 2) / 2) as usize;
+        half.clamp(1, MAX_REFUSALS)
+    })
+}
+
 /// Counts open connections, in all and per peer address.
 pub struct ConnectionCap {
     max: usize,
+    /// Refusals answered at once, at most.
+    refusals: usize,
     /// 0: no limit.
     per_ip: usize,
     limit_loopback: bool,
@@ -84,6 +98,7 @@ impl ConnectionCap {
     pub fn new(max: usize, limits: &Limits) -> ConnectionCap {
         ConnectionCap {
             max,
+            refusals: MAX_REFUSALS,
             per_ip: limits.max_connections_per_ip,
             limit_loopback: limits.limit_loopback,
             open: AtomicUsize::new(0),
@@ -91,8 +106,19 @@ impl ConnectionCap {
         }
     }
 
+    /// At most `n` refusals answered at once (see [`refusals_for_fd_limit`]).
+    pub fn with_refusals(mut self, n: usize) -> ConnectionCap {
+        self.refusals = n.max(1);
+        self
+    }
+
     pub fn max(&self) -> usize {
         self.max
+    }
+
+    /// Refused connections that may be answered at once; more are just closed.
+    pub fn refusals(&self) -> usize {
+        self.refusals
     }
 
     /// Connections open now.
@@ -102,8 +128,10 @@ impl ConnectionCap {
 
     /// Admits a connection from `ip`, or says why not.
     pub fn admit(self: &Arc<Self>, ip: IpAddr) -> Result<Admitted, Refused> {
-        // An IPv4 client of a dual-stack socket arrives as ::ffff:a.b.c.d.
-        let ip = ip.to_canonical();
+        // An IPv4 client of a dual-stack socket arrives as ::ffff:a.b.c.d; an IPv6 host has a
+        // whole /64 to pick source addresses from, so that is what is counted.
+        let loopback = ip.to_canonical().is_loopback();
+        let ip = crate::auth::client_key(ip);
         if self
             .open
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
@@ -113,7 +141,7 @@ impl ConnectionCap {
         {
             return Err(Refused::Full);
         }
-        let counted = self.per_ip > 0 && (self.limit_loopback || !ip.is_loopback());
+        let counted = self.per_ip > 0 && (self.limit_loopback || !loopback);
         if counted {
             let mut by_ip = self.by_ip.lock().unwrap_or_else(PoisonError::into_inner);
             let n = by_ip.entry(ip).or_insert(0);
@@ -249,6 +277,9 @@ mod tests {
         let direct = Arc::new(ConnectionCap::new(100, &limits(1, true)));
         let _one = direct.admit(lo).unwrap();
         assert_eq!(direct.admit(lo).err(), Some(Refused::TooManyFromAddress));
+        let v6: IpAddr = "::1".parse().unwrap();
+        let held: Vec<_> = (0..5).map(|_| proxy.admit(v6).unwrap()).collect();
+        assert_eq!(held.len(), 5);
         let mapped: IpAddr = "::ffff:127.0.0.1".parse().unwrap();
         assert_eq!(
             direct.admit(mapped).err(),
@@ -257,10 +288,36 @@ mod tests {
     }
 
     #[test]
+    fn ipv6_addresses_of_one_64_share_the_per_address_cap() {
+        let cap = Arc::new(ConnectionCap::new(100, &limits(2, false)));
+        // One host picking a fresh source address for every connection.
+        let _a = cap.admit("2001:db8:1:2::1".parse().unwrap()).unwrap();
+        let _b = cap.admit("2001:db8:1:2::2".parse().unwrap()).unwrap();
+        assert_eq!(
+            cap.admit("2001:db8:1:2:ffff::3".parse().unwrap()).err(),
+            Some(Refused::TooManyFromAddress)
+        );
+        // Another /64 is another client.
+        let _c = cap.admit("2001:db8:1:3::1".parse().unwrap()).unwrap();
+    }
+
+    #[test]
     fn a_small_fd_limit_keeps_half_back_and_a_large_one_a_fixed_reserve() {
         assert_eq!(cap_for_fd_limit(1024), 512);
         assert_eq!(cap_for_fd_limit(20_000), 19_488);
         assert_eq!(cap_for_fd_limit(1), 1);
+    }
+
+    #[test]
+    fn refusals_take_at_most_half_of_the_reserve() {
+        // At 512 descriptors the reserve is 256: refusals answered at once may not take all of
+        // it (the database and Graph calls would then get EMFILE, and so would accept).
+        assert_eq!(refusals_for_fd_limit(Some(512)), 128);
+        assert!(refusals_for_fd_limit(Some(512)) * 2 <= 512 - cap_for_fd_limit(512));
+        assert_eq!(refusals_for_fd_limit(Some(1024)), 256);
+        assert_eq!(refusals_for_fd_limit(Some(20_000)), 256);
+        assert_eq!(refusals_for_fd_limit(None), 256);
+        assert_eq!(refusals_for_fd_limit(Some(2)), 1);
     }
 
     #[tokio::test]

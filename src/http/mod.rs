@@ -60,6 +60,10 @@ use ops::OpsContext;
 use origin::Origins;
 use webhook::WebhookContext;
 
+/// Why a request whose target has no path (`CONNECT host:port`) is refused before the routes,
+/// on HTTP/1 and HTTP/2 alike: no route serves one, and warp's path filters panic on it.
+const NO_PATH: &str = "the request target must be a path";
+
 /// Every area's context: what `routes` hands out.
 pub struct Areas {
     pub gate: Gate,

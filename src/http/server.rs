@@ -16,7 +16,8 @@ use warp::filters::BoxedFilter;
 use warp::reply::Response;
 
 use super::limits::{
-    cap_for_fd_limit, raise_fd_limit, Admitted, BodyBudget, ConnectionCap, Refused,
+    cap_for_fd_limit, raise_fd_limit, refusals_for_fd_limit, Admitted, BodyBudget, ConnectionCap,
+    Refused,
 };
 use super::{h1, h2};
 use crate::auth::Gate;
@@ -37,9 +38,6 @@ pub struct ServerContext {
 
 /// How HTTP/2 with prior knowledge starts (RFC 9113, 3.4).
 const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
-/// Refusals answered at once; beyond this many in progress, a refused connection is just
-/// closed (each answer holds a socket for up to [`REFUSAL_LINGER`]).
-const MAX_REFUSALS: usize = 256;
 const REFUSAL_LINGER: Duration = Duration::from_secs(1);
 /// When a refused client may try again.
 const RETRY_AFTER_SECS: u32 = 5;
@@ -70,7 +68,7 @@ pub fn connection_cap(limits: &Limits) -> Arc<ConnectionCap> {
         Some(fds) => log::info!("open-files limit {fds}: at most {max} connections ({per_ip})"),
         None => log::info!("at most {max} connections ({per_ip})"),
     }
-    Arc::new(ConnectionCap::new(max, limits))
+    Arc::new(ConnectionCap::new(max, limits).with_refusals(refusals_for_fd_limit(fds)))
 }
 
 /// Serves `listener` until shutdown begins, then waits for every connection to end: streams
@@ -83,7 +81,9 @@ pub async fn serve(
 ) {
     // Every connection task holds a clone of `alive`; `drained` yields None once all are gone.
     let (alive, mut drained) = mpsc::channel::<()>(1);
-    let refusals = Arc::new(Semaphore::new(MAX_REFUSALS));
+    // Beyond this many refusals in progress, a refused connection is just closed (each
+    // answer holds a socket for up to `REFUSAL_LINGER`).
+    let refusals = Arc::new(Semaphore::new(cap.refusals()));
     loop {
         let (socket, peer) = tokio::select! {
             biased;
@@ -131,7 +131,8 @@ async fn accept_failed(e: io::Error) {
 
 /// Answers a connection over a cap with a short `503` and closes it, without reading its
 /// request: the answer is written at once, then the socket lingers a moment so the close does
-/// not reset the connection before the client has read it. At most [`MAX_REFUSALS`] at once.
+/// not reset the connection before the client has read it. At most `ConnectionCap::refusals`
+/// at once.
 fn refuse(socket: TcpStream, peer: SocketAddr, why: Refused, refusals: &Arc<Semaphore>) {
     let Ok(slot) = refusals.clone().try_acquire_owned() else {
         return;

@@ -74,7 +74,10 @@ pub async fn for_socket(
     peer: SocketAddr,
     reused: bool,
 ) -> Option<SocketStream> {
-    if parts.method != Method::GET || parts.uri.path() != PATH {
+    // The route takes the path with a trailing slash too (warp's `path!` ends that way), so
+    // this must: otherwise that one stream would be the routes' own, framed and timed apart.
+    let path = parts.uri.path();
+    if parts.method != Method::GET || path.strip_suffix('/').unwrap_or(path) != PATH {
         return None;
     }
     let auth = gate

@@ -107,6 +107,30 @@ async fn a_replaced_database_file_is_noticed_too() {
 }
 
 #[tokio::test]
+async fn a_removed_write_ahead_log_is_noticed_like_a_removed_database() {
+    if crate::helpers::pg::skip_on_postgres("it is about the SQLite file and its disk") {
+        return;
+    }
+    let app = TestApp::spawn().await;
+    assert_eq!(webhook_of_size(&app, 1, 0).await, 200);
+    // The -wal file holds every commit since the last checkpoint: removed under a running
+    // server (taken for a temporary file), SQLite goes on writing to the unlinked copy, and all
+    // of it is gone at the next start, what was acknowledged before the removal included.
+    let mut wal = app.db_path.clone().into_os_string();
+    wal.push("-wal");
+    std::fs::remove_file(&wal).unwrap();
+    let body = healthz_becomes(&app, 503).await;
+    assert!(
+        body["reason"]
+            .as_str()
+            .unwrap()
+            .contains("removed or replaced"),
+        "{body}"
+    );
+    assert_eq!(webhook_of_size(&app, 2, 0).await, 503);
+}
+
+#[tokio::test]
 async fn a_full_disk_is_503_on_healthz_and_named_and_all_recover_when_space_returns() {
     if crate::helpers::pg::skip_on_postgres("it is about the SQLite file and its disk") {
         return;

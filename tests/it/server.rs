@@ -114,6 +114,18 @@ async fn a_stream_after_other_requests_on_the_same_connection_is_written_the_sam
 }
 
 #[tokio::test]
+async fn a_stream_asked_for_with_a_trailing_slash_is_written_the_same_way() {
+    let app = TestApp::spawn().await;
+    // The routes take `/api/stream/` for the stream too: it must not be the one stream that
+    // hyper-style framing, a kept-alive connection and no socket writer serve.
+    let req = stream_request("").replace("/api/stream ", "/api/stream/ ");
+    let (_s, buf) = exchange(&app, req.as_bytes(), "retry: 2000\n").await;
+    let (head, _) = split_head(&buf);
+    assert_stream_head(&head);
+    assert_eq!(written(&app).await, (1.into(), 0.into()));
+}
+
+#[tokio::test]
 async fn an_http_1_0_stream_runs_until_the_close_and_still_gets_every_lead() {
     let app = TestApp::spawn().await;
     let req = stream_request("").replace("HTTP/1.1", "HTTP/1.0");
@@ -254,6 +266,83 @@ async fn heads_that_two_servers_could_read_two_ways_are_refused_with_400_and_clo
             "{framing:?}"
         );
     }
+}
+
+/// The first frame the server sends on HTTP/2 stream 1 after a request on it: its type and
+/// payload.
+async fn first_frame_on_stream_1(s: &mut tokio::net::TcpStream) -> (u8, Vec<u8>) {
+    let mut raw = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        // Frames: a 9-byte header (24-bit length, type, flags, stream id), then the payload.
+        while raw.len() >= 9 {
+            let len = u32::from_be_bytes([0, raw[0], raw[1], raw[2]]) as usize;
+            if raw.len() < 9 + len {
+                break;
+            }
+            let stream = u32::from_be_bytes([raw[5], raw[6], raw[7], raw[8]]) & 0x7fff_ffff;
+            let frame: Vec<u8> = raw.drain(..9 + len).collect();
+            if stream == 1 {
+                return (frame[3], frame[9..].to_vec());
+            }
+        }
+        let n = tokio::time::timeout(RAW_WAIT, s.read(&mut chunk))
+            .await
+            .expect("a frame in time")
+            .unwrap();
+        assert!(n > 0, "closed without a frame on stream 1");
+        raw.extend_from_slice(&chunk[..n]);
+    }
+}
+
+#[tokio::test]
+async fn a_request_target_without_a_path_gets_400_on_http_1_and_http_2() {
+    let app = TestApp::spawn().await;
+    // CONNECT's authority form, and the same target with another method: no path, so no route
+    // (warp's path filters cannot even look at such a URI).
+    for target in [
+        "CONNECT 127.0.0.1:22",
+        "GET 127.0.0.1:22",
+        "OPTIONS example.com:443",
+    ] {
+        let req = format!("{target} HTTP/1.1\r\nHost: a\r\n\r\n");
+        let (mut s, mut buf) = exchange(&app, req.as_bytes(), "\r\n\r\n").await;
+        let (head, body) = read_answer(&mut s, &mut buf).await;
+        assert!(head.starts_with("http/1.1 400"), "{target}: {head}");
+        assert!(
+            head.contains("content-security-policy:"),
+            "{target}: {head}"
+        );
+        let v: Value = serde_json::from_slice(&body).unwrap();
+        assert!(v["error"].is_string(), "{v}");
+    }
+
+    // HTTP/2 (h2c, as a proxy speaks it): CONNECT carries :authority and no :path. HPACK by
+    // hand: literal fields with the static table's names, :authority (1) and :method (2).
+    let mut block = vec![0x02, 7];
+    block.extend_from_slice(b"CONNECT");
+    block.extend_from_slice(&[0x01, 12]);
+    block.extend_from_slice(b"127.0.0.1:22");
+    let mut h2 = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0\0\x04\0\0\0\0\0".to_vec();
+    // HEADERS, END_STREAM | END_HEADERS, stream 1.
+    h2.extend_from_slice(&[0, 0, block.len() as u8, 0x01, 0x05, 0, 0, 0, 1]);
+    h2.extend_from_slice(&block);
+    let mut s = connect(&app).await;
+    s.write_all(&h2).await.unwrap();
+    let (kind, payload) = first_frame_on_stream_1(&mut s).await;
+    assert_eq!(kind, 0x01, "an answer's HEADERS, not a reset: {payload:?}");
+    // :status 400 is entry 12 of the static table, sent indexed.
+    assert_eq!(payload.first(), Some(&0x8c), "{payload:?}");
+
+    // And the server goes on as before.
+    let (mut s, mut buf) = exchange(
+        &app,
+        b"GET /healthz HTTP/1.1\r\nHost: a\r\n\r\n",
+        "\r\n\r\n",
+    )
+    .await;
+    let (head, _) = read_answer(&mut s, &mut buf).await;
+    assert!(head.starts_with("http/1.1 200"), "{head}");
 }
 
 #[tokio::test]

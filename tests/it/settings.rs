@@ -190,3 +190,29 @@ async fn a_half_configured_meta_app_is_one_line_and_exit_code_2_from_env_and_env
     assert!(log[0].contains("META_APP_SECRET is required"), "{log:?}");
     assert!(p.stdout().is_empty(), "nothing starts: {:?}", p.stdout());
 }
+
+#[tokio::test]
+async fn a_timeout_too_long_to_count_is_a_one_line_error_not_a_server_that_answers_nothing() {
+    // Such a deadline overflows the clock: every connection's task would panic, so the server
+    // would listen and never answer.
+    for name in [
+        "IDLE_TIMEOUT",
+        "HEAD_TIMEOUT",
+        "BODY_TIMEOUT",
+        "WRITE_TIMEOUT",
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let mut p = Process::start(
+            dir.path(),
+            &[
+                ("LISTEN_ADDR", "127.0.0.1:0"),
+                (name, "18446744073709551615"),
+            ],
+        );
+        let (code, log) = exited(&mut p).await;
+        assert_eq!(code, Some(2), "{name}: {log:?}");
+        assert_eq!(log.len(), 1, "one line: {log:?}");
+        assert!(log[0].contains(name), "{log:?}");
+        assert!(p.stdout().is_empty(), "nothing starts: {:?}", p.stdout());
+    }
+}

@@ -54,6 +54,11 @@ pub fn parse(buf: &[u8]) -> Result<Option<(Head, usize)>, Bad> {
     let uri: Uri = target
         .parse()
         .map_err(|_| Bad::Malformed("malformed request target"))?;
+    // A target without a path (CONNECT's `host:port`, or that with any method) names nothing
+    // served here, and warp's path filters panic on a URI without one.
+    if uri.path_and_query().is_none() {
+        return Err(Bad::Malformed(crate::http::NO_PATH));
+    }
     let version = match req.version {
         Some(0) => Version::HTTP_10,
         _ => Version::HTTP_11,
@@ -219,6 +224,10 @@ mod tests {
         }
         let r = head("POST /webhook HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n");
         assert!(matches!(r, Err(Bad::Malformed(_))), "{r:?}");
+        for target in ["CONNECT 127.0.0.1:22", "GET example.com:443"] {
+            let r = head(&format!("{target} HTTP/1.1\r\nHost: a\r\n\r\n"));
+            assert!(matches!(r, Err(Bad::Malformed(_))), "{target}: {r:?}");
+        }
         // A header folded over two lines, a space before the colon, a bare CR.
         for raw in [
             "POST /webhook HTTP/1.1\r\nContent-Length: 5\r\n chunked\r\n\r\n",

@@ -2,11 +2,12 @@
 //!
 //! Three things go wrong in practice, and each is caught where it shows:
 //!
-//! - **The file is gone.** Removed (`rm leads.db*`) or replaced under a running server, SQLite
-//!   goes on writing to the open, unlinked file: every write "succeeds" and is lost at the next
-//!   start. The writer compares the path's device and inode with the file it opened, before
-//!   every batch and once a second ([`FileWatch`]); once they differ, the store stops taking
-//!   writes for good (webhooks get `503`, so Meta delivers them again later) until a restart.
+//! - **The file is gone.** Removed (`rm leads.db*`, or only its `-wal`) or replaced under a
+//!   running server, SQLite goes on writing to the open, unlinked file: every write "succeeds"
+//!   and is lost at the next start. The writer compares the paths' device and inode with the
+//!   files it opened, before every batch and once a second ([`FileWatch`]); once they differ,
+//!   the store stops taking writes for good (webhooks get `503`, so Meta delivers them again
+//!   later) until a restart.
 //! - **The disk is full, read-only or failing.** Writes fail; the writer records why
 //!   ([`Health::wrote`]), and the next write that succeeds clears it.
 //! - **Nothing is being written**, so nothing would notice either. [`crate::store::Store::health_check`]
@@ -102,51 +103,81 @@ pub(super) fn storage_trouble(e: &rusqlite::Error) -> Option<String> {
     Some(format!("{what} ({e})"))
 }
 
-/// The database file as the writer opened it: compared with what its path names now.
+/// The database file as the writer opened it, and its write-ahead log: compared with what
+/// their paths name now.
+///
+/// Why the log too: in WAL mode every commit since the last checkpoint lives only in the
+/// `-wal` file. Removed under a running server (taken for a temporary file), SQLite goes on
+/// writing to the unlinked copy, and at the next start all of that is gone, what was
+/// acknowledged before the removal included. SQLite removes the log itself only when its last
+/// connection closes, and the writer's stays open as long as the store.
 pub(super) struct FileWatch {
     path: PathBuf,
+    wal_path: PathBuf,
     /// A handle on the same file SQLite opened, so its identity (and whether it still has a
     /// name) can be asked without SQLite.
     #[cfg(unix)]
     file: std::fs::File,
+    /// The same for the log, once it exists (SQLite makes it on the first access).
+    #[cfg(unix)]
+    wal: std::cell::OnceCell<std::fs::File>,
 }
 
 impl FileWatch {
-    /// Watches the file at `path`, which the writer has just opened.
+    /// Watches the file at `path`, which the writer has just opened, and its log.
     pub fn new(path: &Path) -> std::io::Result<FileWatch> {
+        let mut wal_path = path.as_os_str().to_owned();
+        wal_path.push("-wal");
         Ok(FileWatch {
             path: path.to_path_buf(),
+            wal_path: PathBuf::from(wal_path),
             #[cfg(unix)]
             file: std::fs::File::open(path)?,
+            #[cfg(unix)]
+            wal: std::cell::OnceCell::new(),
         })
     }
 
-    /// `false` once the path no longer names the file that was opened (removed, replaced or
-    /// renamed away). A path that cannot be looked at for another reason is given the benefit
-    /// of the doubt.
+    /// `None` while the paths name the files that were opened; otherwise the path that no
+    /// longer does (removed, replaced or renamed away). A path that cannot be looked at for
+    /// another reason is given the benefit of the doubt.
     #[cfg(unix)]
-    pub fn still_there(&self) -> bool {
-        use std::os::unix::fs::MetadataExt;
-        let Ok(open) = self.file.metadata() else {
-            return true;
-        };
-        if open.nlink() == 0 {
-            return false;
+    pub fn missing(&self) -> Option<&Path> {
+        if !same_file(&self.file, &self.path) {
+            return Some(&self.path);
         }
-        match std::fs::metadata(&self.path) {
-            Ok(now) => now.dev() == open.dev() && now.ino() == open.ino(),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
-            Err(_) => true,
+        match self.wal.get() {
+            Some(wal) if !same_file(wal, &self.wal_path) => Some(&self.wal_path),
+            Some(_) => None,
+            None => {
+                if let Ok(wal) = std::fs::File::open(&self.wal_path) {
+                    let _ = self.wal.set(wal);
+                }
+                None
+            }
         }
     }
 
     #[cfg(not(unix))]
-    pub fn still_there(&self) -> bool {
-        self.path.exists()
+    pub fn missing(&self) -> Option<&Path> {
+        (!self.path.exists()).then_some(&self.path)
     }
+}
 
-    pub fn path(&self) -> &Path {
-        &self.path
+/// `true` while `path` names `open`, a file that still has a name.
+#[cfg(unix)]
+fn same_file(open: &std::fs::File, path: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(open) = open.metadata() else {
+        return true;
+    };
+    if open.nlink() == 0 {
+        return false;
+    }
+    match std::fs::metadata(path) {
+        Ok(now) => now.dev() == open.dev() && now.ino() == open.ino(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
+        Err(_) => true,
     }
 }
 

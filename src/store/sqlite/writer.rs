@@ -200,13 +200,13 @@ fn watch<S>(w: &Writer<S>) -> bool {
     if w.health.is_gone() {
         return false;
     }
-    if w.watch.still_there() {
+    let Some(missing) = w.watch.missing() else {
         return true;
-    }
+    };
     log::error!(
         "the database file {} was removed or replaced while leadstream ran; nothing more is \
          written until a restart, and webhooks are answered 503 so Meta delivers them again",
-        crate::logging::escaped(w.watch.path().display())
+        crate::logging::escaped(missing.display())
     );
     w.health.file_gone();
     false
