@@ -22,7 +22,9 @@ use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use crate::store::{Database, PostgresSettings};
 
 mod limits;
+mod mail;
 pub use limits::{LimitArgs, Limits};
+pub use mail::MailArgs;
 
 /// A secret string whose `Debug` never shows the value, so a `{:?}` of the settings in a log
 /// line cannot leak a token.
@@ -168,14 +170,8 @@ pub struct Cli {
     #[arg(long = "trust-proxy-header", env = "TRUST_PROXY_HEADER")]
     pub trust_proxy_header: Option<String>,
 
-    /// SMTP server for e-mail destinations: smtps://user:pass@host:465,
-    /// smtp://user:pass@host:587?tls=required (STARTTLS) or smtp://host:25 (plain relay).
-    #[arg(long = "smtp-url", env = "SMTP_URL", hide_env_values = true)]
-    pub smtp_url: Option<Secret>,
-
-    /// The sender of forwarded mails, e.g. "leadstream <leads@example.com>".
-    #[arg(long = "mail-from", env = "MAIL_FROM")]
-    pub mail_from: Option<String>,
+    #[command(flatten)]
+    pub mail: MailArgs,
 
     #[command(flatten, next_help_heading = "Connections and timeouts")]
     pub limits: LimitArgs,
@@ -495,17 +491,7 @@ impl Cli {
         let trust_proxy_header = given(self.trust_proxy_header)
             .map(|h| parse_header_name(&h))
             .transpose()?;
-        let smtp = match (given(self.smtp_url), given(self.mail_from)) {
-            (Some(url), Some(from)) => Some((url, from)),
-            (None, None) => None,
-            _ => {
-                return Err(
-                    "SMTP_URL and MAIL_FROM go together: set both to forward leads by \
-                             e-mail, or neither"
-                        .into(),
-                )
-            }
-        };
+        let smtp = self.mail.into_smtp()?;
         let listen = given(Some(self.listen.as_str())).unwrap_or(DEFAULT_LISTEN);
         let listen = listen.trim().parse::<SocketAddr>().map_err(|e| {
             format!("LISTEN_ADDR must be an address and port like 127.0.0.1:8080 ({e}): {listen:?}")
