@@ -99,13 +99,14 @@ pub fn routes(areas: Areas) -> BoxedFilter<(Response,)> {
         .unify()
         .or(leads::routes(store.clone(), gate.clone()))
         .unify()
-        .or(destinations::routes(destinations, gate.clone()))
-        .unify()
-        .or(reports::routes(store, gate))
+        .or(reports::routes(store, gate.clone()))
         .unify()
         .or(dashboard::routes(dashboard))
         .unify()
         .or(assets::routes())
+        .unify()
+        // After the page and its assets: a request for those never walks these routes.
+        .or(destinations::routes(destinations, gate))
         .unify()
         .or(demo::routes(demo))
         .unify();
