@@ -23,6 +23,7 @@ use crate::store::{Database, PostgresSettings};
 
 mod limits;
 mod mail;
+mod operations;
 pub use limits::{LimitArgs, Limits};
 pub use mail::MailArgs;
 
@@ -156,6 +157,15 @@ pub struct Cli {
     )]
     pub dashboard_token: Option<Secret>,
 
+    /// A second secret that opens `GET /metrics` only (for a Prometheus server that should not
+    /// read leads); the dashboard token opens it too.
+    #[arg(long = "metrics-token", env = "METRICS_TOKEN", hide_env_values = true)]
+    pub metrics_token: Option<Secret>,
+
+    /// Erase leads received more than this many days ago, once a day; unset keeps them.
+    #[arg(long = "leads-retention-days", env = "LEADS_RETENTION_DAYS")]
+    pub leads_retention_days: Option<String>,
+
     /// Run with a built-in simulated Meta that posts signed demo leads.
     #[arg(long, env = "LEADSTREAM_DEMO", value_parser = parse_flag, num_args = 0..=1, default_missing_value = "1", default_value = "0")]
     pub demo: bool,
@@ -270,6 +280,10 @@ pub struct Tuning {
     pub job_lease: Option<Duration>,
     /// Deadline of one forwarding try, a webhook's or a mail's (10 s; docs/settings.md).
     pub forward_timeout: Duration,
+    /// Leads received longer ago than this are erased; `None` keeps them (LEADS_RETENTION_DAYS).
+    pub retention: Option<Duration>,
+    /// How often the retention period is applied (daily).
+    pub retention_every: Duration,
 }
 
 impl Default for Tuning {
@@ -292,6 +306,8 @@ impl Default for Tuning {
             session_ttl: Duration::from_secs(30 * 24 * 3600),
             job_lease: None,
             forward_timeout: Duration::from_secs(10),
+            retention: None,
+            retention_every: Duration::from_secs(24 * 3600),
         }
     }
 }
@@ -318,6 +334,8 @@ pub struct Settings {
     /// `None` in demo mode: the demo makes up its own secrets and points Graph at itself.
     pub meta: Option<MetaSettings>,
     pub dashboard_token: Secret,
+    /// Opens `GET /metrics` besides the dashboard token.
+    pub metrics_token: Option<Secret>,
     /// True when the dashboard token was generated at start (so it is printed in the URL).
     pub token_generated: bool,
     pub demo: bool,
@@ -394,6 +412,12 @@ impl Cli {
     /// half-configured Meta app does not stop a backup.
     pub fn into_invocation(mut self) -> Result<Invocation, String> {
         match self.command.take() {
+            // It copies a SQLite file: with PostgreSQL it would copy the wrong database, or none.
+            Some(Command::Backup(_)) if given(self.database_url.as_ref()).is_some() => Err(
+                "backup copies the SQLite database; with DATABASE_URL set, back up PostgreSQL \
+                 with pg_dump (README, \"Backups\")"
+                    .into(),
+            ),
             Some(Command::Backup(args)) => Ok(Invocation::Backup {
                 db: self.db_path(),
                 args,
@@ -497,8 +521,11 @@ impl Cli {
             format!("LISTEN_ADDR must be an address and port like 127.0.0.1:8080 ({e}): {listen:?}")
         })?;
         let limits = self.limits.into_limits()?;
+        let metrics_token = operations::metrics_token(given(self.metrics_token))?;
+        let retention = operations::retention(given(self.leads_retention_days))?;
         let tuning = Tuning {
             job_lease: self.job_lease_ms.map(Duration::from_millis),
+            retention,
             ..Tuning::default()
         };
         Ok(Settings {
@@ -509,6 +536,7 @@ impl Cli {
             demo: meta.is_none(),
             meta,
             dashboard_token,
+            metrics_token,
             token_generated,
             demo_reason,
             public_url,

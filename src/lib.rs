@@ -34,6 +34,11 @@
 //! [`logging`] (outside text escaped for the log) and [`shutdown`]. The store also says
 //! whether the database can be written ([`store::Store::health_check`], for `/healthz`).
 //!
+//! For the people who run it: [`metrics`] (every Prometheus metric, registered once, and a
+//! small function per thing counted; served by [`http::metrics`]) and [`erasure`] (a lead
+//! erased by hand or by the retention period: one store transaction, then `event: erased` to
+//! the open streams).
+//!
 //! [`run`] takes an already-bound listener and a shutdown future, so tests start the real server
 //! in-process on port 0. [`backup`] is the `leadstream backup FILE` command.
 
@@ -41,12 +46,14 @@ pub mod auth;
 pub mod backoff;
 pub mod config;
 pub mod demo;
+pub mod erasure;
 pub mod forward;
 pub mod http;
 pub mod ingest;
 pub mod live;
 pub mod logging;
 pub mod meta;
+pub mod metrics;
 pub mod model;
 pub mod report;
 pub mod shutdown;
@@ -63,11 +70,13 @@ use tokio::sync::Notify;
 use crate::auth::{Gate, GuessLimiter, ProxyTrust, Sessions};
 use crate::config::{MetaSettings, Settings};
 use crate::demo::DemoMeta;
+use crate::erasure::Eraser;
 use crate::forward::webhook::WebhookClient;
 use crate::forward::Forwarder;
 use crate::http::dashboard::DashboardContext;
 use crate::http::destinations::DestinationsContext;
 use crate::http::limits::BodyBudget;
+use crate::http::metrics::MetricsContext;
 use crate::http::ops::OpsContext;
 use crate::http::origin::Origins;
 use crate::http::server::ServerContext;
@@ -118,6 +127,7 @@ pub async fn run(
         .map_err(|e| e.to_string())?;
     let gate = Gate::open(
         settings.dashboard_token.clone(),
+        settings.metrics_token.clone(),
         sessions.clone(),
         &store,
         GuessLimiter::new(tuning.guess_limit, tuning.guess_window),
@@ -163,6 +173,10 @@ pub async fn run(
         max_replay: tuning.max_replay,
         write_timeout: settings.limits.write_timeout,
     };
+    let eraser = Arc::new(Eraser {
+        store: store.clone(),
+        hub: hub.clone(),
+    });
     // One fan-out writer per core: a fan-out then keeps every core busy.
     let wake_forwarder = Arc::new(Notify::new());
     let forwarder = Arc::new(Forwarder {
@@ -208,6 +222,14 @@ pub async fn run(
             stop.clone(),
         )));
     }
+    if let Some(period) = tuning.retention {
+        background.push(tokio::spawn(erasure::run_retention(
+            (*eraser).clone(),
+            period,
+            tuning.retention_every,
+            stop.clone(),
+        )));
+    }
     if let Some(d) = demo.clone() {
         background.push(tokio::spawn(d.run(tuning.demo_every, stop.clone())));
     }
@@ -223,6 +245,11 @@ pub async fn run(
             store: store.clone(),
             smtp_configured: forwarder.smtp_configured,
             wake: wake_forwarder,
+        }),
+        eraser,
+        metrics: Arc::new(MetricsContext {
+            store: store.clone(),
+            streams: streams.clone(),
         }),
         ops: Arc::new(OpsContext {
             store,

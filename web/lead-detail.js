@@ -77,6 +77,16 @@ export function openDetail(lead) {
   el.close.focus();
 }
 
+// The lead shown was erased: the dialog closes and keeps nothing of it.
+export function closeDetailOf(id) {
+  if (el.detail.dataset.leadId !== String(id)) return;
+  closeDetail();
+  delete el.detail.dataset.leadId;
+  el.title.textContent = '';
+  el.answers.replaceChildren();
+  el.meta.replaceChildren();
+}
+
 function closeDetail() {
   if (typeof el.detail.close === 'function' && el.detail.open) el.detail.close();
   else el.detail.removeAttribute('open');

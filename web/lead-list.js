@@ -8,7 +8,7 @@ import { formLabel } from './catalog.js';
 import { byId, fillCell, fromTemplate } from './dom.js';
 import { soon } from './events.js';
 import { fmtFullTime, fmtNum, fmtTime } from './format.js';
-import { knownLead, leadEmail, leadName, leadPhone, remember } from './leads.js';
+import { forget, knownLead, leadEmail, leadName, leadPhone, remember } from './leads.js';
 import { toast } from './toasts.js';
 import * as viewState from './view-state.js';
 
@@ -143,6 +143,21 @@ export function add(lead) {
   } else {
     reloadSoon();
   }
+}
+
+// A lead that was erased: its row goes, and the page forgets what it held.
+export function remove(id) {
+  id = Number(id);
+  forget(id);
+  if (!shown.has(id)) return;
+  shown.delete(id);
+  const at = rows.findIndex((lead) => Number(lead.id) === id);
+  if (at >= 0) rows.splice(at, 1);
+  total = Math.max(0, total - 1);
+  for (const tr of el.leads.querySelectorAll('tr')) {
+    if (tr.dataset.leadId === String(id)) tr.remove();
+  }
+  updateFooter();
 }
 
 // Rows drawn before the form names were known show ids; fills the names in.

@@ -8,6 +8,10 @@ export function remember(lead) {
   known.set(Number(lead.id), lead);
 }
 
+export function forget(id) {
+  known.delete(Number(id));
+}
+
 export function knownLead(id) {
   return known.get(Number(id));
 }

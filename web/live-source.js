@@ -3,6 +3,7 @@
 //   "refresh" ({full, missed})    what is shown may be out of date: reload the list and the
 //                                 statistics (full: everything else too; missed: how many
 //                                 arrived that were too many to pass on one by one);
+//   "erased"  (id)                a lead was erased: whatever shows it drops it;
 //   "state"   ("live" | "checking" | "offline")   how fresh that is;
 //   "logout"  ()                  the server ended the session the stream was opened with
 //                                 (logout elsewhere, expiry): it has stopped for good.
@@ -130,6 +131,17 @@ export class LiveSource extends Emitter {
         return;
       }
       this.#arrive(lead);
+    });
+    // Only the id comes: the lead's values are gone from the server too.
+    src.addEventListener('erased', (ev) => {
+      if (this.#es !== src) return;
+      let id;
+      try {
+        id = Number(JSON.parse(ev.data).id);
+      } catch (_) {
+        return;
+      }
+      if (Number.isSafeInteger(id) && id > 0) this.emit('erased', id);
     });
     src.addEventListener('refresh', () => {
       if (this.#es !== src) return;

@@ -35,7 +35,7 @@ import { soon } from './events.js';
 import * as filters from './filters.js';
 import { fmtNum } from './format.js';
 import * as health from './health.js';
-import { openDetail } from './lead-detail.js';
+import { closeDetailOf, openDetail } from './lead-detail.js';
 import * as list from './lead-list.js';
 import * as notify from './notify.js';
 import './settings.js';
@@ -63,6 +63,13 @@ live.on('lead', (lead) => {
   stats.loadSoon();
   if (lead.form_id && !catalog.knowsForm(lead.form_id)) loadCatalogSoon();
   list.add(lead);
+});
+// Erased (by hand, here or elsewhere, or by the retention period): gone from the page too.
+live.on('erased', (id) => {
+  list.remove(id);
+  closeDetailOf(id);
+  toasts.dropLead(id);
+  stats.loadSoon();
 });
 live.on('refresh', ({ full, missed }) => {
   if (missed) toasts.toast(fmtNum(missed) + ' new leads arrived.', 'lead');

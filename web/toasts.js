@@ -34,6 +34,13 @@ export function toast(text, kind, leadId) {
   return t;
 }
 
+// The toasts about lead `id` go (it was erased).
+export function dropLead(id) {
+  for (const t of box.querySelectorAll('.toast')) {
+    if (t.dataset.leadId === String(id)) t.remove();
+  }
+}
+
 // Calls fn(id) when a lead's toast is clicked.
 export function onOpenLead(fn) {
   box.addEventListener('click', (ev) => {

@@ -80,13 +80,22 @@ struct Inner {
     sessions: Arc<Sessions>,
     guesses: GuessLimiter,
     proxy: ProxyTrust,
+    /// Opens `/metrics` only, besides the token.
+    metrics_token: Option<Secret>,
 }
+
+/// Proof that a request may read `/metrics`: a bearer dashboard token or metrics token. Only
+/// [`Gate::check_scraper`] makes one; a session cookie never does (a scraper has none, and a
+/// page's cookie should not read what a scraper reads).
+#[derive(Debug)]
+pub struct Scraper(());
 
 impl Gate {
     /// The gate of `token`. Sessions made with any other token end here: a changed
     /// `DASHBOARD_TOKEN` logs everyone out.
     pub async fn open(
         token: Secret,
+        metrics_token: Option<Secret>,
         sessions: Arc<Sessions>,
         store: &Store,
         guesses: GuessLimiter,
@@ -106,6 +115,7 @@ impl Gate {
                 sessions,
                 guesses,
                 proxy,
+                metrics_token,
             }),
         })
     }
@@ -124,6 +134,21 @@ impl Gate {
             }
             None => self.session_auth(creds).await.ok_or(Refusal::Unauthorized),
         }
+    }
+
+    /// A [`Scraper`] when `creds` carry the dashboard token or the metrics token as a bearer
+    /// header; a wrong one counts as a guess from the client's address, as on any route.
+    pub fn check_scraper(&self, creds: &Credentials) -> Result<Scraper, Refusal> {
+        let Some(t) = creds.authorization.as_deref().and_then(bearer_token) else {
+            return Err(Refusal::Unauthorized);
+        };
+        if let Some(metrics) = &self.inner.metrics_token {
+            if !self.inner.guesses.is_limited(creds.client) && secret_eq(t, metrics.expose()) {
+                return Ok(Scraper(()));
+            }
+        }
+        self.try_token(t, creds.client, Door::Bearer)?;
+        Ok(Scraper(()))
     }
 
     /// What [`Gate::check`] would answer, without counting a wrong token: for a caller that

@@ -88,3 +88,37 @@ fn page_ids_must_be_digits() {
     assert_eq!(parse_page_ids("1, 2,").unwrap(), vec!["1", "2"]);
     assert!(parse_page_ids("1,../x").is_err());
 }
+
+#[test]
+fn a_backup_with_a_database_url_points_to_pg_dump() {
+    let err = cli(&[
+        "backup",
+        "copy.db",
+        "--database-url",
+        "postgres://localhost/leads",
+    ])
+    .into_invocation()
+    .unwrap_err();
+    assert!(err.contains("pg_dump"), "{err}");
+    assert!(!err.contains('\n'));
+    let ok = cli(&["backup", "copy.db", "--database-url", ""]).into_invocation();
+    assert!(matches!(ok, Ok(Invocation::Backup { .. })));
+}
+
+#[test]
+fn the_retention_period_is_whole_days_and_the_metrics_token_at_least_8_characters() {
+    let with =
+        |args: &[&str]| cli(&[&["--dashboard-token", "abcdefgh"], args].concat()).into_settings();
+    let s = with(&["--leads-retention-days", "30"]).unwrap();
+    assert_eq!(s.tuning.retention, Some(Duration::from_secs(30 * 86_400)));
+    assert_eq!(with(&[]).unwrap().tuning.retention, None);
+    for bad in ["0", "-1", "1.5", "a year", "36501"] {
+        let err = with(&[&format!("--leads-retention-days={bad}")]).unwrap_err();
+        assert!(err.contains("LEADS_RETENTION_DAYS"), "{bad}: {err}");
+    }
+    assert!(with(&["--metrics-token", "short"])
+        .unwrap_err()
+        .contains("METRICS_TOKEN"));
+    let s = with(&["--metrics-token", "long-enough"]).unwrap();
+    assert_eq!(s.metrics_token.unwrap().expose(), "long-enough");
+}

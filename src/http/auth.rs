@@ -7,7 +7,7 @@ use std::net::{IpAddr, SocketAddr};
 use warp::http::HeaderMap;
 use warp::{Filter, Rejection};
 
-use crate::auth::{Auth, Credentials, Gate, ProxyTrust, Refusal, SESSION_COOKIE};
+use crate::auth::{Auth, Credentials, Gate, ProxyTrust, Refusal, Scraper, SESSION_COOKIE};
 
 /// The peer of a connection, in each request's extensions (wrong tokens are counted by it).
 #[derive(Clone, Copy, Debug)]
@@ -31,6 +31,17 @@ pub fn authenticated(gate: Gate) -> impl Filter<Extract = (Auth,), Error = Rejec
                 .await
                 .map_err(|r| warp::reject::custom(Refused(r)))
         }
+    })
+}
+
+/// The request's [`Scraper`] (a bearer dashboard or metrics token; no session), or a 401/429
+/// rejection as for [`authenticated`].
+pub fn scraper(gate: Gate) -> impl Filter<Extract = (Scraper,), Error = Rejection> + Clone {
+    credentials(gate.clone()).and_then(move |creds: Credentials| {
+        let result = gate
+            .check_scraper(&creds)
+            .map_err(|r| warp::reject::custom(Refused(r)));
+        async move { result }
     })
 }
 

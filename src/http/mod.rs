@@ -9,7 +9,7 @@
 //! - [`stream`]: the one place that decides who gets a stream and what its answer's head says;
 //! - one file per area, each route a small function with a `/// METHOD /path` line and its
 //!   handler a plain `async fn`: [`webhook`], [`leads`], [`ops`] (health, status, sync, dead
-//!   letters), [`destinations`] (forwarding), [`stream`], [`reports`], [`dashboard`] (the page and login), [`assets`],
+//!   letters), [`metrics`], [`erasure`], [`destinations`] (forwarding), [`stream`], [`reports`], [`dashboard`] (the page and login), [`assets`],
 //!   [`demo`];
 //! - [`auth`]: credentials from the headers, and the filter that gives a handler its
 //!   [`Auth`](crate::auth::Auth) or answers 401;
@@ -29,12 +29,14 @@ pub mod auth;
 pub mod dashboard;
 pub mod demo;
 pub mod destinations;
+pub mod erasure;
 pub mod error;
 mod h1;
 mod h2;
 pub mod headers;
 pub mod leads;
 pub mod limits;
+pub mod metrics;
 pub mod ops;
 pub mod origin;
 mod replay;
@@ -52,10 +54,12 @@ use warp::Filter;
 
 use crate::auth::Gate;
 use crate::demo::DemoMeta;
+use crate::erasure::Eraser;
 use crate::live::Streams;
 use crate::store::Store;
 use dashboard::DashboardContext;
 use destinations::DestinationsContext;
+use metrics::MetricsContext;
 use ops::OpsContext;
 use origin::Origins;
 use webhook::WebhookContext;
@@ -71,6 +75,8 @@ pub struct Areas {
     pub webhook: Arc<WebhookContext>,
     pub destinations: Arc<DestinationsContext>,
     pub ops: Arc<OpsContext>,
+    pub metrics: Arc<MetricsContext>,
+    pub eraser: Arc<Eraser>,
     pub streams: Arc<Streams>,
     pub dashboard: Arc<DashboardContext>,
     /// The simulated Meta, in demo mode only.
@@ -87,6 +93,8 @@ pub fn routes(areas: Areas) -> BoxedFilter<(Response,)> {
         webhook,
         destinations,
         ops,
+        metrics,
+        eraser,
         streams,
         dashboard,
         demo,
@@ -96,6 +104,10 @@ pub fn routes(areas: Areas) -> BoxedFilter<(Response,)> {
         .or(stream::routes(streams, gate.clone()))
         .unify()
         .or(ops::routes(ops, gate.clone()))
+        .unify()
+        .or(metrics::routes(metrics, gate.clone()))
+        .unify()
+        .or(erasure::routes(eraser, gate.clone()))
         .unify()
         .or(leads::routes(store.clone(), gate.clone()))
         .unify()

@@ -18,6 +18,7 @@ use super::with;
 use crate::auth::secret_eq;
 use crate::config::Secret;
 use crate::ingest::{Inbox, Refusal};
+use crate::metrics::{self, WebhookOutcome};
 use crate::store::StoreError;
 
 /// Largest webhook body read: 4 MiB (docs/api.md); Meta's batches of 1000 changes stay well
@@ -83,6 +84,23 @@ fn ingest(ctx: Ctx) -> impl Filter<Extract = (Response,), Error = warp::Rejectio
 }
 
 async fn receive<S, B>(ctx: Ctx, headers: HeaderMap, body: S) -> Result<Response, AppError>
+where
+    S: Stream<Item = Result<B, warp::Error>> + Unpin,
+    B: Buf,
+{
+    let answer = take(ctx, headers, body).await;
+    metrics::webhook(match &answer {
+        Ok(_) => WebhookOutcome::Accepted,
+        Err(AppError::Forbidden(_)) => WebhookOutcome::BadSignature,
+        Err(AppError::PayloadTooLarge) => WebhookOutcome::TooLarge,
+        Err(AppError::BadRequest(_)) => WebhookOutcome::BadRequest,
+        Err(_) => WebhookOutcome::NotStored,
+    });
+    answer
+}
+
+/// Reads, checks and stores one delivery.
+async fn take<S, B>(ctx: Ctx, headers: HeaderMap, body: S) -> Result<Response, AppError>
 where
     S: Stream<Item = Result<B, warp::Error>> + Unpin,
     B: Buf,

@@ -24,6 +24,16 @@ pub fn refresh_frame(last_id: i64) -> Bytes {
     ))
 }
 
+/// `event: erased\ndata: {"id":42}\n\n` for each of `ids`: the page drops those leads. No
+/// `id:`, so the client's resume point stays where it was; the data carries the id only.
+pub fn erased_frames(ids: &[i64]) -> Bytes {
+    let mut out = String::new();
+    for id in ids {
+        out.push_str(&format!("event: erased\ndata: {{\"id\":{id}}}\n\n"));
+    }
+    Bytes::from(out)
+}
+
 /// The session this stream was opened with has ended (logout or expiry); the stream ends
 /// after it. No `id:`, so the client's resume point stays where it was.
 pub const LOGOUT: &[u8] = b"event: logout\ndata: {}\n\n";

@@ -10,7 +10,7 @@ use bytes::Bytes;
 use tokio::sync::broadcast;
 use tokio::time::{Instant, MissedTickBehavior};
 
-use super::frames::{chunk, lead_frame};
+use super::frames::{chunk, erased_frames, lead_frame};
 use crate::auth::EndedSink;
 use crate::model::Lead;
 use crate::shutdown::Shutdown;
@@ -26,10 +26,21 @@ pub struct LeadEvent {
     pub chunk: Bytes,
 }
 
+/// Leads that were erased, as frames ready to write.
+#[derive(Debug)]
+pub struct ErasedEvent {
+    pub ids: Vec<i64>,
+    pub frame: Bytes,
+    /// `frame` as one chunk, for the chunked streams the fan-out writes.
+    pub chunk: Bytes,
+}
+
 /// What the channel carries to every stream.
 #[derive(Clone, Debug)]
 pub enum Signal {
     Lead(Arc<LeadEvent>),
+    /// Leads erased: open pages drop them.
+    Erased(Arc<ErasedEvent>),
     /// Time for a keep-alive comment.
     Beat,
     /// One or more sessions have ended: a stream opened with one ends (`live::LeadStream`).
@@ -82,6 +93,11 @@ impl Hub {
         let frame = lead_frame(&lead);
         let chunk = chunk(&frame);
         self.last_published.fetch_max(lead.id, Ordering::AcqRel);
+        // From the save's own clock reading (taken just before its commit) to now.
+        if let Ok(saved) = chrono::DateTime::parse_from_rfc3339(&lead.received_at) {
+            let since = chrono::Utc::now().signed_duration_since(saved);
+            crate::metrics::published(since.to_std().unwrap_or_default());
+        }
         // No receivers is fine: nobody has a dashboard open.
         let _ = self.tx.send(Signal::Lead(Arc::new(LeadEvent {
             id: lead.id,
@@ -89,6 +105,18 @@ impl Hub {
             frame,
             chunk,
         })));
+    }
+
+    /// Tells every open stream that the leads `ids` were erased (after the erasure's commit).
+    pub fn erased(&self, ids: Vec<i64>) {
+        if ids.is_empty() {
+            return;
+        }
+        let frame = erased_frames(&ids);
+        let chunk = chunk(&frame);
+        let _ = self
+            .tx
+            .send(Signal::Erased(Arc::new(ErasedEvent { ids, frame, chunk })));
     }
 
     pub fn subscribe(&self) -> broadcast::Receiver<Signal> {
@@ -139,6 +167,10 @@ impl LeadSink for Hub {
         for lead in leads {
             self.publish(lead);
         }
+    }
+
+    fn erased(&self, ids: Vec<i64>) {
+        Hub::erased(self, ids);
     }
 }
 

@@ -236,6 +236,9 @@ async fn next_frame(s: &mut State) -> Option<Bytes> {
                         s.last_sent = ev.id;
                         return Some(ev.frame.clone());
                     }
+                    // Whether or not this stream sent those leads: the page may hold them from
+                    // its list.
+                    Ok(Signal::Erased(ev)) => return Some(ev.frame.clone()),
                     // Only when nothing else is queued: a stream handed back by the fan-out
                     // may find a channel's worth of old beats in its receiver.
                     Ok(Signal::Beat) if s.rx.is_empty() => {

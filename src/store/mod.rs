@@ -113,6 +113,11 @@ impl From<tokio_postgres::Error> for StoreError {
 /// are saved (`live::Hub` implements it to publish them).
 pub trait LeadSink: Send + 'static {
     fn committed(&self, leads: Vec<Lead>);
+
+    /// The leads `ids` were erased (after the commit). SQLite: never called, the caller of
+    /// [`Store::erase_leads`] says so itself; PostgreSQL: the feed calls it for erasures on
+    /// any instance.
+    fn erased(&self, _ids: Vec<i64>) {}
 }
 
 /// Any function of the committed leads is a sink (tools and tests that need no hub).
@@ -203,16 +208,24 @@ impl Store {
     /// Returns the saved lead, or `None` for a duplicate. Saving is the only way leads are
     /// written, so the only way they reach the sink.
     pub async fn save_lead(&self, lead: NewLead) -> Result<Option<Lead>, StoreError> {
-        on_engine!(self.save_lead(lead))
+        let saved = on_engine!(self.save_lead(lead))?;
+        if let Some(lead) = &saved {
+            crate::metrics::leads_saved(&lead.source, 1);
+        }
+        Ok(saved)
     }
 
     /// Saves several leads in one transaction (a page of a sync), each as [`Self::save_lead`]
     /// does; returns how many were new.
     pub async fn save_leads(&self, leads: Vec<NewLead>) -> Result<u64, StoreError> {
-        if leads.is_empty() {
+        let Some(first) = leads.first() else {
             return Ok(0);
-        }
-        on_engine!(self.save_leads(leads))
+        };
+        // A page of a sync comes from one source.
+        let source = first.source;
+        let new = on_engine!(self.save_leads(leads))?;
+        crate::metrics::leads_saved(source.as_str(), new);
+        Ok(new)
     }
 
     /// `(count, last_id)` of all leads.
@@ -272,6 +285,28 @@ impl Store {
     /// Pages with leads, with their lead count.
     pub async fn pages_summary(&self) -> Result<Vec<PageCount>, StoreError> {
         on_engine!(self.pages_summary())
+    }
+
+    // --- erasure -----------------------------------------------------------------------
+
+    /// Erases the leads `ids`, in one transaction: every row that holds their personal
+    /// values goes, and each lead's job stays as a tombstone holding Meta's ids only, so
+    /// neither a webhook delivered again nor a sync brings the lead back. With SQLite the
+    /// file keeps none of their bytes afterwards. Returns the ids that were there, in order.
+    pub async fn erase_leads(&self, ids: Vec<i64>) -> Result<Vec<i64>, StoreError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        on_engine!(self.erase_leads(ids))
+    }
+
+    /// Up to `limit` ids of leads received before `before_ms` (unix ms), oldest first.
+    pub async fn leads_received_before(
+        &self,
+        before_ms: i64,
+        limit: usize,
+    ) -> Result<Vec<i64>, StoreError> {
+        on_engine!(self.leads_received_before(before_ms, limit))
     }
 
     // --- the inbox: deliveries, jobs, dead letters ------------------------------------
@@ -547,6 +582,15 @@ impl Store {
         match &self.engine {
             Engine::Sqlite(_) => Ok(Some(SyncTurn::local())),
             Engine::Postgres(db) => db.try_sync_turn().await,
+        }
+    }
+
+    /// The right to apply the retention period now, if no other instance is; held until the
+    /// turn is dropped. SQLite: always granted.
+    pub async fn try_retention_turn(&self) -> Result<Option<SyncTurn>, StoreError> {
+        match &self.engine {
+            Engine::Sqlite(_) => Ok(Some(SyncTurn::local())),
+            Engine::Postgres(db) => db.try_retention_turn().await,
         }
     }
 

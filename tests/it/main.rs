@@ -16,6 +16,7 @@ mod instances;
 mod limits;
 mod listing;
 mod meta_bounds;
+mod operations;
 mod reports;
 mod retries;
 mod security;

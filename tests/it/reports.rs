@@ -165,7 +165,7 @@ async fn csv_honours_the_same_filters_as_the_list() {
     assert_eq!(r.status(), 400);
 }
 
-fn pdftotext(pdf: &[u8]) -> String {
+pub(crate) fn pdftotext(pdf: &[u8]) -> String {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("r.pdf");
     std::fs::write(&path, pdf).unwrap();

@@ -157,7 +157,8 @@ beforeEach(() => {
   globalThis.fetch = server.fetch; // the real api.js calls it
   clock = new FakeClock();
   source = new LiveSource({ EventSource: FakeEventSource, timers: clock });
-  got = { leads: [], refreshes: [], states: [], logouts: 0 };
+  got = { leads: [], refreshes: [], states: [], logouts: 0, erased: [] };
+  source.on('erased', (id) => got.erased.push(id));
   source.on('logout', () => got.logouts++);
   source.on('lead', (lead) => got.leads.push(lead.id));
   source.on('refresh', (r) => got.refreshes.push(r));
@@ -232,6 +233,17 @@ describe('while the stream is live', () => {
     assert.deepEqual(got.leads, [6]);
     es.send('lead', server.save(7));
     assert.deepEqual(got.leads, [6, 7]);
+  });
+
+  test('"event: erased" passes on the id alone; a garbled one is ignored', async () => {
+    const es = await live();
+    es.send('lead', server.save(6));
+    es.send('erased', { id: 6 });
+    es.send('erased', { id: 'six' });
+    es.send('erased', 'not json');
+    es.send('erased', {});
+    assert.deepEqual(got.erased, [6]);
+    assert.deepEqual(got.leads, [6]);
   });
 
   test('no count checks run while the stream is live', async () => {

@@ -345,6 +345,10 @@ impl Dispatcher {
                         self.round(ev.chunk.clone(), Some(ev.id)).await;
                         self.take_queued(&mut commands);
                     }
+                    Ok(Signal::Erased(ev)) => {
+                        self.round(ev.chunk.clone(), None).await;
+                        self.take_queued(&mut commands);
+                    }
                     Ok(Signal::Beat) => {
                         self.round(keepalive.clone(), None).await;
                         self.take_queued(&mut commands);

@@ -294,6 +294,21 @@ impl GraphClient {
         url: &str,
         query: &[(&str, &str)],
     ) -> Result<T, GraphError> {
+        let started = std::time::Instant::now();
+        let answer = self.call(url, query).await;
+        crate::metrics::graph_call(
+            answer.as_ref().map(|_| ()).map_err(GraphError::class),
+            started.elapsed(),
+        );
+        answer
+    }
+
+    /// One GET to Graph with our token, its answer decoded.
+    async fn call<T: serde::de::DeserializeOwned>(
+        &self,
+        url: &str,
+        query: &[(&str, &str)],
+    ) -> Result<T, GraphError> {
         let mut u =
             url::Url::parse(url).map_err(|e| GraphError::Decode(format!("bad URL: {e}")))?;
         {

@@ -11,7 +11,7 @@
 //! safety net. The cursor is the truth, never a notification: when the listening connection
 //! drops, the feed connects again (with a growing pause), LISTENs, and reads from the cursor.
 //!
-//! The same connection hears sessions end on other instances and passes them on.
+//! The same connection hears sessions end and leads erased on any instance and passes them on.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,7 +22,7 @@ use tokio::sync::{broadcast, mpsc, watch, Notify};
 use tokio_postgres::{AsyncMessage, NoTls};
 
 use super::leads::lead_from_row;
-use super::{pool_error, CHANNEL_LEADS, CHANNEL_SESSIONS};
+use super::{pool_error, CHANNEL_ERASED, CHANNEL_LEADS, CHANNEL_SESSIONS};
 use crate::backoff::backoff;
 use crate::store::rows::{LEAD_COLUMNS, LEAD_FROM};
 use crate::store::{LeadSink, StoreError, ALL_SESSIONS};
@@ -128,7 +128,7 @@ impl<S: LeadSink> Feed<S> {
             .batch_execute(&format!(
                 // The read below is the same every time: plan it once (see the pool's set-up).
                 "SET plan_cache_mode = force_generic_plan; \
-                 LISTEN {CHANNEL_LEADS}; LISTEN {CHANNEL_SESSIONS}"
+                 LISTEN {CHANNEL_LEADS}; LISTEN {CHANNEL_SESSIONS}; LISTEN {CHANNEL_ERASED}"
             ))
             .await?;
         if *failures > 0 {
@@ -150,6 +150,10 @@ impl<S: LeadSink> Feed<S> {
                 note = notes.recv() => match note {
                     Some((channel, payload)) if channel == CHANNEL_SESSIONS => {
                         let _ = self.session_ends.send(payload);
+                    }
+                    Some((channel, payload)) if channel == CHANNEL_ERASED => {
+                        let ids = payload.split(',').filter_map(|id| id.parse().ok()).collect();
+                        self.sink.erased(ids);
                     }
                     Some(_) => {}
                     None => return Err(super::unreachable("the listening connection closed")),

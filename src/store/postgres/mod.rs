@@ -14,6 +14,7 @@
 //! Everything goes through a pool of connections, except the feed's listener and the
 //! session locks, which need a connection of their own for as long as they live.
 
+mod erase;
 mod feed;
 mod forwards;
 mod jobs;
@@ -45,9 +46,13 @@ const LOCK_LEADS: i32 = 1;
 const LOCK_SYNC_LEADER: i32 = 2;
 /// Held while a sync runs, on whichever instance (session-scoped).
 const LOCK_SYNC_RUNNING: i32 = 3;
+/// Held while the retention period is applied, so one instance does it (session-scoped).
+const LOCK_RETENTION: i32 = 4;
 
 /// Notified (no payload) by every transaction that inserted leads.
 const CHANNEL_LEADS: &str = "leadstream_leads";
+/// Notified with the ids of erased leads, comma-separated.
+const CHANNEL_ERASED: &str = "leadstream_erased";
 /// Notified with a session's token hash when it ends.
 const CHANNEL_SESSIONS: &str = "leadstream_sessions";
 

@@ -10,10 +10,12 @@ use std::time::Duration;
 
 use tokio::sync::Mutex;
 
-use super::{connect_direct, Postgres, LOCK_SPACE, LOCK_SYNC_LEADER, LOCK_SYNC_RUNNING};
+use super::{
+    connect_direct, Postgres, LOCK_RETENTION, LOCK_SPACE, LOCK_SYNC_LEADER, LOCK_SYNC_RUNNING,
+};
 use crate::store::StoreError;
 
-/// The right to run a sync, held until dropped (with PostgreSQL: dropping closes the
+/// The right to run a sync (or another job one instance does at a time), held until dropped (with PostgreSQL: dropping closes the
 /// connection that holds the lock).
 pub struct SyncTurn {
     _holder: Option<tokio_postgres::Client>,
@@ -84,6 +86,13 @@ async fn try_lock(
 impl Postgres {
     pub async fn try_sync_turn(&self) -> Result<Option<SyncTurn>, StoreError> {
         Ok(try_lock(&self.inner.direct, LOCK_SYNC_RUNNING)
+            .await?
+            .map(|c| SyncTurn { _holder: Some(c) }))
+    }
+
+    /// The right to apply the retention period now; `None` while another instance does.
+    pub async fn try_retention_turn(&self) -> Result<Option<SyncTurn>, StoreError> {
+        Ok(try_lock(&self.inner.direct, LOCK_RETENTION)
             .await?
             .map(|c| SyncTurn { _holder: Some(c) }))
     }

@@ -235,12 +235,14 @@ async fn insert_lead(
                                     name, field_data, search_text)
                  SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14
                  WHERE NOT EXISTS (SELECT 1 FROM leads WHERE leadgen_id = $1)
+                   AND NOT EXISTS (SELECT 1 FROM jobs
+                                   WHERE leadgen_id = $1 AND state = 'erased')
                  ON CONFLICT (leadgen_id) DO NOTHING
                  RETURNING id),
              done AS (
                  UPDATE jobs SET state = 'done', updated_ms = $10, last_error = NULL,
                                  locked_by = NULL, locked_until = NULL
-                 WHERE leadgen_id = $1 AND state <> 'done')
+                 WHERE leadgen_id = $1 AND state NOT IN ('done', 'erased'))
              SELECT id, (SELECT name FROM forms WHERE form_id = $3) FROM ins",
         )
         .await?;

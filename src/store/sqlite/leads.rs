@@ -166,7 +166,8 @@ fn forward_created(c: &Connection, leads: &[Lead]) -> rusqlite::Result<()> {
     Ok(())
 }
 
-/// Inserts a lead (once per `leadgen_id`) and closes its job. `None` for a duplicate.
+/// Inserts a lead (once per `leadgen_id`, never again once erased) and closes its job. `None`
+/// for a duplicate or an erased lead.
 fn insert_lead(c: &Connection, lead: &NewLead, received_ms: i64) -> rusqlite::Result<Option<Lead>> {
     let row = LeadRow::new(lead, received_ms);
     let mut out = row.lead;
@@ -175,7 +176,8 @@ fn insert_lead(c: &Connection, lead: &NewLead, received_ms: i64) -> rusqlite::Re
             "INSERT INTO leads (leadgen_id, page_id, form_id, ad_id, adgroup_id, campaign_id,
                                 created_time, created_ts, received_at, received_ms, source, name,
                                 field_data, search_text)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)
+             SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14
+             WHERE NOT EXISTS (SELECT 1 FROM jobs WHERE leadgen_id = ?1 AND state = 'erased')
              ON CONFLICT(leadgen_id) DO NOTHING
              RETURNING id",
         )?
@@ -201,7 +203,7 @@ fn insert_lead(c: &Connection, lead: &NewLead, received_ms: i64) -> rusqlite::Re
         .optional()?;
     c.prepare_cached(
         "UPDATE jobs SET state = 'done', updated_ms = ?2, last_error = NULL
-         WHERE leadgen_id = ?1 AND state <> 'done'",
+         WHERE leadgen_id = ?1 AND state NOT IN ('done', 'erased')",
     )?
     .execute(params![out.leadgen_id, received_ms])?;
     let Some(id) = id else { return Ok(None) };

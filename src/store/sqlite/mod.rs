@@ -6,6 +6,7 @@
 //! rusqlite is blocking, so it never runs on the async runtime.
 
 mod backup;
+mod erase;
 mod forms;
 mod forwards;
 mod health;

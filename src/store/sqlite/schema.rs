@@ -75,6 +75,8 @@ pub(super) fn open_writer(path: &Path) -> rusqlite::Result<Connection> {
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", "FULL")?;
     conn.pragma_update(None, "foreign_keys", true)?;
+    // An erased lead's bytes are overwritten with zeros, not left in free pages of the file.
+    conn.pragma_update(None, "secure_delete", true)?;
     migrate(&conn)?;
     // Every statement the writer runs stays prepared: the transaction control above, the
     // inserts of deliveries, jobs and leads, and the rest (rusqlite keeps 16 by default).

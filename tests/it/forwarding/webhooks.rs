@@ -173,3 +173,36 @@ async fn a_destination_limited_to_some_forms_gets_only_their_leads() {
     assert!(deliveries(&app, other_id).await.is_empty());
     assert!(other.received().is_empty());
 }
+
+#[tokio::test]
+async fn erasing_a_lead_drops_its_deliveries_so_its_answers_are_never_sent() {
+    let app = TestApp::spawn().await;
+    let receiver = Receiver::start().await;
+    let id = add_webhook(&app, &receiver, json!({})).await;
+    receiver.down();
+    save_leads(&app, 1, 1).await;
+    let d = wait_for_deliveries(&app, id, Duration::from_secs(10), |d| {
+        d.len() == 1 && d[0]["attempts"].as_i64().unwrap() >= 1
+    })
+    .await;
+    let lead = d[0]["lead_id"].as_i64().unwrap();
+    let r = app
+        .client
+        .delete(app.url(&format!("/api/leads/{lead}")))
+        .bearer_auth(DASHBOARD_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(deliveries(&app, id).await.is_empty());
+    // Back up: the next lead arrives, and it alone.
+    receiver.up().await;
+    save_leads(&app, 2, 1).await;
+    let got = receiver.wait_for_accepted(1, Duration::from_secs(10)).await;
+    assert_eq!(got[0].body["data"]["leadgen_id"], lead_id(2));
+    wait_for_deliveries(&app, id, Duration::from_secs(5), |d| {
+        in_state(d, "delivered") == 1
+    })
+    .await;
+    assert_eq!(receiver.accepted().len(), 1);
+}

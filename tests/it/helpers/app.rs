@@ -113,6 +113,7 @@ impl TestApp {
                 graph_url: graph.url(),
             }),
             dashboard_token: Secret::new(DASHBOARD_TOKEN),
+            metrics_token: None,
             token_generated: false,
             demo: false,
             demo_reason: None,

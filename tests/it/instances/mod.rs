@@ -8,6 +8,7 @@
 //! - `shared`: sessions, the sync and Meta's rate limit, one for all;
 //! - `migrate`: a SQLite database moved over with `leadstream migrate-to-postgres`.
 
+mod erasure;
 mod failover;
 mod feed;
 mod migrate;

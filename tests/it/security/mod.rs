@@ -130,7 +130,11 @@ async fn seed_secret_lead(app: &TestApp) {
 }
 
 /// Logs in with `token` through the form; returns the answer.
-async fn login(client: &reqwest::Client, app: &TestApp, token: &str) -> reqwest::Response {
+pub(crate) async fn login(
+    client: &reqwest::Client,
+    app: &TestApp,
+    token: &str,
+) -> reqwest::Response {
     client
         .post(app.url("/login"))
         .form(&[("token", token)])
@@ -140,7 +144,7 @@ async fn login(client: &reqwest::Client, app: &TestApp, token: &str) -> reqwest:
 }
 
 /// The `Set-Cookie` header of an answer, split into the `name=value` pair and its attributes.
-fn set_cookie(r: &reqwest::Response) -> (String, Vec<String>) {
+pub(crate) fn set_cookie(r: &reqwest::Response) -> (String, Vec<String>) {
     let all: Vec<_> = r.headers().get_all("set-cookie").iter().collect();
     assert_eq!(all.len(), 1, "exactly one Set-Cookie: {all:?}");
     let mut parts = all[0]

@@ -109,7 +109,7 @@ pub(crate) fn thousands(n: usize) -> String {
 pub(crate) struct Table(String);
 
 impl Table {
-    fn row(
+    pub(crate) fn row(
         &mut self,
         what: String,
         ours: String,
@@ -128,7 +128,7 @@ impl Table {
     }
 }
 
-fn spread_text(s: Spread) -> String {
+pub(crate) fn spread_text(s: Spread) -> String {
     format!("p50 {} · p99 {} · max {}", ms(s.p50), ms(s.p99), ms(s.max))
 }
 
@@ -514,7 +514,7 @@ pub(crate) async fn measure(
             None,
         );
     }
-    Ok(())
+    crate::ops::ops_rows(addr, opts.scrapes, opts.erase, t).await
 }
 
 /// Fan-out and memory per idle stream: leadstream on browser-style connections (timed), the

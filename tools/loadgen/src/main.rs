@@ -25,7 +25,9 @@
 //!    64 keep-alive connections; acknowledged per second, and how long until every lead is
 //!    saved, as seen by a dashboard stream that must get each one once, in id order. Every
 //!    answer must be 200 and the final count must match, or the run fails.
-//! 6. a flood (a server of its own): thousands of connections that never finish a request
+//! 6. for operators, after the ingest: one `/metrics` scrape after another, and leads erased
+//!    one at a time (`DELETE /api/leads/{id}`, with its checkpoint).
+//! 7. a flood (a server of its own): thousands of connections that never finish a request
 //!    (`flood`), while `/healthz` and signed webhooks are timed and a dashboard stream must get
 //!    every lead; then how long until the server's timeouts have closed them all.
 //!
@@ -61,6 +63,7 @@ mod flood;
 mod forward;
 mod measure;
 mod nchan;
+mod ops;
 mod server;
 mod sse;
 
@@ -111,6 +114,12 @@ pub(crate) struct Opts {
     /// nginx worker processes for the peer (Nchan).
     #[arg(long, default_value_t = 1)]
     nchan_workers: usize,
+    /// Scrapes of `/metrics` timed after the ingest (0 skips them).
+    #[arg(long, default_value_t = 200)]
+    scrapes: usize,
+    /// Leads erased one at a time after the ingest, at most 1,000 (0 skips it).
+    #[arg(long, default_value_t = 200)]
+    erase: usize,
     /// Connections in the flood (0 skips it).
     #[arg(long, default_value_t = 4000)]
     flood: usize,

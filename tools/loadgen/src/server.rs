@@ -32,6 +32,7 @@ pub(crate) fn serve_child() -> ExitCode {
                 graph_url,
             }),
             dashboard_token: Secret::new(DASHBOARD_TOKEN),
+            metrics_token: None,
             token_generated: false,
             demo: false,
             demo_reason: None,
