@@ -22,9 +22,11 @@ use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use crate::store::{Database, PostgresSettings};
 
 mod limits;
+mod mail;
 mod operations;
 mod users;
 pub use limits::{LimitArgs, Limits};
+pub use mail::MailArgs;
 pub use users::{UsersArgs, UsersCommand};
 
 /// A secret string whose `Debug` never shows the value, so a `{:?}` of the settings in a log
@@ -180,6 +182,9 @@ pub struct Cli {
     #[arg(long = "trust-proxy-header", env = "TRUST_PROXY_HEADER")]
     pub trust_proxy_header: Option<String>,
 
+    #[command(flatten)]
+    pub mail: MailArgs,
+
     #[command(flatten, next_help_heading = "Connections and timeouts")]
     pub limits: LimitArgs,
 }
@@ -191,8 +196,8 @@ pub enum Command {
     /// PRAGMA integrity_check, written as FILE.tmp and renamed when complete.
     Backup(BackupArgs),
     /// Copy a SQLite database (--db) into an empty PostgreSQL database (--database-url):
-    /// leads with their ids, jobs, dead letters, deliveries, forms, the sync's state and
-    /// sessions. Refuses a database that already holds any of these.
+    /// leads with their ids, jobs, dead letters, deliveries, forms, the sync's state,
+    /// sessions and forwarding's destinations with their deliveries. Refuses a database that already holds any of these.
     MigrateToPostgres,
     /// Manage the people who log in to the dashboard (on the database --db or
     /// --database-url names).
@@ -283,6 +288,8 @@ pub struct Tuning {
     /// With PostgreSQL: how long a claimed job stays this instance's; `None`: the Graph
     /// timeout plus 30 s, so a claim never runs out under a call still waiting for Graph.
     pub job_lease: Option<Duration>,
+    /// Deadline of one forwarding try, a webhook's or a mail's (10 s; docs/settings.md).
+    pub forward_timeout: Duration,
     /// Leads received longer ago than this are erased; `None` keeps them (LEADS_RETENTION_DAYS).
     pub retention: Option<Duration>,
     /// How often the retention period is applied (daily).
@@ -308,6 +315,7 @@ impl Default for Tuning {
             guess_window: crate::auth::GUESS_WINDOW,
             session_ttl: Duration::from_secs(30 * 24 * 3600),
             job_lease: None,
+            forward_timeout: Duration::from_secs(10),
             retention: None,
             retention_every: Duration::from_secs(24 * 3600),
         }
@@ -346,6 +354,8 @@ pub struct Settings {
     pub public_url: Option<String>,
     /// The header a local reverse proxy passes the client's address in (lower case).
     pub trust_proxy_header: Option<String>,
+    /// E-mail destinations' SMTP server and sender; both or neither.
+    pub smtp: Option<(Secret, String)>,
     /// What a client may hold: connections, timeouts, body bytes.
     pub limits: Limits,
     pub tuning: Tuning,
@@ -529,6 +539,7 @@ impl Cli {
         let trust_proxy_header = given(self.trust_proxy_header)
             .map(|h| parse_header_name(&h))
             .transpose()?;
+        let smtp = self.mail.into_smtp()?;
         let listen = given(Some(self.listen.as_str())).unwrap_or(DEFAULT_LISTEN);
         let listen = listen.trim().parse::<SocketAddr>().map_err(|e| {
             format!("LISTEN_ADDR must be an address and port like 127.0.0.1:8080 ({e}): {listen:?}")
@@ -554,6 +565,7 @@ impl Cli {
             demo_reason,
             public_url,
             trust_proxy_header,
+            smtp,
             limits,
             tuning,
         })

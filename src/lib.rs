@@ -23,6 +23,10 @@
 //! - [`meta::sync`] catches up on leads webhooks missed, through the same save path;
 //!   [`meta::status`] is what the process knows of Meta's health.
 //!
+//! - [`forward`] sends each saved lead on to the destinations that want it (signed webhooks,
+//!   e-mail): the store writes a delivery per destination in the lead's own transaction, and
+//!   the [`forward::Forwarder`] sends them beside ingest, retrying on the [`backoff`] schedule.
+//!
 //! Beside the path: [`auth`] (the token, sessions bound to it, the limit on guessing it, and
 //! the [`auth::Auth`] a private handler takes), [`http::origin`] (state changes from other
 //! origins refused before any route), [`report`] (CSV and PDF), [`demo`] (a simulated Meta for
@@ -44,6 +48,7 @@ pub mod commands;
 pub mod config;
 pub mod demo;
 pub mod erasure;
+pub mod forward;
 pub mod http;
 pub mod ingest;
 pub mod live;
@@ -67,7 +72,10 @@ use crate::auth::{Gate, GuessLimiter, ProxyTrust, Sessions};
 use crate::config::{MetaSettings, Settings};
 use crate::demo::DemoMeta;
 use crate::erasure::Eraser;
+use crate::forward::webhook::WebhookClient;
+use crate::forward::Forwarder;
 use crate::http::dashboard::DashboardContext;
+use crate::http::destinations::DestinationsContext;
 use crate::http::limits::BodyBudget;
 use crate::http::metrics::MetricsContext;
 use crate::http::ops::OpsContext;
@@ -99,6 +107,15 @@ pub async fn run(
     let tuning = &settings.tuning;
     let hub = Hub::new(tuning.broadcast_capacity);
     let store = Store::connect(&settings.database(), hub.clone()).await?;
+    let mailer = match &settings.smtp {
+        Some((url, from)) => Some(forward::email::Mailer::new(
+            url,
+            from,
+            settings.public_url.clone(),
+            tuning.forward_timeout,
+        )?),
+        None => None,
+    };
     // Several instances on one database share Meta's health; one process keeps it in memory.
     let status = if store.is_shared() {
         Status::shared(store.clone())
@@ -161,6 +178,16 @@ pub async fn run(
         store: store.clone(),
     });
     // One fan-out writer per core: a fan-out then keeps every core busy.
+    let wake_forwarder = Arc::new(Notify::new());
+    let forwarder = Arc::new(Forwarder {
+        store: store.clone(),
+        webhooks: WebhookClient::new(tuning.forward_timeout),
+        smtp_configured: mailer.is_some(),
+        mailer,
+        wake: wake_forwarder.clone(),
+        tuning: tuning.clone(),
+        hub: hub.clone(),
+    });
     let streams = Arc::new(Streams::start(
         hub,
         store.clone(),
@@ -183,6 +210,7 @@ pub async fn run(
     });
     let mut background = vec![
         tokio::spawn(worker.run(stop.clone())),
+        tokio::spawn(forwarder.clone().run(stop.clone())),
         tokio::spawn(gate.clone().report_guesses(stop.clone())),
         tokio::spawn(sessions.sweep(stop.clone())),
     ];
@@ -212,6 +240,11 @@ pub async fn run(
         webhook: Arc::new(WebhookContext {
             inbox: Inbox::new(store.clone(), app_secret, wake_worker.clone()),
             verify_token,
+        }),
+        destinations: Arc::new(DestinationsContext {
+            store: store.clone(),
+            smtp_configured: forwarder.smtp_configured,
+            wake: wake_forwarder,
         }),
         eraser,
         metrics: Arc::new(MetricsContext {

@@ -19,6 +19,8 @@
 //   chart.js        leads per day as SVG bars
 //   filters.js      the controls that set the view, and the export links that follow it
 //   health.js       pipeline status and problems, "Sync with Meta", retrying dead letters
+//   settings.js     forwarding's destinations and their deliveries, in a <dialog>
+//   notify.js       opt-in browser notifications (and a sound) for new leads
 //   toasts.js       the messages in the corner
 //   conn-status.js  the Live / Checking… / Offline indicator
 //   dom.js, format.js, events.js   building DOM safely, numbers and times, an emitter
@@ -36,6 +38,8 @@ import { fmtNum } from './format.js';
 import * as health from './health.js';
 import { closeDetailOf, leadChanged, onChanged, openDetail, showPeople } from './lead-detail.js';
 import * as list from './lead-list.js';
+import * as notify from './notify.js';
+import './settings.js';
 import { knownLead, leadWho } from './leads.js';
 import { LiveSource } from './live-source.js';
 import * as stats from './stats.js';
@@ -55,7 +59,9 @@ toasts.onOpenLead(openLead);
 const loadCatalogSoon = soon(catalog.load, 1500);
 
 live.on('lead', (lead) => {
-  toasts.toast('New lead: ' + leadWho(lead) + ' — ' + (catalog.formLabel(lead) || 'unknown form'), 'lead', Number(lead.id));
+  const title = 'New lead: ' + leadWho(lead) + ' — ' + (catalog.formLabel(lead) || 'unknown form');
+  toasts.toast(title, 'lead', Number(lead.id));
+  notify.announce(title, '');
   stats.loadSoon();
   if (lead.form_id && !catalog.knowsForm(lead.form_id)) loadCatalogSoon();
   list.add(lead);

@@ -35,6 +35,8 @@ const ASSETS: &[(&str, &str, &str)] = &[
     asset!("leads.js", JS),
     asset!("links.js", JS),
     asset!("live-source.js", JS),
+    asset!("notify.js", JS),
+    asset!("settings.js", JS),
     asset!("stats.js", JS),
     asset!("team.js", JS),
     asset!("toasts.js", JS),

@@ -9,7 +9,9 @@
 //! - [`stream`]: the one place that decides who gets a stream and what its answer's head says;
 //! - one file per area, each route a small function with a `/// METHOD /path` line and its
 //!   handler a plain `async fn`: [`webhook`], [`leads`], [`ops`] (health, status, sync, dead
-//!   letters), [`metrics`], [`erasure`], [`stream`], [`team`] (a lead's notes, history and changes; users), [`reports`], [`dashboard`] (the page and login), [`assets`],
+//!   letters), [`metrics`], [`erasure`], [`destinations`] (forwarding), [`stream`], [`team`]
+//!   (a lead's notes, history and changes; users), [`reports`], [`dashboard`] (the page and
+//!   login), [`assets`],
 //!   [`demo`];
 //! - [`auth`]: credentials from the headers, and the filter that gives a handler its
 //!   [`Auth`](crate::auth::Auth) or answers 401;
@@ -28,6 +30,7 @@ pub mod assets;
 pub mod auth;
 pub mod dashboard;
 pub mod demo;
+pub mod destinations;
 pub mod erasure;
 pub mod error;
 mod h1;
@@ -58,6 +61,7 @@ use crate::erasure::Eraser;
 use crate::live::Streams;
 use crate::store::Store;
 use dashboard::DashboardContext;
+use destinations::DestinationsContext;
 use metrics::MetricsContext;
 use ops::OpsContext;
 use origin::Origins;
@@ -72,6 +76,7 @@ pub struct Areas {
     pub gate: Gate,
     pub store: Store,
     pub webhook: Arc<WebhookContext>,
+    pub destinations: Arc<DestinationsContext>,
     pub ops: Arc<OpsContext>,
     pub metrics: Arc<MetricsContext>,
     pub eraser: Arc<Eraser>,
@@ -89,6 +94,7 @@ pub fn routes(areas: Areas) -> BoxedFilter<(Response,)> {
         gate,
         store,
         webhook,
+        destinations,
         ops,
         metrics,
         eraser,
@@ -113,11 +119,14 @@ pub fn routes(areas: Areas) -> BoxedFilter<(Response,)> {
         .unify()
         .or(leads::routes(store.clone(), gate.clone()))
         .unify()
-        .or(reports::routes(store, gate))
+        .or(reports::routes(store, gate.clone()))
         .unify()
         .or(dashboard::routes(dashboard))
         .unify()
         .or(assets::routes())
+        .unify()
+        // After the page and its assets: a request for those never walks these routes.
+        .or(destinations::routes(destinations, gate))
         .unify()
         .or(demo::routes(demo))
         .unify();

@@ -101,6 +101,11 @@ async fn pipeline_status(ctx: Ctx, _auth: Auth) -> Result<impl Reply, AppError> 
         .and_then(chrono::DateTime::from_timestamp_millis)
         .map(format_seconds);
     problems.extend(ctx.status.problems());
+    // Forwarding that fails, destination by destination, in words.
+    match ctx.store.destinations().await {
+        Ok(list) => problems.extend(list.iter().filter_map(crate::forward::failing_words)),
+        Err(e) => log::error!("status: could not read the destinations: {e}"),
+    }
     if ctx.syncer.page_ids.is_empty() {
         problems.push(
             "sync with Meta is off, so leads that webhooks miss are never caught up: \

@@ -1,12 +1,13 @@
 //! The typed values the rest of the crate passes around: a saved [`Lead`], one answer
 //! ([`FieldData`]), the filter every listing and export shares ([`LeadFilter`]), and what a
-//! sync did ([`SyncReport`]).
+//! sync did ([`SyncReport`]), and what forwarding sends where ([`forward`]).
 //!
 //! Everything here is already validated; parsing Meta's JSON into these happens at the edge
 //! (`ingest::payload`, `meta::graph`) and parsing query strings happens in
 //! [`LeadQuery::parse`].
 
 mod filter;
+pub mod forward;
 mod ids;
 mod lead;
 mod speed;

@@ -134,6 +134,26 @@ const TABLES: &[Table] = &[
         fixup: |_| {},
     },
     Table {
+        name: "destinations",
+        columns: "id, kind, url, recipients, secret, forms, events, created_ms, failures, \
+                  failing_since_ms, last_error, last_delivered_ms, delivered_count",
+        insert: "INSERT INTO destinations (id, kind, url, recipients, secret, forms, events,
+                                           created_ms, failures, failing_since_ms, last_error,
+                                           last_delivered_ms, delivered_count)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+        fixup: |_| {},
+    },
+    Table {
+        name: "forwards",
+        columns: "id, destination_id, lead_id, event, webhook_id, payload, state, attempts, \
+                  created_ms, next_attempt_ms, updated_ms, last_status, last_error, delivered_ms",
+        insert: "INSERT INTO forwards (id, destination_id, lead_id, event, webhook_id, payload,
+                                       state, attempts, created_ms, next_attempt_ms, updated_ms,
+                                       last_status, last_error, delivered_ms)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+        fixup: |_| {},
+    },
+    Table {
         name: "sessions",
         columns: "token_hash, created_ms, expires_ms, principal, credential_kind, credential_fp, \
                   role",
@@ -283,7 +303,15 @@ pub async fn migrate_to_postgres(db: &Path, to: &PostgresSettings) -> Result<Str
         .map_err(pg)?;
     }
     // New rows continue after the copied ids.
-    for table in ["leads", "deliveries", "events", "notes", "history"] {
+    for table in [
+        "leads",
+        "deliveries",
+        "events",
+        "notes",
+        "history",
+        "destinations",
+        "forwards",
+    ] {
         tx.execute(
             &format!(
                 "SELECT setval(pg_get_serial_sequence('{table}', 'id'),

@@ -12,7 +12,8 @@
 //!   problems are shared through the database.
 //!
 //! Shared by both: the values the methods take and give ([`values`]), the filter as SQL
-//! (`filter`) and what a lead's row holds (`rows`). `migrate` copies a SQLite database into
+//! (`filter`), what a lead's row holds (`rows`) and what forwarding's rows hold
+//! (`forwards`). `migrate` copies a SQLite database into
 //! PostgreSQL.
 //!
 //! Nothing outside this folder sees a connection, a row or a statement, and the store knows
@@ -20,6 +21,7 @@
 
 mod changes;
 mod filter;
+mod forwards;
 mod migrate;
 mod postgres;
 mod rows;
@@ -33,14 +35,16 @@ use std::time::Duration;
 use bytes::Bytes;
 use tokio::sync::broadcast;
 
+use crate::model::forward::{DeliveryRecord, Destination, NewDestination, Outcome};
 use crate::model::{Event, LastSync, Lead, LeadFilter, LeadgenChange, NewLead};
+pub use forwards::MAX_LISTED_DELIVERIES;
 pub use migrate::migrate_to_postgres;
 pub use postgres::{PostgresSettings, SyncLeadership, SyncTurn};
 pub use sqlite::{backup_file, BackupReport};
 pub use team::password_kind;
 pub use values::{
-    Counts, DayCount, DeadLetter, DueJobs, FormCount, FormInfo, Job, Overview, PageCount,
-    SharedHealth, Stats, Stored, StoredSession, UserLogin, WalkError,
+    Counts, DayCount, DeadLetter, DueDeliveries, DueJobs, FormCount, FormInfo, Job, Overview,
+    PageCount, SharedHealth, Stats, Stored, StoredSession, UserLogin, WalkError,
 };
 
 /// The `state` key of the random salt credential fingerprints are made with.
@@ -373,6 +377,81 @@ impl Store {
     /// The newest `limit` dead letters.
     pub async fn dead_letters(&self, limit: usize) -> Result<Vec<DeadLetter>, StoreError> {
         on_engine!(self.dead_letters(limit))
+    }
+
+    // --- forwarding: destinations and their deliveries -------------------------------------
+
+    /// Keeps a new destination; it takes the events of leads saved from now on.
+    pub async fn add_destination(&self, new: NewDestination) -> Result<Destination, StoreError> {
+        on_engine!(self.add_destination(new))
+    }
+
+    /// Every destination, oldest first, with its counts and failures.
+    pub async fn destinations(&self) -> Result<Vec<Destination>, StoreError> {
+        on_engine!(self.destinations())
+    }
+
+    /// Removes a destination and every delivery to it; false when there is none.
+    pub async fn remove_destination(&self, id: i64) -> Result<bool, StoreError> {
+        on_engine!(self.remove_destination(id))
+    }
+
+    /// Queues a test to a destination (a delivery with no lead); `None` when there is no such
+    /// destination.
+    pub async fn queue_test_delivery(
+        &self,
+        destination_id: i64,
+        payload: String,
+    ) -> Result<Option<DeliveryRecord>, StoreError> {
+        on_engine!(self.queue_test_delivery(destination_id, payload))
+    }
+
+    /// A destination's newest deliveries (at most [`MAX_LISTED_DELIVERIES`]); `None` when
+    /// there is no such destination.
+    pub async fn deliveries(
+        &self,
+        destination_id: i64,
+        limit: usize,
+    ) -> Result<Option<Vec<DeliveryRecord>>, StoreError> {
+        on_engine!(self.deliveries(destination_id, limit))
+    }
+
+    /// At the forwarder's start, as [`Self::resume_jobs`] for jobs: SQLite makes every
+    /// pending delivery due now, PostgreSQL leaves the other instances' schedule alone.
+    /// Returns how many are pending.
+    pub async fn resume_deliveries(&self) -> Result<i64, StoreError> {
+        on_engine!(self.resume_deliveries())
+    }
+
+    /// Due deliveries, destination by destination, so one destination with a long queue
+    /// never holds up the others: to each, up to `per_destination` less what `busy` says this
+    /// process has in flight to it; none of `skip` (in flight here); `limit` in all. And when
+    /// the next of the others is due. PostgreSQL claims them for this instance for a lease,
+    /// as jobs are claimed.
+    pub async fn claim_deliveries(
+        &self,
+        per_destination: usize,
+        busy: Vec<(i64, usize)>,
+        skip: Vec<i64>,
+        limit: usize,
+    ) -> Result<DueDeliveries, StoreError> {
+        on_engine!(self.claim_deliveries(per_destination, busy, skip, limit))
+    }
+
+    /// Writes down how tries of pending deliveries ended (`(id, tries so far, outcome)`), and
+    /// their destinations' failures in a row: SQLite in one transaction (one fsync for many).
+    /// With PostgreSQL, each only while this instance holds the delivery's claim.
+    pub async fn record_deliveries(
+        &self,
+        outcomes: Vec<(i64, i64, Outcome)>,
+    ) -> Result<(), StoreError> {
+        on_engine!(self.record_deliveries(outcomes))
+    }
+
+    /// Puts a destination's dead deliveries back in the queue, due now, with a new retry
+    /// period; how many.
+    pub async fn retry_dead_deliveries(&self, destination_id: i64) -> Result<usize, StoreError> {
+        on_engine!(self.retry_dead_deliveries(destination_id))
     }
 
     // --- sessions ------------------------------------------------------------------------

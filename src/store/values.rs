@@ -33,6 +33,14 @@ pub struct DueJobs {
     pub next_due_ms: Option<i64>,
 }
 
+/// Due deliveries of forwarding, and when the next of the others is due.
+#[derive(Debug, Clone, Default)]
+pub struct DueDeliveries {
+    pub deliveries: Vec<crate::model::forward::DueDelivery>,
+    /// Unix ms of the next pending delivery that is not due yet.
+    pub next_due_ms: Option<i64>,
+}
+
 /// A dead letter, for `/api/dead-letters` and the dashboard.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct DeadLetter {

@@ -9,6 +9,7 @@ mod helpers;
 mod backup;
 mod crash;
 mod demo;
+mod forwarding;
 mod health;
 mod ingest;
 mod instances;

@@ -46,6 +46,9 @@ impl Postgres {
             .prepare_cached(
                 "WITH gone AS (
                      DELETE FROM leads WHERE id = ANY($1) RETURNING id, leadgen_id),
+                 -- Forwarding deliveries hold the answers in their bodies: pending or not.
+                 forwarded AS (
+                     DELETE FROM forwards WHERE lead_id IN (SELECT id FROM gone)),
                  tomb AS (
                      INSERT INTO jobs (leadgen_id, state, first_seen_ms, next_attempt_ms,
                                        updated_ms)

@@ -9,8 +9,9 @@
 //!   transaction of its own under the ordering lock), and the users;
 //! - `erase`: erasures, each a transaction under the ordering lock that writes its `erased`
 //!   events for the feed;
-//! - `leads`, `jobs`, `shared`: the queries of each family of tables (`shared` holds what the
-//!   instances share besides leads and jobs: sessions, forms, the sync's state, Meta's health);
+//! - `leads`, `jobs`, `forwards`, `shared`: the queries of each family of tables (`forwards`:
+//!   forwarding's destinations and deliveries; `shared` holds what the instances share besides
+//!   these: sessions, forms, the sync's state, Meta's health);
 //! - `turns`: the session locks that elect the periodic sync's leader and let one sync run at
 //!   a time.
 //!
@@ -20,6 +21,7 @@
 mod erase;
 mod events;
 mod feed;
+mod forwards;
 mod jobs;
 mod leads;
 mod schema;

@@ -4,8 +4,10 @@
 
 use tokio_postgres::Transaction;
 
+use super::forwards::queue_lead_event;
 use super::leads::lead_from_row;
 use super::{Postgres, CHANNEL_LEADS, LOCK_LEADS, LOCK_SPACE};
+use crate::model::forward::EventType;
 use crate::model::{
     format_unix_ms, now_ms, Changed, Edit, EventKind, HistoryEntry, Lead, LeadChange, LeadDetail,
     Note, TOKEN_USER,
@@ -18,8 +20,18 @@ impl Postgres {
     pub async fn change_lead(&self, change: LeadChange) -> Result<Changed, StoreError> {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
-        let outcome = change_lead(&tx, &change, now_ms()).await?;
-        if matches!(outcome, Changed::Done { .. }) {
+        let now = now_ms();
+        let outcome = change_lead(&tx, &change, now).await?;
+        if let Changed::Done { lead, .. } = &outcome {
+            // Forwarded as `lead.updated`, in the change's own transaction: a change is never
+            // committed without its deliveries.
+            queue_lead_event(
+                &tx,
+                EventType::LeadUpdated,
+                std::slice::from_ref(lead),
+                |_| format_unix_ms(now),
+            )
+            .await?;
             // Delivered at COMMIT: the feeds of every instance read the event back.
             tx.batch_execute(&format!("NOTIFY {CHANNEL_LEADS}")).await?;
             tx.commit().await?;
@@ -87,7 +99,7 @@ async fn read_lead(
 }
 
 /// The one place a change to a lead is written on PostgreSQL (the transaction commits it):
-/// whatever must happen once per change (a delivery to forward) belongs here.
+/// the caller adds the change's forwarding deliveries to the same transaction.
 async fn change_lead(
     tx: &Transaction<'_>,
     change: &LeadChange,

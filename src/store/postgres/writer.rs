@@ -19,7 +19,9 @@ use deadpool_postgres::{Client, Pool};
 use futures_util::future::{join_all, BoxFuture};
 use tokio::sync::{mpsc, oneshot, Notify};
 
+use super::forwards::queue_lead_event;
 use super::{opt_text, pool_error, CHANNEL_LEADS, LOCK_LEADS, LOCK_SPACE};
+use crate::model::forward::EventType;
 use crate::model::{Lead, LeadgenChange, NewLead};
 use crate::store::rows::LeadRow;
 use crate::store::{StoreError, Stored};
@@ -170,7 +172,8 @@ async fn end_transaction(c: Client) -> Option<Client> {
     }
 }
 
-/// Saves leads, once per `leadgen_id`, and closes their jobs.
+/// Saves leads, once per `leadgen_id`, closes their jobs, and queues their deliveries to the
+/// destinations that want them.
 pub(super) struct SaveLeads {
     pub leads: Vec<NewLead>,
     pub received_ms: i64,
@@ -195,7 +198,18 @@ impl Batched for SaveLeads {
                 }
                 Ok(out)
             });
-            join_all(saves).await.into_iter().collect()
+            let outs: Vec<Vec<Lead>> = join_all(saves)
+                .await
+                .into_iter()
+                .collect::<Result<_, tokio_postgres::Error>>()?;
+            // The new leads' deliveries, in the same transaction: a lead is never saved
+            // without them.
+            let inserted: Vec<Lead> = outs.iter().flatten().cloned().collect();
+            queue_lead_event(c, EventType::LeadCreated, &inserted, |l| {
+                l.received_at.clone()
+            })
+            .await?;
+            Ok(outs)
         })
     }
 

@@ -79,11 +79,13 @@ fn erase_lead(c: &Connection, id: i64, now: i64) -> rusqlite::Result<Option<Even
         return Ok(None);
     };
     // Notes and history first: they point at the lead. Its earlier events go too, so a replay
-    // has nothing of it to tell but the erasure.
+    // has nothing of it to tell but the erasure; and its forwarding deliveries, pending or not,
+    // since their bodies hold the lead's answers.
     for sql in [
         "DELETE FROM notes WHERE lead_id = ?1",
         "DELETE FROM history WHERE lead_id = ?1",
         "DELETE FROM events WHERE lead_id = ?1",
+        "DELETE FROM forwards WHERE lead_id = ?1",
         "DELETE FROM leads WHERE id = ?1",
     ] {
         c.prepare_cached(sql)?.execute([id])?;

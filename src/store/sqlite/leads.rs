@@ -4,9 +4,11 @@
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use super::events::new_lead_event;
+use super::forwards::queue_lead_event;
 use super::search::sql_args;
 use super::writer::Written;
 use super::Sqlite;
+use crate::model::forward::EventType;
 use crate::model::{now_ms, Event, Lead, LeadFilter, NewLead};
 use rusqlite::types::Value as SqlValue;
 
@@ -21,6 +23,7 @@ impl Sqlite {
     pub async fn save_lead(&self, lead: NewLead) -> Result<Option<Lead>, StoreError> {
         self.write(move |c| {
             let saved = insert_lead(c, &lead, now_ms())?;
+            forward_created(c, saved.as_slice())?;
             Ok(Written {
                 inserted: saved.iter().cloned().map(Event::created).collect(),
                 value: saved,
@@ -36,8 +39,10 @@ impl Sqlite {
             let now = now_ms();
             let mut inserted = Vec::new();
             for lead in &leads {
-                inserted.extend(insert_lead(c, lead, now)?.map(Event::created));
+                inserted.extend(insert_lead(c, lead, now)?);
             }
+            forward_created(c, &inserted)?;
+            let inserted: Vec<Event> = inserted.into_iter().map(Event::created).collect();
             Ok(Written {
                 value: inserted.len() as u64,
                 inserted,
@@ -119,6 +124,13 @@ fn walk<E>(
             return Ok(());
         }
     }
+}
+
+/// The deliveries of new leads to the destinations that want them, in the same transaction:
+/// a lead is never saved without them.
+fn forward_created(c: &Connection, leads: &[Lead]) -> rusqlite::Result<()> {
+    queue_lead_event(c, EventType::LeadCreated, leads, |l| l.received_at.clone())?;
+    Ok(())
 }
 
 /// Inserts a lead (once per `leadgen_id`, never again once erased) and closes its job. `None`

@@ -1,7 +1,7 @@
 //! SQLite, for one process: every write goes to one writer thread that commits in groups
 //! (`writer`), reads go to a small pool of read-only connections on the blocking pool
 //! (`readers`); `schema` holds the pragmas, our SQL functions and the migrations, and there
-//! is one file per family of tables.
+//! is one file per family of tables (`forwards`: forwarding's destinations and deliveries).
 //!
 //! rusqlite is blocking, so it never runs on the async runtime.
 
@@ -9,6 +9,7 @@ mod backup;
 mod erase;
 mod events;
 mod forms;
+mod forwards;
 mod health;
 mod jobs;
 mod leads;

@@ -79,6 +79,47 @@ const MIGRATIONS: &[&str] = &[
      );
      CREATE INDEX history_lead ON history(lead_id, id);
      ALTER TABLE sessions ADD COLUMN role TEXT NOT NULL DEFAULT 'admin';",
+    // 4: forwarding. `destinations` are where leads go besides the dashboard; `forwards` holds
+    // one row per event and destination (a delivery), made in the transaction that saves the
+    // lead, so a crash loses none. The payload is the body as it was when the event happened.
+    // webhook_id is random, so a receiver that deduplicates by it never mistakes a delivery
+    // of a database started afresh for one it has seen.
+    "CREATE TABLE destinations (
+         id                 INTEGER PRIMARY KEY AUTOINCREMENT,
+         kind               TEXT    NOT NULL,           -- 'webhook' | 'email'
+         url                TEXT,                       -- webhook: where to POST
+         recipients         TEXT,                       -- email: JSON list of addresses
+         secret             TEXT,                       -- webhook: whsec_…, signs; never served
+         forms              TEXT,                       -- JSON list of form ids; NULL: all
+         events             TEXT    NOT NULL,           -- JSON list: lead.created, lead.updated
+         created_ms         INTEGER NOT NULL,
+         failures           INTEGER NOT NULL DEFAULT 0, -- failed tries in a row
+         failing_since_ms   INTEGER,                    -- the first of them
+         last_error         TEXT,
+         last_delivered_ms  INTEGER,
+         delivered_count    INTEGER NOT NULL DEFAULT 0
+     );
+     CREATE TABLE forwards (
+         id               INTEGER PRIMARY KEY AUTOINCREMENT,
+         destination_id   INTEGER NOT NULL REFERENCES destinations(id) ON DELETE CASCADE,
+         lead_id          INTEGER,                      -- NULL for a test
+         event            TEXT    NOT NULL,             -- 'lead.created' | 'lead.updated' | 'test'
+         webhook_id       TEXT    NOT NULL DEFAULT ('msg_' || lower(hex(randomblob(12)))),
+         payload          TEXT    NOT NULL,             -- the body, JSON, as sent on every try
+         state            TEXT    NOT NULL DEFAULT 'pending',  -- 'pending' | 'delivered' | 'dead'
+         attempts         INTEGER NOT NULL DEFAULT 0,
+         created_ms       INTEGER NOT NULL,             -- retries stop 48 h later
+         next_attempt_ms  INTEGER NOT NULL,
+         updated_ms       INTEGER NOT NULL,
+         last_status      INTEGER,                      -- HTTP status or SMTP code of the last try
+         last_error       TEXT,                         -- and a short, escaped piece of the answer
+         delivered_ms     INTEGER
+     );
+     CREATE INDEX forwards_due ON forwards(destination_id, next_attempt_ms) WHERE state = 'pending';
+     CREATE INDEX forwards_next ON forwards(next_attempt_ms) WHERE state = 'pending';
+     CREATE INDEX forwards_dead ON forwards(destination_id) WHERE state = 'dead';
+     CREATE INDEX forwards_listing ON forwards(destination_id, id);
+     CREATE INDEX forwards_lead ON forwards(lead_id);",
 ];
 
 /// The version a database has once every migration ran.

@@ -5,9 +5,11 @@
 use rusqlite::{params, Connection, OptionalExtension};
 
 use super::events::record_event;
+use super::forwards::queue_lead_event;
 use super::leads::lead_from_row;
 use super::writer::Written;
 use super::Sqlite;
+use crate::model::forward::EventType;
 use crate::model::{
     format_unix_ms, now_ms, Changed, Edit, Event, EventKind, HistoryEntry, Lead, LeadChange,
     LeadDetail, Note, TOKEN_USER,
@@ -152,6 +154,13 @@ fn change_lead(
     ])?;
     let event_id = record_event(c, EventKind::Updated, id, now)?;
     let lead = read_lead(c, id)?.ok_or(rusqlite::Error::QueryReturnedNoRows)?;
+    // Forwarded as `lead.updated`, in the same transaction: never a change without its deliveries.
+    queue_lead_event(
+        c,
+        EventType::LeadUpdated,
+        std::slice::from_ref(&lead),
+        |_| format_unix_ms(now),
+    )?;
     let event = Event::about(EventKind::Updated, event_id, lead.clone());
     Ok((Changed::Done { lead, note }, Some(event)))
 }

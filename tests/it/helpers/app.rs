@@ -119,6 +119,7 @@ impl TestApp {
             demo_reason: None,
             public_url: None,
             trust_proxy_header: None,
+            smtp: None,
             limits: Limits::default(),
             tuning: test_tuning(),
         };

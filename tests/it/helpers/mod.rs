@@ -11,6 +11,8 @@ pub mod logs;
 pub mod pg;
 pub mod process;
 pub mod raw;
+pub mod receiver;
+pub mod smtp;
 pub mod sse;
 
 pub use app::*;

@@ -33,6 +33,20 @@ async fn a_sqlite_database_moves_to_postgres_with_its_ids_queue_and_sessions_onc
         process: old,
     };
     let client = reqwest::Client::new();
+    // A forwarding destination that refuses for now: its deliveries wait, and move over.
+    let receiver = crate::helpers::receiver::Receiver::start().await;
+    receiver.answer(crate::helpers::receiver::Answer::Status(503, String::new()));
+    let added: serde_json::Value = client
+        .post(format!("{}/api/destinations", old.base))
+        .bearer_auth(DASHBOARD_TOKEN)
+        .json(&serde_json::json!({"kind": "webhook", "url": receiver.url()}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    receiver.set_secret(added["secret"].as_str().unwrap());
     for id in &ids {
         assert_eq!(old.post_webhook(&client, &[id]).await, 200);
     }
@@ -59,7 +73,10 @@ async fn a_sqlite_database_moves_to_postgres_with_its_ids_queue_and_sessions_onc
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(
-        said.contains("5 leads") && said.contains("1 sessions"),
+        said.contains("5 leads")
+            && said.contains("1 sessions")
+            && said.contains("1 destinations")
+            && said.contains("5 forwards"),
         "{said}"
     );
 
@@ -83,6 +100,13 @@ async fn a_sqlite_database_moves_to_postgres_with_its_ids_queue_and_sessions_onc
         shared::status_with(&new, &cookie).await,
         200,
         "the session moved"
+    );
+    // The destination moved with its secret, and its waiting deliveries are sent from here.
+    receiver.answer(crate::helpers::receiver::Answer::Ok);
+    let got = receiver.wait_for_accepted(5, Duration::from_secs(20)).await;
+    assert!(
+        got.iter().all(|r| r.verified),
+        "signed with the same secret"
     );
     // The waiting job is still there (retried after its backoff) and its lead gets the next
     // id: the sequence continues after the copied ids.

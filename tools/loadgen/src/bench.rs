@@ -377,6 +377,7 @@ pub(crate) async fn measure(
             opts.latency_leads
         );
         let lat = latency(addr, addr, ids, opts.latency_leads).await?;
+        let without_forwarding = lat.p99;
         t.row(
             format!(
                 "webhook → SSE, 1 subscriber ({}), {} leads sent one at a time",
@@ -388,6 +389,33 @@ pub(crate) async fn measure(
             "p99 ≤ 5 ms",
             Some(lat.p99 <= Duration::from_millis(5)),
         );
+        if opts.forward > 0 {
+            eprintln!(
+                "loadgen: the same, {} leads, each also forwarded to a webhook…",
+                opts.forward
+            );
+            let f = crate::forward::forwarding(addr, ids, opts.forward).await?;
+            t.row(
+                format!(
+                    "webhook → SSE while each lead is forwarded to a webhook on loopback, {} leads",
+                    thousands(opts.forward)
+                ),
+                spread_text(f.latency),
+                None,
+                "p99 as without forwarding",
+                Some(f.latency.p99 <= without_forwarding + Duration::from_millis(1)),
+            );
+            t.row(
+                format!(
+                    "forwarded: {} deliveries, first lead sent → last delivered",
+                    thousands(f.delivered)
+                ),
+                ms(f.all_delivered),
+                None,
+                "",
+                None,
+            );
+        }
         if let Some(other) = others.first() {
             eprintln!("loadgen: the same, webhooks to one instance, the stream on another…");
             let lat = latency(addr, other.addr, ids, opts.latency_leads).await?;

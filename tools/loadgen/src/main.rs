@@ -11,6 +11,8 @@
 //!    signed `POST /webhook` to the arrival of its `event: lead` on the stream. That span holds
 //!    everything a lead goes through: signature, the delivery's commit (fsync), the worker's
 //!    Graph call, the lead's commit (fsync), the fan-out.
+//!    Then the same again while every lead is also forwarded to a webhook receiver on loopback
+//!    (`--forward`): forwarding runs beside ingest, so its p99 must not move.
 //! 2. fan-out: the same span, to the *last* of N open streams, for N = 1,000 and 10,000.
 //! 3. memory per idle SSE connection: the server's resident memory with N streams open, minus
 //!    before, divided by N; browser-style, and on fresh connections (a server of its own).
@@ -58,6 +60,7 @@ mod client;
 mod fake_graph;
 mod fanout;
 mod flood;
+mod forward;
 mod measure;
 mod nchan;
 mod ops;
@@ -93,6 +96,9 @@ pub(crate) struct Opts {
     /// Leads sent one at a time for the single-subscriber latency (0 skips it).
     #[arg(long, default_value_t = 1000)]
     latency_leads: usize,
+    /// Leads timed again while each is forwarded to a local webhook receiver (0 skips it).
+    #[arg(long, default_value_t = 1000)]
+    forward: usize,
     /// Subscriber counts for the fan-out, ascending, comma-separated (0 skips the fan-out).
     #[arg(long, value_delimiter = ',', default_value = "1000,10000")]
     fanout: Vec<usize>,

@@ -38,6 +38,7 @@ pub(crate) fn serve_child() -> ExitCode {
             demo_reason: None,
             public_url: None,
             trust_proxy_header: None,
+            smtp: None,
             limits: Limits::default(),
             tuning: Tuning {
                 sync_every: None,
