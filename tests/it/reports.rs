@@ -417,3 +417,29 @@ async fn an_export_that_fails_before_its_first_byte_is_an_error_answer() {
     let r = app.get_authed("/api/report.pdf").await;
     assert_eq!(r.status(), 500);
 }
+
+#[tokio::test]
+async fn pdf_report_gives_each_forms_speed_to_lead() {
+    let app = app_with_leads().await;
+    let text = pdftotext(&pdf(&app, "").await);
+    assert!(text.contains("To contact, 30 d"), "{text}");
+    assert!(!text.contains(" min"), "nobody contacted yet:\n{text}");
+    let leads = app.leads(&format!("form_id={SPRING}&limit=1")).await;
+    let id = leads["leads"][0]["id"].as_i64().unwrap();
+    let r = app
+        .client
+        .patch(app.url(&format!("/api/leads/{id}")))
+        .bearer_auth(DASHBOARD_TOKEN)
+        .json(&json!({"status": "contacted", "version": 1}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let text = pdftotext(&pdf(&app, "").await);
+    assert!(
+        text.contains("Speed to lead, last 30 days: median"),
+        "{text}"
+    );
+    // Contacted within the same minute: the Spring row's median and p90 are 0 minutes.
+    assert!(text.contains("0 / 0 min"), "{text}");
+}

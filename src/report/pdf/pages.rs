@@ -117,8 +117,26 @@ pub(super) fn draw_form_table(
     summary: &ReportSummary,
 ) -> f32 {
     let count_w = 70.0;
+    let speed_w = 130.0;
     let share_w = 150.0;
-    let name_w = CONTENT_W - count_w - share_w;
+    let name_w = CONTENT_W - count_w - speed_w - share_w;
+    let speed_x = MARGIN + name_w + count_w + 12.0;
+    // Each form's speed to lead over the last 30 days (the forms are named as the speed
+    // windows name them; a form without contacted leads has none).
+    let month = summary.speed_to_lead.iter().max_by_key(|w| w.days);
+    let speed_of = |name: &str| -> String {
+        month
+            .and_then(|w| {
+                w.per_form.iter().find(|f| {
+                    let label = f.form_name.as_deref().filter(|n| !n.trim().is_empty());
+                    label.or(f.form_id.as_deref()).unwrap_or("(no form)") == name
+                })
+            })
+            .and_then(|f| Some((f.speed.median_minutes?, f.speed.p90_minutes?)))
+            .map_or("–".to_string(), |(median, p90)| {
+                format!("{median} / {p90} min")
+            })
+    };
     let mut y = top;
     fill_rect(s, MARGIN, y, CONTENT_W, TABLE_HEADER_H, HEADER_BG);
     let base = y + TABLE_HEADER_H - 6.0;
@@ -140,11 +158,17 @@ pub(super) fn draw_form_table(
         "Leads",
         INK,
     );
+    let speed_title = match month {
+        Some(w) => format!("To contact, {} d: median / p90", w.days),
+        None => "To contact".to_string(),
+    };
+    let speed_title = fonts.bold.fit(speed_title, speed_w - 12.0, TABLE_FONT);
+    text(s, &fonts.bold, TABLE_FONT, speed_x, base, &speed_title, INK);
     text(
         s,
         &fonts.bold,
         TABLE_FONT,
-        MARGIN + name_w + count_w + 12.0,
+        speed_x + speed_w,
         base,
         "Share",
         INK,
@@ -203,8 +227,12 @@ pub(super) fn draw_form_table(
             &group_digits(*n),
             INK,
         );
+        let speed = fonts
+            .regular
+            .fit(speed_of(name.as_str()), speed_w - 12.0, TABLE_FONT);
+        text(s, &fonts.regular, TABLE_FONT, speed_x, base, &speed, MUTED);
         let share = *n as f32 / total;
-        let bar_x = MARGIN + name_w + count_w + 12.0;
+        let bar_x = speed_x + speed_w;
         fill_rect(
             s,
             bar_x,
