@@ -22,12 +22,15 @@
 //!   request to the routes of [`http`] (HTTP/2 goes to hyper and the same routes).
 //! - [`meta::sync`] catches up on leads webhooks missed, through the same save path;
 //!   [`meta::status`] is what the process knows of Meta's health.
-//!
+//! - A change to a lead (status, owner, a note: [`http::team`]) is one store operation that
+//!   checks the lead's `version` and writes the change, its history and an `updated` event
+//!   together. New leads, changes and erasures share one event sequence, whose ids are the
+//!   stream's ids, so replay after `Last-Event-ID` interleaves them in order.
 //! - [`forward`] sends each saved lead on to the destinations that want it (signed webhooks,
 //!   e-mail): the store writes a delivery per destination in the lead's own transaction, and
 //!   the [`forward::Forwarder`] sends them beside ingest, retrying on the [`backoff`] schedule.
 //!
-//! Beside the path: [`auth`] (the token, sessions bound to it, the limit on guessing it, and
+//! Beside the path: [`auth`] (the token and the users, sessions bound to them, the limit on guessing, and
 //! the [`auth::Auth`] a private handler takes), [`http::origin`] (state changes from other
 //! origins refused before any route), [`report`] (CSV and PDF), [`demo`] (a simulated Meta for
 //! `make run` without a Meta app), [`config`], [`model`] (the values passed around),

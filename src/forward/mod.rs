@@ -342,7 +342,7 @@ pub fn test_body() -> String {
 }
 
 /// A failing destination in words, for `/api/status` and the dashboard: "Webhook to
-/// https://crm.example.com has failed 12 times since 14:02 UTC: HTTP 500".
+/// `https://crm.example.com` has failed 12 times since 14:02 UTC: HTTP 500".
 pub fn failing_words(d: &Destination) -> Option<String> {
     let f = d.failing.as_ref()?;
     let since = chrono::DateTime::from_timestamp_millis(f.since_ms)

@@ -1,6 +1,6 @@
 //! What one process lets its clients hold: connections (in all, and per address), and the
 //! request bodies buffered in memory at once. The timeouts are applied where the waiting is:
-//! [`super::h1`], [`super::h2`] and the stream's socket writer.
+//! `h1`, `h2` and the stream's socket writer.
 
 use std::collections::HashMap;
 use std::net::IpAddr;

@@ -1,6 +1,6 @@
 //! The accept loop: admits connections within the caps (a short `503` beyond them), and gives
 //! each its own task, which tells HTTP/2 with prior knowledge from HTTP/1 by the first bytes:
-//! HTTP/1.x goes to our own connection loop ([`super::h1`]), HTTP/2 to hyper ([`super::h2`]).
+//! HTTP/1.x goes to our own connection loop (`h1`), HTTP/2 to hyper (`h2`).
 
 use std::io;
 use std::net::SocketAddr;

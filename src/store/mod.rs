@@ -11,7 +11,7 @@
 //!   only caller; jobs are claimed with a lease, and sessions, the Graph pause and Meta's
 //!   problems are shared through the database.
 //!
-//! Shared by both: the values the methods take and give ([`values`]), the filter as SQL
+//! Shared by both: the values the methods take and give (`values`), the filter as SQL
 //! (`filter`), what a lead's row holds (`rows`) and what forwarding's rows hold
 //! (`forwards`). `migrate` copies a SQLite database into
 //! PostgreSQL.
