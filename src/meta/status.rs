@@ -187,7 +187,7 @@ pub fn problem_words(err: &GraphError) -> Option<String> {
                 error.message
             ),
         }),
-        // Meta's words for a proof made with another app's secret (META.md: code 100).
+        // Meta's words for a proof made with another app's secret (code 100, see docs/meta.md).
         ErrorClass::Permanent
             if error.code == Some(100) && error.message.contains("appsecret_proof") =>
         {

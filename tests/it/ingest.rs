@@ -163,9 +163,9 @@ async fn meta_test_vector_with_escapes_intact_is_accepted_with_its_published_sig
     let app = TestApp::spawn().await;
     assert_eq!(
         APP_SECRET, "test_app_secret",
-        "META.md's vector uses this secret"
+        "the published vector (docs/meta.md) uses this secret"
     );
-    // The header value is META.md's, not computed here: the server must agree with Meta.
+    // The header value is the published one (docs/meta.md), not computed here: the server must agree with Meta.
     let r = app
         .post_webhook_raw(META_VECTOR_BODY.to_vec(), Some(META_VECTOR_SIG))
         .await;

@@ -1,4 +1,4 @@
-// A small fake of Meta's Graph API, behaving the way ../../shared META.md describes the real one:
+// A small fake of Meta's Graph API, behaving the way docs/meta.md describes the real one:
 // ids as strings, `created_time` with a `+0000` offset (no colon), errors as HTTP 400 with
 // Meta's error JSON, and `access_token` + `appsecret_proof` checked on every call.
 //

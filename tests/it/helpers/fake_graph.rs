@@ -1,4 +1,4 @@
-//! A fake Graph API on a random loopback port that behaves like META.md says Meta does:
+//! A fake Graph API on a random loopback port that behaves as docs/meta.md says Meta does:
 //! `+0000` timestamps, ids as strings, error JSON with codes under HTTP 400 (rate limits too),
 //! 500s, slow answers, `paging.next` as absolute URLs (empty pages included), and checks of the
 //! access token and `appsecret_proof` on every call.
