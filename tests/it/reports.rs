@@ -427,13 +427,8 @@ async fn pdf_report_gives_each_forms_speed_to_lead() {
     let leads = app.leads(&format!("form_id={SPRING}&limit=1")).await;
     let id = leads["leads"][0]["id"].as_i64().unwrap();
     let r = app
-        .client
-        .patch(app.url(&format!("/api/leads/{id}")))
-        .bearer_auth(DASHBOARD_TOKEN)
-        .json(&json!({"status": "contacted", "version": 1}))
-        .send()
-        .await
-        .unwrap();
+        .patch_lead(id, &json!({"status": "contacted", "version": 1}))
+        .await;
     assert_eq!(r.status().as_u16(), 200);
     let text = pdftotext(&pdf(&app, "").await);
     assert!(

@@ -226,13 +226,8 @@ async fn a_change_to_a_lead_is_forwarded_as_lead_updated_to_destinations_that_wa
     let lead = &app.leads("limit=1").await["leads"][0];
     let id = lead["id"].as_i64().unwrap();
     let r = app
-        .client
-        .patch(app.url(&format!("/api/leads/{id}")))
-        .bearer_auth(DASHBOARD_TOKEN)
-        .json(&json!({"status": "contacted", "version": 1}))
-        .send()
-        .await
-        .unwrap();
+        .patch_lead(id, &json!({"status": "contacted", "version": 1}))
+        .await;
     assert_eq!(r.status().as_u16(), 200);
 
     let got = everything

@@ -262,6 +262,17 @@ impl TestApp {
             .unwrap()
     }
 
+    /// `PATCH /api/leads/{id}` with the bearer token (the token's `admin`) and `body`.
+    pub async fn patch_lead(&self, id: i64, body: &Value) -> reqwest::Response {
+        self.client
+            .patch(self.url(&format!("/api/leads/{id}")))
+            .bearer_auth(DASHBOARD_TOKEN)
+            .json(body)
+            .send()
+            .await
+            .unwrap()
+    }
+
     /// GET with the bearer token, as JSON.
     pub async fn get_json(&self, path: &str) -> Value {
         self.get_authed(path).await.json().await.unwrap()

@@ -259,13 +259,8 @@ async fn replay_after_last_event_id_interleaves_leads_and_updates_in_id_order() 
         let status = status.to_string();
         async move {
             let r = app
-                .client
-                .patch(app.url(&format!("/api/leads/{id}")))
-                .bearer_auth(DASHBOARD_TOKEN)
-                .json(&json!({"status": status, "version": version}))
-                .send()
-                .await
-                .unwrap();
+                .patch_lead(id, &json!({"status": status, "version": version}))
+                .await;
             assert_eq!(r.status(), 200);
         }
     };
@@ -311,13 +306,11 @@ async fn the_csv_carries_status_owner_and_first_contact() {
     let app = TestApp::spawn().await;
     let id = saved_leads(&app, 1, 1).await[0]["id"].as_i64().unwrap();
     let r = app
-        .client
-        .patch(app.url(&format!("/api/leads/{id}")))
-        .bearer_auth(DASHBOARD_TOKEN)
-        .json(&json!({"status": "contacted", "owner": "admin", "version": 1}))
-        .send()
-        .await
-        .unwrap();
+        .patch_lead(
+            id,
+            &json!({"status": "contacted", "owner": "admin", "version": 1}),
+        )
+        .await;
     assert_eq!(r.status(), 200);
     let lead: Value = r.json().await.unwrap();
     let csv = app.get_authed("/api/leads.csv").await.text().await.unwrap();

@@ -36,14 +36,7 @@ async fn worked_leads(app: &TestApp) -> (i64, i64) {
         ),
         (kept, json!({"status": "won", "version": 1})),
     ] {
-        let r = app
-            .client
-            .patch(app.url(&format!("/api/leads/{id}")))
-            .bearer_auth(DASHBOARD_TOKEN)
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
+        let r = app.patch_lead(id, &body).await;
         assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
     }
     let r = app
