@@ -55,13 +55,22 @@ impl Postgres {
         Ok(c.query_one(&stmt, &[]).await?.get(0))
     }
 
+    /// Planned for each call, as the feed's read is (see [`super::CUSTOM_PLAN`]).
     pub async fn events_after(&self, after: i64, limit: usize) -> Result<Vec<Event>, StoreError> {
         let c = self.client().await?;
         let stmt = c.prepare_cached(&events_after_sql("$2")).await?;
-        c.query(&stmt, &[&after, &(limit as i64)])
-            .await?
-            .iter()
-            .map(event_from_row)
-            .collect()
+        let limit = limit as i64;
+        let params: [&(dyn tokio_postgres::types::ToSql + Sync); 2] = [&after, &limit];
+        let begin = format!("BEGIN READ ONLY; {}", super::CUSTOM_PLAN);
+        // Sent together, one round trip.
+        let (begun, rows, ended) = tokio::join!(
+            c.batch_execute(&begin),
+            c.query(&stmt, &params),
+            c.batch_execute("COMMIT"),
+        );
+        begun?;
+        let rows = rows?;
+        ended?;
+        rows.iter().map(event_from_row).collect()
     }
 }

@@ -126,8 +126,8 @@ impl<S: LeadSink> Feed<S> {
         let _abort = AbortOnDrop(driver);
         client
             .batch_execute(&format!(
-                // The read below is the same every time: plan it once (see the pool's set-up).
-                "SET plan_cache_mode = force_generic_plan; \
+                // The read below is planned for every cursor (see `CUSTOM_PLAN`).
+                "SET plan_cache_mode = force_custom_plan; \
                  LISTEN {CHANNEL_LEADS}; LISTEN {CHANNEL_SESSIONS}"
             ))
             .await?;

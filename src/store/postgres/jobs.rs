@@ -53,7 +53,9 @@ impl Postgres {
     ///
     /// One statement claims and says when the next job is due, committed without waiting
     /// for the disk: a claim lost in a crash of the database only lets a job run twice, and
-    /// its lead is saved once all the same.
+    /// its lead is saved once all the same. It is planned for each call (see
+    /// [`CUSTOM_PLAN`](super::CUSTOM_PLAN)): planned once while `jobs` was small, it read and
+    /// sorted every due job of a backlog to claim a few, 3 ms a claim at 10,000.
     pub async fn claim_jobs(&self, limit: usize, skip: Vec<String>) -> Result<DueJobs, StoreError> {
         let c = self.client().await?;
         let now = now_ms();
@@ -90,8 +92,12 @@ impl Postgres {
             &skip,
             &(limit as i64),
         ];
+        let begin = format!(
+            "BEGIN; SET LOCAL synchronous_commit TO off; {}",
+            super::CUSTOM_PLAN
+        );
         let (begun, rows, committed) = tokio::join!(
-            c.batch_execute("BEGIN; SET LOCAL synchronous_commit TO off"),
+            c.batch_execute(&begin),
             c.query(&claim, &params),
             c.batch_execute("COMMIT"),
         );

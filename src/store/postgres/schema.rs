@@ -126,7 +126,7 @@ pub(in crate::store) async fn migrate(
         log::info!("created PostgreSQL schema version 1");
     }
     let version: i64 = tx
-        .query_one("SELECT max(version) FROM schema_version", &[])
+        .query_one("SELECT coalesce(max(version), 0) FROM schema_version", &[])
         .await?
         .get(0);
     for (i, sql) in MIGRATIONS.iter().enumerate() {
