@@ -359,66 +359,180 @@ async fn timed_events(
     events: usize,
 ) -> Result<(Spread, Duration), String> {
     let mut times = Vec::with_capacity(events);
-    let cpu_before = server.cpu();
+    let mut cpu = Duration::ZERO;
     for _ in 0..events {
+        tokio::time::sleep(SETTLE).await;
+        let cpu_before = server.cpu();
         times.push(subs.one_event(publisher).await?);
+        cpu += server.cpu().saturating_sub(cpu_before);
     }
-    Ok((
-        spread(times),
-        server.cpu().saturating_sub(cpu_before) / events as u32,
-    ))
+    Ok((spread(times), cpu / events as u32))
 }
 
 /// Streams opened and closed before the baseline is read: as many as open at once.
 const WARM_UP: usize = 64;
 
-/// Streams opened `via` in steps of `sizes`; memory read with them idle, then `events`
-/// publications timed at each size (none when 0).
-pub(crate) async fn fan_out(
-    server: &dyn Measured,
-    via: Via,
-    ids: &Ids,
-    sizes: &[usize],
-    events: usize,
-    readers: tokio::runtime::Handle,
-) -> Result<(Vec<FanOut>, Vec<Memory>), String> {
-    let mut publisher = Publisher::connect(server.addr(), server.peer(), ids).await?;
-    // A round of streams opened and closed first: what the server allocates once (caches,
-    // per-thread pools, the first answers of a route) is then in the baseline, not spread
-    // over the streams counted.
-    let mut warm_up = Subscribers::new(server.addr(), server.peer(), via, readers.clone());
-    warm_up.grow_to(WARM_UP).await?;
-    warm_up.close().await;
-    let mut subs = Subscribers::new(server.addr(), server.peer(), via, readers);
-    let before = settled_rss(server).await?;
-    let mut fan = Vec::new();
-    let mut mem = Vec::new();
-    for &n in sizes {
-        subs.grow_to(n).await?;
-        let after = settled_rss(server).await?;
-        mem.push(Memory { n, before, after });
-        if events == 0 {
-            continue;
-        }
-        // One untimed lead, so every new stream has been polled once with a lead in flight.
-        subs.one_event(&mut publisher).await?;
-        let (spread_new, cpu_new) = timed_events(server, &subs, &mut publisher, events).await?;
-        // Then as many changes to the newest lead, pushed as `event: update`.
-        let update = if server.peer() == Peer::Leadstream {
-            publisher.change_newest().await?;
-            let r = timed_events(server, &subs, &mut publisher, events).await?;
-            publisher.kind = Publish::NewLead;
+/// One server's part in [`fan_out`].
+struct Side<'a> {
+    server: &'a dyn Measured,
+    publisher: Publisher<'a>,
+    subs: Subscribers,
+    before: u64,
+    fan: Vec<FanOut>,
+    mem: Vec<Memory>,
+}
+
+impl Side<'_> {
+    /// Opens streams up to `n` and reads the memory they take.
+    async fn grow_to(&mut self, n: usize) -> Result<(), String> {
+        self.subs.grow_to(n).await?;
+        let after = settled_rss(self.server).await?;
+        self.mem.push(Memory {
+            n,
+            before: self.before,
+            after,
+        });
+        Ok(())
+    }
+
+    /// One untimed lead, so every new stream has been polled once with a lead in flight.
+    async fn warm(&mut self) -> Result<(), String> {
+        self.subs.one_event(&mut self.publisher).await.map(drop)
+    }
+
+    /// One timed lead: its time to the last stream, and the server's CPU for it.
+    async fn timed(&mut self) -> Result<(Duration, Duration), String> {
+        tokio::time::sleep(SETTLE).await;
+        let cpu_before = self.server.cpu();
+        let took = self.subs.one_event(&mut self.publisher).await?;
+        Ok((took, self.server.cpu().saturating_sub(cpu_before)))
+    }
+
+    /// Records the leads' times at `n` streams, after timing as many changes to the newest
+    /// lead, pushed as `event: update` (leadstream only; no peer has a counterpart).
+    async fn finish(
+        &mut self,
+        n: usize,
+        times: Vec<Duration>,
+        cpu: Duration,
+    ) -> Result<(), String> {
+        let events = times.len();
+        let update = if self.server.peer() == Peer::Leadstream {
+            self.publisher.change_newest().await?;
+            let r = timed_events(self.server, &self.subs, &mut self.publisher, events).await?;
+            self.publisher.kind = Publish::NewLead;
             Some(r)
         } else {
             None
         };
-        fan.push(FanOut {
+        self.fan.push(FanOut {
             n,
-            spread: spread_new,
-            cpu: cpu_new,
+            spread: spread(times),
+            cpu: cpu / events as u32,
             update,
         });
+        Ok(())
     }
-    subs.close().await;
-    Ok((fan, mem))
+}
+
+/// The pause before each timed publication. Without it, a publication is timed while the
+/// server that took the previous one is still busy with its after-work (its readers, log lines,
+/// bookkeeping): with the servers alternating, each would be timed against the other's
+/// leftovers. Leads come seconds apart in life, so a pause is also the more faithful load.
+const SETTLE: Duration = Duration::from_millis(50);
+
+/// Descriptors this process keeps for other things than the streams.
+const FD_MARGIN: usize = 264;
+
+/// For each server, streams opened `via` in steps of `sizes`; memory read with them idle,
+/// then `events` publications timed at each size (none when 0).
+///
+/// With two servers (leadstream and its peer), both sets of streams stay open and the events
+/// alternate between them, one for each in every round, the first turn switching sides from
+/// round to round. Why: on a shared machine the time a fan-out takes drifts by half from
+/// minute to minute (a neighbour's load, the host's own work), and with one server measured
+/// after the other the comparison was decided as often by that drift as by the servers.
+/// Side by side, both see the same minute. A size whose two sets would not fit under this
+/// process's open-files limit is measured one server after the other, each set closed after.
+pub(crate) async fn fan_out<'a>(
+    servers: &[&'a dyn Measured],
+    via: Via,
+    ids: &'a Ids,
+    sizes: &[usize],
+    events: usize,
+    readers: tokio::runtime::Handle,
+) -> Result<Vec<(Vec<FanOut>, Vec<Memory>)>, String> {
+    let fd_limit = crate::bench::raise_nofile(0) as usize;
+    let mut sides = Vec::with_capacity(servers.len());
+    for &server in servers {
+        let publisher = Publisher::connect(server.addr(), server.peer(), ids).await?;
+        // A round of streams opened and closed first: what the server allocates once (caches,
+        // per-thread pools, the first answers of a route) is then in the baseline, not spread
+        // over the streams counted.
+        let mut warm_up = Subscribers::new(server.addr(), server.peer(), via, readers.clone());
+        warm_up.grow_to(WARM_UP).await?;
+        warm_up.close().await;
+        let subs = Subscribers::new(server.addr(), server.peer(), via, readers.clone());
+        let before = settled_rss(server).await?;
+        sides.push(Side {
+            server,
+            publisher,
+            subs,
+            before,
+            fan: Vec::new(),
+            mem: Vec::new(),
+        });
+    }
+    for &n in sizes {
+        if sides.len() * n + FD_MARGIN <= fd_limit {
+            for side in sides.iter_mut() {
+                side.grow_to(n).await?;
+            }
+            if events == 0 {
+                continue;
+            }
+            for side in sides.iter_mut() {
+                side.warm().await?;
+            }
+            let mut times = vec![Vec::with_capacity(events); sides.len()];
+            let mut cpu = vec![Duration::ZERO; sides.len()];
+            for round in 0..events {
+                for turn in 0..sides.len() {
+                    let i = (turn + round) % sides.len();
+                    let (took, used) = sides[i].timed().await?;
+                    times[i].push(took);
+                    cpu[i] += used;
+                }
+            }
+            for ((side, times), cpu) in sides.iter_mut().zip(times).zip(cpu) {
+                side.finish(n, times, cpu).await?;
+            }
+        } else {
+            // One after the other; each set closed after its turn (so a later size starts
+            // from no streams on that server).
+            for side in sides.iter_mut() {
+                side.grow_to(n).await?;
+                if events > 0 {
+                    side.warm().await?;
+                    let mut times = Vec::with_capacity(events);
+                    let mut cpu = Duration::ZERO;
+                    for _ in 0..events {
+                        let (took, used) = side.timed().await?;
+                        times.push(took);
+                        cpu += used;
+                    }
+                    side.finish(n, times, cpu).await?;
+                }
+                let server = side.server;
+                let fresh = Subscribers::new(server.addr(), server.peer(), via, readers.clone());
+                std::mem::replace(&mut side.subs, fresh).close().await;
+            }
+        }
+    }
+    let mut out = Vec::with_capacity(sides.len());
+    for side in sides {
+        side.subs.close().await;
+        out.push((side.fan, side.mem));
+    }
+    Ok(out)
 }

@@ -102,8 +102,8 @@ pub(crate) struct Opts {
     /// Subscriber counts for the fan-out, ascending, comma-separated (0 skips the fan-out).
     #[arg(long, value_delimiter = ',', default_value = "1000,10000")]
     fanout: Vec<usize>,
-    /// Events timed per fan-out size.
-    #[arg(long, default_value_t = 20)]
+    /// Events timed per fan-out size (and server: they alternate with the peer's)
+    #[arg(long, default_value_t = 100)]
     fanout_events: usize,
     /// Webhooks (one distinct lead each) for the ingest measurement (0 skips it).
     #[arg(long, default_value_t = 20_000)]
