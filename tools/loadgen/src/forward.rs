@@ -1,6 +1,7 @@
-//! Forwarding under load: the webhook → SSE latency measured again while every lead is also
-//! forwarded to a webhook receiver on loopback, beside the run without forwarding. Forwarding
-//! runs beside ingest, so the p99 must not move. Also how long until every lead was delivered.
+//! Forwarding under load: the webhook → SSE latency of leads that are also forwarded to a
+//! webhook receiver on loopback, beside leads timed without forwarding in the same minutes.
+//! Forwarding runs beside ingest, so the p99 must not move. Also how long until every lead was
+//! delivered.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -11,7 +12,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
 use crate::client::{find, Conn};
-use crate::measure::{latency, Ids, Spread};
+use crate::measure::{latency_times, spread, Ids, Spread, LATENCY_WARM_UP};
 use crate::DASHBOARD_TOKEN;
 
 /// A receiver that answers every request 200 on keep-alive connections and counts them.
@@ -67,17 +68,62 @@ async fn start_receiver() -> Result<(SocketAddr, Arc<AtomicUsize>), String> {
 
 /// What forwarding under load measured.
 pub(crate) struct Forwarded {
+    /// Leads forwarded as they were timed.
     pub(crate) latency: Spread,
-    /// From the first lead sent to the last delivery received.
-    pub(crate) all_delivered: Duration,
+    /// Leads timed with no destination, in the blocks between.
+    pub(crate) without: Spread,
+    /// Leads timed each way.
+    pub(crate) each: usize,
+    /// The slowest forwarded block: from its first lead sent to its last delivery received.
+    pub(crate) block_delivered: Duration,
     pub(crate) delivered: usize,
 }
 
-/// Adds a webhook destination to the receiver, times `n` leads as [`latency`] does, waits
-/// until the receiver has every one, and removes the destination.
+/// Blocks the leads are timed in, alternately without and with a destination.
+const BLOCKS: usize = 10;
+
+/// Times `n` leads as [`crate::measure::latency`] does, in [`BLOCKS`] blocks: every other block with a webhook
+/// destination to the receiver, added before the block and removed once the receiver has every
+/// lead of it. Why blocks: the machine's pace drifts from minute to minute, and forwarding must
+/// be compared with no forwarding in the same minutes, not with a run a minute before.
 pub(crate) async fn forwarding(addr: SocketAddr, ids: &Ids, n: usize) -> Result<Forwarded, String> {
     let (receiver, count) = start_receiver().await?;
     let mut api = Conn::connect(addr).await.map_err(|e| e.to_string())?;
+    let per_block = n.div_ceil(BLOCKS).max(1);
+    let mut with = Vec::new();
+    let mut without = Vec::new();
+    let mut block_delivered = Duration::ZERO;
+    let mut expected = 0;
+    for block in 0..BLOCKS {
+        if block % 2 == 0 {
+            without.extend(latency_times(addr, addr, ids, per_block).await?);
+            continue;
+        }
+        let id = add_destination(&mut api, addr, receiver).await?;
+        let started = Instant::now();
+        with.extend(latency_times(addr, addr, ids, per_block).await?);
+        // Every lead sent while the destination was there, warm-up leads too.
+        expected += LATENCY_WARM_UP + per_block;
+        wait_for(&count, expected).await?;
+        block_delivered = block_delivered.max(started.elapsed());
+        remove_destination(&mut api, addr, id).await?;
+    }
+    let each = with.len();
+    Ok(Forwarded {
+        each,
+        latency: spread(with),
+        without: spread(without),
+        block_delivered,
+        delivered: count.load(Ordering::Relaxed),
+    })
+}
+
+/// Adds a webhook destination to the receiver; its id.
+async fn add_destination(
+    api: &mut Conn,
+    addr: SocketAddr,
+    receiver: SocketAddr,
+) -> Result<i64, String> {
     let body = format!(r#"{{"kind":"webhook","url":"http://{receiver}/hook"}}"#);
     let req = format!(
         "POST /api/destinations HTTP/1.1\r\nhost: {addr}\r\nauthorization: Bearer {DASHBOARD_TOKEN}\r\n\
@@ -95,26 +141,31 @@ pub(crate) async fn forwarding(addr: SocketAddr, ids: &Ids, n: usize) -> Result<
         ));
     }
     let v: serde_json::Value = serde_json::from_slice(&answer).map_err(|e| e.to_string())?;
-    let id = v["id"].as_i64().unwrap_or(0);
-    let started = Instant::now();
-    let lat = latency(addr, addr, ids, n).await?;
-    // `latency` sends some warm-up leads too: every lead sent since the destination was added.
+    v["id"]
+        .as_i64()
+        .ok_or_else(|| "the new destination has no id".to_string())
+}
+
+/// Waits until the receiver has `expected` requests, and no more come.
+async fn wait_for(count: &AtomicUsize, expected: usize) -> Result<(), String> {
     let deadline = Instant::now() + Duration::from_secs(120);
     let mut last = 0;
     loop {
         let got = count.load(Ordering::Relaxed);
-        if got >= n && got == last {
-            break;
+        if got >= expected && got == last {
+            return Ok(());
         }
         if Instant::now() > deadline {
             return Err(format!(
-                "only {got} of {n}+ leads reached the receiver in 120 s"
+                "only {got} of {expected} leads reached the receiver in 120 s"
             ));
         }
         last = got;
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let all_delivered = started.elapsed();
+}
+
+async fn remove_destination(api: &mut Conn, addr: SocketAddr, id: i64) -> Result<(), String> {
     let req = format!(
         "DELETE /api/destinations/{id} HTTP/1.1\r\nhost: {addr}\r\nauthorization: Bearer {DASHBOARD_TOKEN}\r\n\r\n"
     );
@@ -127,9 +178,5 @@ pub(crate) async fn forwarding(addr: SocketAddr, ids: &Ids, n: usize) -> Result<
     if head.status != 204 {
         return Err(format!("removing the destination answered {}", head.status));
     }
-    Ok(Forwarded {
-        latency: lat,
-        all_delivered,
-        delivered: count.load(Ordering::Relaxed),
-    })
+    Ok(())
 }

@@ -52,13 +52,25 @@ pub(crate) async fn latency(
     ids: &Ids,
     n: usize,
 ) -> Result<Spread, String> {
+    latency_times(addr, stream_from, ids, n).await.map(spread)
+}
+
+/// Leads [`latency`] sends untimed first.
+pub(crate) const LATENCY_WARM_UP: usize = 20;
+
+/// [`latency`]'s times, one per lead, in the order sent.
+pub(crate) async fn latency_times(
+    addr: SocketAddr,
+    stream_from: SocketAddr,
+    ids: &Ids,
+    n: usize,
+) -> Result<Vec<Duration>, String> {
     let mut sse = Sse::open(stream_from, Peer::Leadstream, Via::Browser).await?;
     let mut poster = Conn::connect(addr).await.map_err(|e| e.to_string())?;
     // Warm-up, not timed: the first leads open the worker's pooled Graph connection and the
     // reader connections, which a running server has already done.
-    let warmup = 20;
     let mut times = Vec::with_capacity(n);
-    for i in 0..warmup + n {
+    for i in 0..LATENCY_WARM_UP + n {
         let leadgen_id = ids.next();
         let req = webhook_request(addr, &leadgen_id);
         let started = SystemTime::now();
@@ -71,11 +83,11 @@ pub(crate) async fn latency(
                 seen.leadgen_id, seen.id
             ));
         }
-        if i >= warmup {
+        if i >= LATENCY_WARM_UP {
             times.push(seen.at.duration_since(started).unwrap_or_default());
         }
     }
-    Ok(spread(times))
+    Ok(times)
 }
 
 /// Bytes per send in [`bare_sends`]; a lead's frame in this benchmark is about this size.
