@@ -62,15 +62,10 @@ impl Postgres {
         let limit = limit as i64;
         let params: [&(dyn tokio_postgres::types::ToSql + Sync); 2] = [&after, &limit];
         let begin = format!("BEGIN READ ONLY; {}", super::CUSTOM_PLAN);
-        // Sent together, one round trip.
-        let (begun, rows, ended) = tokio::join!(
-            c.batch_execute(&begin),
-            c.query(&stmt, &params),
-            c.batch_execute("COMMIT"),
-        );
-        begun?;
-        let rows = rows?;
-        ended?;
-        rows.iter().map(event_from_row).collect()
+        super::query_alone(&c, &begin, &stmt, &params)
+            .await?
+            .iter()
+            .map(event_from_row)
+            .collect()
     }
 }

@@ -336,16 +336,20 @@ impl Postgres {
         let now = now_ms();
         let me = &self.inner.me;
         // The delivery's row, then its destination's record of failures, in one statement;
-        // both only while the claim is ours.
+        // both only while the claim is ours. Committed without waiting for the disk, as the
+        // SQLite writer groups them into one commit: an outcome lost in a crash of the database
+        // only means the delivery is sent again, with the same webhook-id, and a flush per
+        // delivery competed with the lead saves (forwarded leads' p99 up by 2-5 ms).
+        const LENIENT: &str = "BEGIN; SET LOCAL synchronous_commit TO off";
         const SUCCESS: &str = "UPDATE destinations d SET failures = 0, failing_since_ms = NULL,
                                    last_error = NULL, last_delivered_ms = $3,
                                    delivered_count = d.delivered_count + 1
-                               FROM f WHERE d.id = f.destination_id";
+                               FROM f WHERE d.id = f.destination_id RETURNING d.id";
         const FAILURE: &str = "UPDATE destinations d SET failures = d.failures + 1,
                                    failing_since_ms = coalesce(d.failing_since_ms, $3),
                                    last_error = $5
-                               FROM f WHERE d.id = f.destination_id";
-        let n = match &outcome {
+                               FROM f WHERE d.id = f.destination_id RETURNING d.id";
+        let written = match &outcome {
             Outcome::Delivered { status } => {
                 let stmt = c
                     .prepare_cached(&format!(
@@ -358,8 +362,7 @@ impl Postgres {
                          {SUCCESS}"
                     ))
                     .await?;
-                c.execute(&stmt, &[&id, me, &now, &attempts, status])
-                    .await?
+                super::query_alone(c, LENIENT, &stmt, &[&id, me, &now, &attempts, status]).await?
             }
             Outcome::RetryLater {
                 next_attempt_ms,
@@ -377,7 +380,9 @@ impl Postgres {
                          {FAILURE}"
                     ))
                     .await?;
-                c.execute(
+                super::query_alone(
+                    c,
+                    LENIENT,
                     &stmt,
                     &[
                         &id,
@@ -403,11 +408,16 @@ impl Postgres {
                          {FAILURE}"
                     ))
                     .await?;
-                c.execute(&stmt, &[&id, me, &now, &attempts, &text(error), status])
-                    .await?
+                super::query_alone(
+                    c,
+                    LENIENT,
+                    &stmt,
+                    &[&id, me, &now, &attempts, &text(error), status],
+                )
+                .await?
             }
         };
-        if n == 0 {
+        if written.is_empty() {
             log::info!(
                 "forwarding delivery {id}: its claim had passed to another instance, or its \
                  destination was removed; nothing written"

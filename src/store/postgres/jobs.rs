@@ -96,14 +96,7 @@ impl Postgres {
             "BEGIN; SET LOCAL synchronous_commit TO off; {}",
             super::CUSTOM_PLAN
         );
-        let (begun, rows, committed) = tokio::join!(
-            c.batch_execute(&begin),
-            c.query(&claim, &params),
-            c.batch_execute("COMMIT"),
-        );
-        begun?;
-        let rows = rows?;
-        committed?;
+        let rows = super::query_alone(&c, &begin, &claim, &params).await?;
         let mut next_due_ms = None;
         let mut jobs: Vec<(i64, Job)> = Vec::with_capacity(rows.len());
         for r in &rows {

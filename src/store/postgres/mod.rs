@@ -216,6 +216,25 @@ impl Postgres {
     }
 }
 
+/// Runs one query in a transaction of its own, begun with `begin` (`BEGIN` and the settings
+/// for this transaction alone), the three sent at once: one round trip, not three.
+async fn query_alone(
+    c: &tokio_postgres::Client,
+    begin: &str,
+    stmt: &tokio_postgres::Statement,
+    params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+) -> Result<Vec<tokio_postgres::Row>, tokio_postgres::Error> {
+    let (begun, rows, ended) = tokio::join!(
+        c.batch_execute(begin),
+        c.query(stmt, params),
+        c.batch_execute("COMMIT"),
+    );
+    begun?;
+    let rows = rows?;
+    ended?;
+    Ok(rows)
+}
+
 /// Why no pooled connection could be had, as one error.
 fn pool_error(e: deadpool_postgres::PoolError) -> StoreError {
     match e {
