@@ -338,8 +338,8 @@ impl Postgres {
         // The delivery's row, then its destination's record of failures, in one statement;
         // both only while the claim is ours. Committed without waiting for the disk, as the
         // SQLite writer groups them into one commit: an outcome lost in a crash of the database
-        // only means the delivery is sent again, with the same webhook-id, and a flush per
-        // delivery competed with the lead saves (forwarded leads' p99 up by 2-5 ms).
+        // only means the delivery is sent again, with the same webhook-id, while a flush per
+        // delivery would wait for the disk beside the lead saves.
         const LENIENT: &str = "BEGIN; SET LOCAL synchronous_commit TO off";
         const SUCCESS: &str = "UPDATE destinations d SET failures = 0, failing_since_ms = NULL,
                                    last_error = NULL, last_delivered_ms = $3,
