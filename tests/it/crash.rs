@@ -5,11 +5,9 @@ use std::collections::HashSet;
 use std::path::Path;
 use std::time::Duration;
 
-use serde_json::Value;
-
 use crate::helpers::db::integrity;
 use crate::helpers::pg::skip_on_postgres;
-use crate::helpers::process::{meta_env, Process};
+use crate::helpers::process::{get_json_at, meta_env, Process};
 use crate::helpers::*;
 
 /// The real binary on `db_path`, asking the fake Graph at `graph_url`; the process and its
@@ -20,19 +18,6 @@ async fn start(db_path: &Path, graph_url: &str, dir: &Path) -> (Process, String)
     let mut process = Process::start(dir, &env);
     let base = process.base_url().await;
     (process, base)
-}
-
-/// `GET url` with the dashboard token, as JSON.
-async fn get_json(client: &reqwest::Client, url: &str) -> Value {
-    client
-        .get(url)
-        .bearer_auth(DASHBOARD_TOKEN)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -133,7 +118,7 @@ async fn kill_9_right_after_a_burst_of_acknowledged_webhooks_while_graph_fails_l
     let (mut second, second_base) = start(&db_path, &graph.url(), dir.path()).await;
     let deadline = std::time::Instant::now() + Duration::from_secs(8);
     let status = loop {
-        let s = get_json(&client, &format!("{second_base}/api/status")).await;
+        let s = get_json_at(&client, &format!("{second_base}/api/status")).await;
         if s["jobs_waiting"] == 0 || std::time::Instant::now() > deadline {
             break s;
         }
@@ -141,7 +126,7 @@ async fn kill_9_right_after_a_burst_of_acknowledged_webhooks_while_graph_fails_l
     };
     assert_eq!(status["jobs_waiting"], 0, "{status}");
     assert_eq!(status["dead_letters"], 0);
-    let listed = get_json(&client, &format!("{second_base}/api/leads?limit=1000")).await;
+    let listed = get_json_at(&client, &format!("{second_base}/api/leads?limit=1000")).await;
     let saved: HashSet<String> = listed["leads"]
         .as_array()
         .unwrap()

@@ -4,9 +4,7 @@
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
-use serde_json::{json, Value};
-
-use crate::helpers::process::{meta_env, Process};
+use crate::helpers::process::{add_webhook_destination, get_json_at, meta_env, Process};
 use crate::helpers::receiver::{Answer, Receiver};
 use crate::helpers::*;
 use leadstream::ingest::signature::sign;
@@ -44,16 +42,7 @@ async fn kill_9_mid_burst_loses_no_delivery() {
     let b = Receiver::start().await;
     let mut secrets = Vec::new();
     for r in [&a, &b] {
-        let v: Value = client
-            .post(format!("{base}/api/destinations"))
-            .bearer_auth(DASHBOARD_TOKEN)
-            .json(&json!({"kind": "webhook", "url": r.url()}))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let v = add_webhook_destination(&client, &base, &r.url()).await;
         r.set_secret(v["secret"].as_str().unwrap());
         secrets.push(v["secret"].as_str().unwrap().to_string());
     }
@@ -97,15 +86,7 @@ async fn kill_9_mid_burst_loses_no_delivery() {
     // Every acknowledged lead is saved after the restart...
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let v: Value = client
-            .get(format!("{base}/api/leads/count"))
-            .bearer_auth(DASHBOARD_TOKEN)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let v = get_json_at(&client, &format!("{base}/api/leads/count")).await;
         if v["count"] == n {
             break;
         }

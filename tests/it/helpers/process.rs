@@ -185,3 +185,35 @@ fn lines_of(pipe: impl Read + Send + 'static) -> Arc<Mutex<Vec<String>>> {
     });
     lines
 }
+
+/// `GET url` with the dashboard token, as JSON: for a running binary, or any base URL.
+pub async fn get_json_at(client: &reqwest::Client, url: &str) -> serde_json::Value {
+    client
+        .get(url)
+        .bearer_auth(super::DASHBOARD_TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+/// Adds a webhook destination to `receiver_url` through the server at `base`; the answer (with
+/// the destination's `secret`, shown this once).
+pub async fn add_webhook_destination(
+    client: &reqwest::Client,
+    base: &str,
+    receiver_url: &str,
+) -> serde_json::Value {
+    client
+        .post(format!("{base}/api/destinations"))
+        .bearer_auth(super::DASHBOARD_TOKEN)
+        .json(&serde_json::json!({"kind": "webhook", "url": receiver_url}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}

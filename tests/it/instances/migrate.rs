@@ -36,16 +36,8 @@ async fn a_sqlite_database_moves_to_postgres_with_its_ids_queue_and_sessions_onc
     // A forwarding destination that refuses for now: its deliveries wait, and move over.
     let receiver = crate::helpers::receiver::Receiver::start().await;
     receiver.answer(crate::helpers::receiver::Answer::Status(503, String::new()));
-    let added: serde_json::Value = client
-        .post(format!("{}/api/destinations", old.base))
-        .bearer_auth(DASHBOARD_TOKEN)
-        .json(&serde_json::json!({"kind": "webhook", "url": receiver.url()}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let added =
+        crate::helpers::process::add_webhook_destination(&client, &old.base, &receiver.url()).await;
     receiver.set_secret(added["secret"].as_str().unwrap());
     for id in &ids {
         assert_eq!(old.post_webhook(&client, &[id]).await, 200);

@@ -65,15 +65,7 @@ impl Instance {
 
     /// `GET path` with the dashboard token, as JSON.
     pub async fn get_json(&self, path: &str) -> Value {
-        reqwest::Client::new()
-            .get(self.url(path))
-            .bearer_auth(DASHBOARD_TOKEN)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap()
+        crate::helpers::process::get_json_at(&reqwest::Client::new(), &self.url(path)).await
     }
 
     /// Opens `/api/stream` on a fresh connection, resuming after `last_event_id`.
