@@ -351,24 +351,6 @@ pub(crate) async fn settled_rss(server: &dyn Measured) -> Result<u64, String> {
     Ok(last)
 }
 
-/// `events` publications timed to the last of `subs`: their spread and server CPU per event.
-async fn timed_events(
-    server: &dyn Measured,
-    subs: &Subscribers,
-    publisher: &mut Publisher<'_>,
-    events: usize,
-) -> Result<(Spread, Duration), String> {
-    let mut times = Vec::with_capacity(events);
-    let mut cpu = Duration::ZERO;
-    for _ in 0..events {
-        tokio::time::sleep(SETTLE).await;
-        let cpu_before = server.cpu();
-        times.push(subs.one_event(publisher).await?);
-        cpu += server.cpu().saturating_sub(cpu_before);
-    }
-    Ok((spread(times), cpu / events as u32))
-}
-
 /// Streams opened and closed before the baseline is read: as many as open at once.
 const WARM_UP: usize = 64;
 
@@ -400,12 +382,24 @@ impl Side<'_> {
         self.subs.one_event(&mut self.publisher).await.map(drop)
     }
 
-    /// One timed lead: its time to the last stream, and the server's CPU for it.
+    /// One timed publication: its time to the last stream, and the server's CPU for it.
     async fn timed(&mut self) -> Result<(Duration, Duration), String> {
         tokio::time::sleep(SETTLE).await;
         let cpu_before = self.server.cpu();
         let took = self.subs.one_event(&mut self.publisher).await?;
         Ok((took, self.server.cpu().saturating_sub(cpu_before)))
+    }
+
+    /// `events` timed publications in a row: their times, and the server's CPU for them all.
+    async fn timed_in_a_row(&mut self, events: usize) -> Result<(Vec<Duration>, Duration), String> {
+        let mut times = Vec::with_capacity(events);
+        let mut cpu = Duration::ZERO;
+        for _ in 0..events {
+            let (took, used) = self.timed().await?;
+            times.push(took);
+            cpu += used;
+        }
+        Ok((times, cpu))
     }
 
     /// Records the leads' times at `n` streams, after timing as many changes to the newest
@@ -419,9 +413,9 @@ impl Side<'_> {
         let events = times.len();
         let update = if self.server.peer() == Peer::Leadstream {
             self.publisher.change_newest().await?;
-            let r = timed_events(self.server, &self.subs, &mut self.publisher, events).await?;
+            let (times, cpu) = self.timed_in_a_row(events).await?;
             self.publisher.kind = Publish::NewLead;
-            Some(r)
+            Some((spread(times), cpu / events as u32))
         } else {
             None
         };
@@ -514,13 +508,7 @@ pub(crate) async fn fan_out<'a>(
                 side.grow_to(n).await?;
                 if events > 0 {
                     side.warm().await?;
-                    let mut times = Vec::with_capacity(events);
-                    let mut cpu = Duration::ZERO;
-                    for _ in 0..events {
-                        let (took, used) = side.timed().await?;
-                        times.push(took);
-                        cpu += used;
-                    }
+                    let (times, cpu) = side.timed_in_a_row(events).await?;
                     side.finish(n, times, cpu).await?;
                 }
                 let server = side.server;
