@@ -8,6 +8,7 @@
 //! ours, as with the jobs.
 
 use deadpool_postgres::Client;
+use tokio_postgres::types::ToSql;
 use tokio_postgres::Row;
 
 use super::{text, Postgres};
@@ -349,74 +350,48 @@ impl Postgres {
                                    failing_since_ms = coalesce(d.failing_since_ms, $3),
                                    last_error = $5
                                FROM f WHERE d.id = f.destination_id RETURNING d.id";
-        let written = match &outcome {
-            Outcome::Delivered { status } => {
-                let stmt = c
-                    .prepare_cached(&format!(
-                        "WITH f AS (
-                             UPDATE forwards SET state = 'delivered', attempts = $4,
-                                    last_status = $5, last_error = NULL, delivered_ms = $3,
-                                    updated_ms = $3, locked_by = NULL, locked_until = NULL
-                             WHERE id = $1 AND state = 'pending' AND locked_by = $2
-                             RETURNING destination_id)
-                         {SUCCESS}"
-                    ))
-                    .await?;
-                super::query_alone(c, LENIENT, &stmt, &[&id, me, &now, &attempts, status]).await?
+        let error = match &outcome {
+            Outcome::Delivered { .. } => None,
+            Outcome::RetryLater { error, .. } | Outcome::SetAside { error, .. } => {
+                Some(text(error))
             }
+        };
+        // What differs by outcome: the delivery's new state, its destination's record, and
+        // the values from $4 on (attempts, then the outcome's own).
+        type Params<'a> = Vec<&'a (dyn ToSql + Sync)>;
+        let (set, destination, params): (&str, &str, Params) = match &outcome {
+            Outcome::Delivered { status } => (
+                "state = 'delivered', attempts = $4, last_status = $5, last_error = NULL,
+                 delivered_ms = $3",
+                SUCCESS,
+                vec![&id, me, &now, &attempts, status],
+            ),
             Outcome::RetryLater {
                 next_attempt_ms,
                 status,
-                error,
-            } => {
-                let stmt = c
-                    .prepare_cached(&format!(
-                        "WITH f AS (
-                             UPDATE forwards SET attempts = $4, last_status = $6,
-                                    last_error = $5, next_attempt_ms = $7, updated_ms = $3,
-                                    locked_by = NULL, locked_until = NULL
-                             WHERE id = $1 AND state = 'pending' AND locked_by = $2
-                             RETURNING destination_id)
-                         {FAILURE}"
-                    ))
-                    .await?;
-                super::query_alone(
-                    c,
-                    LENIENT,
-                    &stmt,
-                    &[
-                        &id,
-                        me,
-                        &now,
-                        &attempts,
-                        &text(error),
-                        status,
-                        next_attempt_ms,
-                    ],
-                )
-                .await?
-            }
-            Outcome::SetAside { status, error } => {
-                let stmt = c
-                    .prepare_cached(&format!(
-                        "WITH f AS (
-                             UPDATE forwards SET state = 'dead', attempts = $4, last_status = $6,
-                                    last_error = $5, updated_ms = $3,
-                                    locked_by = NULL, locked_until = NULL
-                             WHERE id = $1 AND state = 'pending' AND locked_by = $2
-                             RETURNING destination_id)
-                         {FAILURE}"
-                    ))
-                    .await?;
-                super::query_alone(
-                    c,
-                    LENIENT,
-                    &stmt,
-                    &[&id, me, &now, &attempts, &text(error), status],
-                )
-                .await?
-            }
+                ..
+            } => (
+                "attempts = $4, last_status = $6, last_error = $5, next_attempt_ms = $7",
+                FAILURE,
+                vec![&id, me, &now, &attempts, &error, status, next_attempt_ms],
+            ),
+            Outcome::SetAside { status, .. } => (
+                "state = 'dead', attempts = $4, last_status = $6, last_error = $5",
+                FAILURE,
+                vec![&id, me, &now, &attempts, &error, status],
+            ),
         };
+        let stmt = c
+            .prepare_cached(&format!(
+                "WITH f AS (
+                     UPDATE forwards SET {set}, updated_ms = $3, locked_by = NULL,
+                                         locked_until = NULL
+                     WHERE id = $1 AND state = 'pending' AND locked_by = $2
+                     RETURNING destination_id)
+                 {destination}"
+            ))
+            .await?;
+        let written = super::query_alone(c, LENIENT, &stmt, &params).await?;
         if written.is_empty() {
             log::info!(
                 "forwarding delivery {id}: its claim had passed to another instance, or its \
